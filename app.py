@@ -1,0 +1,53 @@
+"""MNIST Budget Lab: home page and navigation. Run with `streamlit run app.py`."""
+
+import streamlit as st
+
+from mnist_core.budget import summarize
+from mnist_core.store import StoreError
+from pages import common
+
+st.set_page_config(page_title="MNIST Budget Lab", page_icon="🔢", layout="wide")
+
+
+def home() -> None:
+    st.title("MNIST Budget Lab")
+    st.write("Design a tiny convolutional network for handwritten digits under a hard parameter budget, "
+             "train it while you watch it learn, and test it on digits you draw. "
+             "Every BatchNorm, Dropout and filter you toggle shows its cost in parameters at once.")
+    arch, budget = common.current_arch(), common.current_budget()
+    verdict = budget.verdict(summarize(arch))
+    left, right = st.columns(2)
+    left.metric(f"Current architecture ({arch.name}), {budget.counting} params", f"{verdict.counted:,}",
+                delta=f"{verdict.margin:,} to spare" if verdict.within else f"{verdict.over_by:,} over budget",
+                delta_color="normal" if verdict.within else "inverse")
+    lab = common.get_lab()
+    best = None
+    if lab is not None:
+        try:
+            finished = [run for run in lab.store.list(("completed",)) if run.test_accuracy is not None]
+            best = max(finished, key=lambda run: run.test_accuracy, default=None)
+        except StoreError as err:
+            st.error(str(err))
+    if best:
+        right.metric(f"Best model so far: run {best.id} ({best.name}), {best.total_params:,} params",
+                     f"{best.test_accuracy:.2%}")
+    else:
+        right.metric("Best model so far", "none trained yet")
+    st.subheader("Where to go")
+    st.page_link(ARCHITECTURE, label="Architecture: design the network under the budget", icon="🧱")
+    st.page_link(TRAIN, label="Train: watch it learn, live", icon="📈")
+    st.page_link(PREDICT, label="Predict: draw a digit and see what it thinks", icon="✏️")
+    st.page_link(RUNS, label="Runs: compare, download, reload or delete past runs", icon="🗂️")
+
+
+HOME = st.Page(home, title="Home", icon="🏠", default=True)
+ARCHITECTURE = st.Page("pages/architecture.py", title="Architecture", icon="🧱")
+TRAIN = st.Page("pages/train.py", title="Train", icon="📈")
+PREDICT = st.Page("pages/predict.py", title="Predict", icon="✏️")
+RUNS = st.Page("pages/runs.py", title="Runs", icon="🗂️")
+
+page = st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS])
+common.init_state()
+common.show_notice()
+page.run()
+common.write_url()

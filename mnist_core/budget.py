@@ -1,0 +1,160 @@
+"""Parameter counts, shapes, receptive fields and the budget verdict, by arithmetic from a spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .spec import INPUT_CHANNELS, INPUT_SIZE, Architecture, Conv, GlobalAvgPool, MaxPool
+
+DEFAULT_LIMIT = 15_000  # the notebook's rule: total parameters strictly under 15K
+Counting = Literal["total", "trainable"]
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """What one spec layer (a conv with its BatchNorm and Dropout, a pool, ...) costs and sees."""
+
+    index: int
+    label: str
+    output_shape: tuple[int, ...]
+    trainable: int
+    non_trainable: int  # BatchNorm's moving mean and variance
+    receptive_field: int
+    macs: int  # multiply-accumulates of the convolution for one image
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    @property
+    def shape_text(self) -> str:
+        return "x".join(str(d) for d in self.output_shape)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-layer stats and totals of an architecture."""
+
+    layers: tuple[LayerStats, ...]
+
+    @property
+    def trainable(self) -> int:
+        return sum(s.trainable for s in self.layers)
+
+    @property
+    def non_trainable(self) -> int:
+        return sum(s.non_trainable for s in self.layers)
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    @property
+    def macs(self) -> int:
+        return sum(s.macs for s in self.layers)
+
+    def counted(self, counting: Counting) -> int:
+        """The number the budget rule looks at."""
+        return self.total if counting == "total" else self.trainable
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A parameter limit and which parameters count against it; the verdict is strict `<`."""
+
+    limit: int = DEFAULT_LIMIT
+    counting: Counting = "total"
+
+    def verdict(self, summary: Summary) -> Verdict:
+        """How the architecture stands against this budget."""
+        counted = summary.counted(self.counting)
+        return Verdict(counted=counted, limit=self.limit, counting=self.counting)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`counted < limit` or not, and by how much."""
+
+    counted: int
+    limit: int
+    counting: Counting
+
+    @property
+    def within(self) -> bool:
+        return self.counted < self.limit
+
+    @property
+    def margin(self) -> int:
+        """Parameters left before the limit (negative when over)."""
+        return self.limit - self.counted
+
+    @property
+    def over_by(self) -> int:
+        """Parameters above the limit (0 when within or exactly at it)."""
+        return max(0, self.counted - self.limit)
+
+    @property
+    def text(self) -> str:
+        if self.within:
+            return f"{self.counted:,} {self.counting} params < {self.limit:,}: {self.margin:,} to spare"
+        if self.over_by == 0:
+            return f"{self.counted:,} {self.counting} params equals the limit; the rule is strictly under"
+        return f"{self.counted:,} {self.counting} params: over the {self.limit:,} budget by {self.over_by:,}"
+
+
+def summarize(arch: Architecture) -> Summary:
+    """Count every layer of `arch` the way Keras would, without building it."""
+    size, channels = INPUT_SIZE, INPUT_CHANNELS
+    receptive, jump = 1, 1
+    rows = []
+    for index, layer in enumerate(arch.layers, 1):
+        trainable = non_trainable = macs = 0
+        if isinstance(layer, Conv):
+            size = size - layer.kernel + 1
+            trainable = layer.kernel * layer.kernel * channels * layer.filters
+            macs = size * size * trainable
+            channels = layer.filters
+            if layer.batchnorm:
+                trainable += 2 * channels  # gamma and beta
+                non_trainable += 2 * channels  # moving mean and variance
+            receptive += (layer.kernel - 1) * jump
+            shape: tuple[int, ...] = (size, size, channels)
+        elif isinstance(layer, MaxPool):
+            receptive += (layer.size - 1) * jump
+            jump *= layer.size
+            size //= layer.size
+            shape = (size, size, channels)
+        elif isinstance(layer, GlobalAvgPool):
+            receptive += (size - 1) * jump  # averaging sees every remaining position
+            shape = (channels,)
+        else:
+            shape = (channels,)
+        rows.append(LayerStats(index, layer.label, shape, trainable, non_trainable, receptive, macs))
+    return Summary(tuple(rows))
+
+
+def describe_change(before: Architecture, after: Architecture) -> str:
+    """One line for the last edit, e.g. 'BatchNorm after conv 6: +64 total / +32 trainable'."""
+    changed = [i for i, (a, b) in enumerate(zip(before.layers, after.layers)) if a != b]
+    old, new = summarize(before), summarize(after)
+    delta_total, delta_trainable = new.total - old.total, new.trainable - old.trainable
+    counts = f"{delta_total:+,} total / {delta_trainable:+,} trainable"
+    if len(before.layers) != len(after.layers) or len(changed) != 1:
+        return f"Architecture changed: {counts}"
+    index = changed[0]
+    a, b = before.layers[index], after.layers[index]
+    if isinstance(a, Conv) and isinstance(b, Conv):
+        where = f"conv {after.conv_number(index)}"
+        if a.batchnorm != b.batchnorm:
+            what = f"BatchNorm after {where}" if b.batchnorm else f"No BatchNorm after {where}"
+        elif a.dropout != b.dropout:
+            what = f"Dropout after {where}" if b.dropout else f"No Dropout after {where}"
+        elif a.filters != b.filters:
+            what = f"Filters of {where}: {a.filters} -> {b.filters}"
+        elif a.dropout_rate != b.dropout_rate:
+            what = f"Dropout rate of {where}: {a.dropout_rate:g} -> {b.dropout_rate:g}"
+        else:
+            what = f"Changed {where}"
+        return f"{what}: {counts}"
+    return f"Changed layer {index + 1}: {counts}"

@@ -1,0 +1,40 @@
+"""Spec -> Keras model. Keras is imported inside the functions, never at module import."""
+
+from __future__ import annotations
+
+import re
+
+from .spec import INPUT_CHANNELS, INPUT_SIZE, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax
+
+
+def keras_layers(arch: Architecture, bn_momentum: float = 0.99) -> list:
+    """The Keras layers of `arch`, top to bottom, as the notebook's Sequential lists them."""
+    from keras import layers
+
+    stack: list = [layers.Input((INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS))]
+    for index, layer in enumerate(arch.layers, 1):
+        if isinstance(layer, Conv):
+            stack.append(layers.Conv2D(layer.filters, layer.kernel, use_bias=False,
+                                       activation="relu" if layer.relu else None, name=f"conv{index}"))
+            if layer.batchnorm:
+                stack.append(layers.BatchNormalization(momentum=bn_momentum, name=f"bn{index}"))
+            if layer.dropout:
+                stack.append(layers.Dropout(layer.dropout_rate, name=f"dropout{index}"))
+        elif isinstance(layer, MaxPool):
+            stack.append(layers.MaxPooling2D(layer.size, name=f"pool{index}"))
+        elif isinstance(layer, GlobalAvgPool):
+            stack.append(layers.GlobalAveragePooling2D(name=f"gap{index}"))
+        elif isinstance(layer, Softmax):
+            stack.append(layers.Activation("softmax", name="softmax"))
+    return stack
+
+
+def build_model(arch: Architecture, bn_momentum: float = 0.99):
+    """A `keras.Sequential` with exactly the layers, shapes and parameter counts of `arch`.
+
+    `bn_momentum` only sets how fast BatchNorm's moving statistics follow the data (Keras' default
+    0.99 is the notebook's); it changes no parameter count.
+    """
+    import keras
+
+    return keras.Sequential(keras_layers(arch, bn_momentum), name=re.sub(r"[^A-Za-z0-9_-]", "_", arch.name) or "custom")

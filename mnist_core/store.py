@@ -1,0 +1,360 @@
+"""The run store: an SQLite index of runs and their progress events, plus one folder per run.
+
+Layout under the lab home:
+    runs.sqlite          the index (WAL, so the UI reads while a worker writes)
+    runs/<id>/run.json   the run's manifest: spec, recipe, status, results and history
+    runs/<id>/model.keras
+The manifests are the durable copy: if the index is corrupted it is moved aside and rebuilt
+from them, so a broken database file never loses a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .spec import Architecture, SpecError
+
+DB_NAME = "runs.sqlite"
+MIN_FREE_BYTES = 50 * 1024 * 1024  # a run needs a few MB; refuse to start below this
+TERMINAL = ("completed", "stopped", "failed", "interrupted")
+STATUSES = ("queued", "running", *TERMINAL)
+EVENT_FIELDS = ("kind", "epoch", "batch", "step", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
+                "elapsed", "eta")
+RUN_FIELDS = ("id", "name", "status", "created_at", "started_at", "finished_at", "spec_json", "recipe_json",
+              "total_params", "trainable_params", "test_accuracy", "test_loss", "duration", "error",
+              "versions_json", "stop_requested", "worker_pid")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    spec_json TEXT NOT NULL,
+    recipe_json TEXT NOT NULL,
+    total_params INTEGER NOT NULL,
+    trainable_params INTEGER NOT NULL,
+    test_accuracy REAL,
+    test_loss REAL,
+    duration REAL,
+    error TEXT,
+    versions_json TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    worker_pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    epoch REAL, batch INTEGER, step INTEGER, lr REAL, loss REAL, accuracy REAL,
+    val_loss REAL, val_accuracy REAL, elapsed REAL, eta REAL,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The run store cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the run history."""
+
+    id: int
+    name: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    spec_json: str
+    recipe_json: str
+    total_params: int
+    trainable_params: int
+    test_accuracy: float | None
+    test_loss: float | None
+    duration: float | None
+    error: str | None
+    versions_json: str | None
+    stop_requested: int
+    worker_pid: int | None
+
+    @property
+    def spec(self) -> Architecture:
+        """The validated architecture; raises SpecError if the stored spec is damaged."""
+        return Architecture.from_json(self.spec_json)
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return json.loads(self.recipe_json)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass
+class Event:
+    """One progress report: within an epoch (kind 'batch') or at its end (kind 'epoch')."""
+
+    kind: str
+    epoch: float  # fractional: 2.5 is halfway through the third epoch
+    batch: int
+    step: int
+    lr: float
+    loss: float
+    accuracy: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    elapsed: float = 0.0
+    eta: float | None = None
+
+
+class RunStore:
+    """SQLite run history at `home`; every method opens its own short connection (thread-safe)."""
+
+    def __init__(self, home: str | Path):
+        self.home = Path(home)
+        self.db_path = self.home / DB_NAME
+        self.runs_dir = self.home / "runs"
+        self.notice: str | None = None  # set when the index had to be rebuilt
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"Cannot create the run store at {self.home}: {err.strerror or err}. "
+                             f"Set MNIST_LAB_HOME to a writable folder.") from None
+        self._open_or_recover()
+
+    # -- connection handling -------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.db_path, timeout=5, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StoreError(f"Cannot open the run history {self.db_path}: {err}.") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            yield conn
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise StoreError(f"The run history {self.db_path} is locked by another program; "
+                                 f"try again in a moment.") from None
+            raise StoreError(f"The run history {self.db_path} cannot be used: {err}.") from None
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"The run history {self.db_path} is damaged ({err}); restart the app "
+                             f"to rebuild it from the run folders.") from None
+        finally:
+            conn.close()
+
+    def _open_or_recover(self) -> None:
+        try:
+            with sqlite3.connect(self.db_path, timeout=5, isolation_level=None) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise sqlite3.DatabaseError(check)
+                conn.executescript(SCHEMA)
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                return  # a writer holds it; reads will work once it is done
+            if not os.access(self.home, os.W_OK) or "readonly" in str(err) or "unable to open" in str(err):
+                raise StoreError(f"The run store at {self.home} is not writable ({err}). "
+                                 f"Set MNIST_LAB_HOME to a writable folder.") from None
+            damage = err
+        except sqlite3.DatabaseError as err:
+            damage = err
+        self._rebuild(damage)
+
+    def _rebuild(self, damage: Exception) -> None:
+        """Move a damaged index aside (never delete it) and rebuild it from the run manifests."""
+        aside = self.db_path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.db_path}{suffix}")
+            if part.exists():
+                part.replace(Path(f"{aside}{suffix}"))
+        with sqlite3.connect(self.db_path, isolation_level=None) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+        restored = 0
+        for manifest in sorted(self.runs_dir.glob("*/run.json")):
+            try:
+                self._import_manifest(json.loads(manifest.read_text()))
+                restored += 1
+            except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
+                continue  # a damaged manifest costs only its own run
+        self.notice = (f"The run history was damaged ({damage}); it was moved to {aside.name} and "
+                       f"rebuilt from {restored} run folder(s).")
+
+    def _import_manifest(self, data: dict[str, Any]) -> None:
+        run = {key: data.get(key) for key in RUN_FIELDS}
+        if run["status"] in ("queued", "running"):
+            run["status"], run["error"] = "interrupted", "The app stopped before this run finished."
+        run["stop_requested"] = run["stop_requested"] or 0
+        with sqlite3.connect(self.db_path, isolation_level=None) as conn:
+            conn.execute(f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES "
+                         f"({', '.join('?' for _ in RUN_FIELDS)})", [run[key] for key in RUN_FIELDS])
+            conn.executemany(
+                f"INSERT INTO events (run_id, seq, {', '.join(EVENT_FIELDS)}) VALUES "
+                f"(?, ?, {', '.join('?' for _ in EVENT_FIELDS)})",
+                [(run["id"], seq, *[event.get(key) for key in EVENT_FIELDS])
+                 for seq, event in enumerate(data.get("events", []))])
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless a run can be stored now (folder writable, disk not full)."""
+        probe = self.runs_dir / f".probe-{os.getpid()}"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as err:
+            raise StoreError(f"The run store {self.runs_dir} is not writable ({err.strerror or err}); "
+                             f"nothing was started. Set MNIST_LAB_HOME to a writable folder.") from None
+        free = shutil.disk_usage(self.runs_dir).free
+        if free < MIN_FREE_BYTES:
+            raise StoreError(f"Only {free / 2**20:.0f} MB free for the run store at {self.runs_dir}; "
+                             f"free some disk space before training.")
+
+    def create_run(self, name: str, spec: Architecture, recipe: dict[str, Any], total_params: int,
+                   trainable_params: int) -> int:
+        """Queue a new run and return its id."""
+        self.check_writable()
+        with self._connect() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (name, status, created_at, spec_json, recipe_json, total_params, "
+                "trainable_params) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                (name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), total_params,
+                 trainable_params))
+            run_id = int(cursor.lastrowid)
+        self.write_manifest(run_id)
+        return run_id
+
+    def claim_next(self, worker_pid: int) -> Run | None:
+        """Atomically move the oldest queued run to 'running' for this worker."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return None
+            conn.execute("UPDATE runs SET status = 'running', started_at = ?, worker_pid = ? WHERE id = ?",
+                         (time.time(), worker_pid, row["id"]))
+            conn.execute("COMMIT")
+        return self.get(row["id"])
+
+    def add_event(self, run_id: int, seq: int, event: Event) -> None:
+        """Append one progress event."""
+        values = asdict(event)
+        with self._connect() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO events (run_id, seq, {', '.join(EVENT_FIELDS)}) "
+                         f"VALUES (?, ?, {', '.join('?' for _ in EVENT_FIELDS)})",
+                         (run_id, seq, *[values[key] for key in EVENT_FIELDS]))
+
+    def finish(self, run_id: int, status: str, *, test_accuracy: float | None = None,
+               test_loss: float | None = None, error: str | None = None,
+               versions: dict[str, str] | None = None) -> None:
+        """Record a terminal status and results, then write the run's manifest."""
+        assert status in TERMINAL, status
+        now = time.time()
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, duration = ? - COALESCE(started_at, ?), "
+                "test_accuracy = ?, test_loss = ?, error = ?, versions_json = COALESCE(?, versions_json) "
+                "WHERE id = ?",
+                (status, now, now, now, test_accuracy, test_loss, error,
+                 json.dumps(versions) if versions else None, run_id))
+        self.write_manifest(run_id)
+
+    def request_stop(self, run_id: int) -> None:
+        """Ask the worker to stop this run; a run still queued is stopped at once."""
+        with self._connect() as conn:
+            conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+            cancelled = conn.execute(
+                "UPDATE runs SET status = 'stopped', finished_at = ?, duration = 0, "
+                "error = 'Stopped before it started.' WHERE id = ? AND status = 'queued'",
+                (time.time(), run_id)).rowcount
+        if cancelled:
+            self.write_manifest(run_id)
+
+    def stop_requested(self, run_id: int) -> bool:
+        with self._connect() as conn:
+            row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def mark_interrupted(self, run_ids: list[int], reason: str) -> None:
+        """Mark runs whose worker died as 'interrupted', keeping their history."""
+        for run_id in run_ids:
+            with self._connect() as conn:
+                changed = conn.execute(
+                    "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ?, "
+                    "duration = ? - COALESCE(started_at, created_at) WHERE id = ? AND status = 'running'",
+                    (reason, time.time(), time.time(), run_id)).rowcount
+            if changed:
+                self.write_manifest(run_id)
+
+    def delete(self, run_id: int) -> None:
+        """Remove a run from the index and its folder from disk."""
+        with self._connect() as conn:
+            conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def write_manifest(self, run_id: int) -> None:
+        """Write runs/<id>/run.json atomically: the copy the index is rebuilt from."""
+        run = self.get(run_id)
+        if run is None:
+            return
+        data = {key: getattr(run, key) for key in RUN_FIELDS}
+        data["events"] = [{key: getattr(e, key) for key in EVENT_FIELDS} for e in self.events(run_id)]
+        folder = self.run_dir(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "run.json.tmp"
+        tmp.write_text(json.dumps(data))
+        tmp.replace(folder / "run.json")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, run_id: int) -> Run | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return Run(**dict(row)) if row else None
+
+    def list(self, statuses: tuple[str, ...] = STATUSES) -> list[Run]:
+        """Runs, newest first."""
+        marks = ", ".join("?" for _ in statuses)
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id DESC",
+                                statuses).fetchall()
+        return [Run(**dict(row)) for row in rows]
+
+    def events(self, run_id: int, after_seq: int = -1) -> list[Event]:
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE run_id = ? AND seq > ? "
+                                f"ORDER BY seq", (run_id, after_seq)).fetchall()
+        return [Event(**dict(row)) for row in rows]
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.runs_dir / str(run_id)
+
+    def model_path(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / "model.keras"
+
+
+def spec_or_error(run: Run) -> tuple[Architecture | None, str | None]:
+    """A run's architecture, or a message saying why its stored spec cannot be used."""
+    try:
+        return run.spec, None
+    except SpecError as err:
+        return None, f"Run {run.id}'s stored architecture is invalid: {err}"

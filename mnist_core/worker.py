@@ -1,0 +1,131 @@
+"""The training worker process: holds a slot lock, imports TensorFlow once, trains queued runs.
+
+Started by `mnist_core.jobs.Lab`; run by hand only for debugging:
+    python -m mnist_core.worker --home ~/.mnist-budget-lab --slot 0 --parent-pid <pid>
+It exits when idle for `--idle-timeout` seconds, on SIGTERM, or when its parent process dies,
+marking a run it was training as interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import gc
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .data import MnistDataError, load_mnist
+from .jobs import INTERRUPTED
+from .spec import SpecError
+from .store import Run, RunStore, StoreError
+from .train import Recipe, train
+
+IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
+
+
+class Worker:
+    """One worker's loop; `exit_requested` is set by SIGTERM or by the parent's death."""
+
+    def __init__(self, store: RunStore, data_dir: str | None, parent_pid: int, idle_timeout: float):
+        self.store, self.data_dir = store, data_dir
+        self.parent_pid, self.idle_timeout = parent_pid, idle_timeout
+        self.exit_requested = False
+
+    def parent_gone(self) -> bool:
+        return self.parent_pid > 0 and os.getppid() != self.parent_pid
+
+    def loop(self) -> None:
+        idle_since = time.monotonic()
+        while not self.exit_requested and not self.parent_gone():
+            run = self.store.claim_next(os.getpid())
+            if run is None:
+                if time.monotonic() - idle_since > self.idle_timeout:
+                    return
+                time.sleep(IDLE_POLL_SECONDS)
+                continue
+            self.train_run(run)
+            idle_since = time.monotonic()
+
+    def train_run(self, run: Run) -> None:
+        """Train one claimed run and record how it ended; never raises."""
+        import keras
+
+        seq = 0
+
+        def publish(event) -> None:
+            nonlocal seq
+            self.store.add_event(run.id, seq, event)
+            seq += 1
+
+        def should_stop() -> bool:
+            return self.exit_requested or self.parent_gone() or self.store.stop_requested(run.id)
+
+        versions = {"python": platform.python_version(), "keras": keras.__version__,
+                    "tensorflow": _tensorflow_version()}
+        try:
+            result = train(run.spec, Recipe.from_dict(run.recipe), load_mnist(self.data_dir), publish, should_stop)
+            if result.status == "stopped" and not self.store.stop_requested(run.id):
+                self.store.mark_interrupted([run.id], INTERRUPTED)
+                return
+            _save_model(result.model, self.store.model_path(run.id))
+            self.store.finish(run.id, result.status, test_accuracy=result.test_accuracy,
+                              test_loss=result.test_loss, versions=versions)
+        except (MnistDataError, SpecError, ValueError, OSError) as err:
+            self.store.finish(run.id, "failed", error=str(err), versions=versions)
+        except Exception as err:  # a worker must outlive any one bad run
+            self.store.finish(run.id, "failed", error=f"{type(err).__name__}: {err}", versions=versions)
+        finally:
+            keras.backend.clear_session()  # keeps memory flat over many runs
+            gc.collect()
+
+
+def _save_model(model, path: Path) -> None:
+    """Write the .keras file atomically: a reader never sees a half-written model."""
+    tmp = path.with_name("model.tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
+
+
+def _tensorflow_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--slot", type=int, default=0)
+    parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--idle-timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+
+    lock = open(Path(args.home) / f"worker-{args.slot}.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another worker already serves this slot
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+
+    try:
+        store = RunStore(args.home)
+    except StoreError as err:
+        print(err, file=sys.stderr)
+        return 1
+    worker = Worker(store, args.data_dir, args.parent_pid, args.idle_timeout)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "exit_requested", True))
+    import keras  # noqa: F401  (warm up: a later run starts without paying the import)
+
+    worker.loop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

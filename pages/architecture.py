@@ -1,0 +1,112 @@
+"""Architecture: one row per layer, a live parameter counter against the budget, presets and JSON."""
+
+import streamlit as st
+
+from mnist_core.budget import Budget, describe_change, summarize
+from mnist_core.charts import budget_figure
+from mnist_core.spec import DEFAULT_PRESET, MAX_FILTERS, PRESETS, Architecture, Conv, SpecError
+from pages import common
+
+arch, budget = common.current_arch(), common.current_budget()
+generation = st.session_state[common.GENERATION]
+
+
+def edit_layer(index: int, field: str, key: str) -> None:
+    """Apply one widget's change to the architecture, keeping the last good one on error."""
+    before = common.current_arch()
+    try:
+        after = before.with_layer(index, **{field: st.session_state[key]})
+    except SpecError as err:
+        st.session_state[common.NOTICE] = f"Not applied: {err}"
+        common.set_arch(before, st.session_state.get(common.LAST_CHANGE))
+        return
+    common.set_arch(after, describe_change(before, after))
+
+
+def load_preset(name: str) -> None:
+    common.set_arch(PRESETS[name], f"Loaded preset {name}")
+
+
+def set_budget() -> None:
+    st.session_state[common.BUDGET] = Budget(int(st.session_state["budget_limit"]),
+                                             st.session_state["budget_counting"])
+
+
+def apply_json(text: str | bytes) -> None:
+    try:
+        new = Architecture.from_json(text)
+    except SpecError as err:
+        st.session_state[common.NOTICE] = f"Spec not loaded: {err}"
+        return
+    common.set_arch(new, describe_change(common.current_arch(), new))
+
+
+st.title("Architecture")
+summary = summarize(arch)
+verdict = budget.verdict(summary)
+
+presets = st.columns([1, 1, 1, 3])
+presets[0].button("seed-first (15,088)", on_click=load_preset, args=("seed-first",), width="stretch")
+presets[1].button("seed-final (14,960)", on_click=load_preset, args=("seed-final",), width="stretch")
+presets[2].button("Reset", on_click=load_preset, args=(DEFAULT_PRESET,), width="stretch")
+presets[3].caption(f"Current: **{arch.name}** · {summary.macs:,} multiply-adds per image")
+
+counter = st.columns([1, 1, 1, 2])
+counter[0].metric("Total params", f"{summary.total:,}")
+counter[1].metric("Trainable params", f"{summary.trainable:,}")
+counter[2].metric("Budget margin", f"{verdict.margin:+,}", help="limit minus counted params; must stay > 0")
+with counter[3]:
+    limits = st.columns(2)
+    limits[0].number_input("Budget (params)", 1, 10_000_000, budget.limit, step=500, key="budget_limit",
+                           on_change=set_budget)
+    limits[1].radio("Counts", ("total", "trainable"), index=("total", "trainable").index(budget.counting),
+                    key="budget_counting", on_change=set_budget, horizontal=True,
+                    help="The notebook's rule: total params (including BatchNorm's moving statistics) < 15,000.")
+st.plotly_chart(budget_figure(verdict), width="stretch", config={"displayModeBar": False})
+if verdict.within:
+    st.success(verdict.text)
+else:
+    st.error(verdict.text)
+change = st.session_state.get(common.LAST_CHANGE)
+if change:
+    st.caption(f"Last change: {change}")
+
+header = st.columns([2, 1.2, 1, 1, 1.2, 1.3, 0.8, 1.2])
+for column, title in zip(header, ("Layer", "Filters", "BatchNorm", "Dropout", "Rate", "Output", "RF", "Params")):
+    column.markdown(f"**{title}**")
+head_conv = arch.convs[-1]
+for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
+    row = st.columns([2, 1.2, 1, 1, 1.2, 1.3, 0.8, 1.2])
+    if isinstance(layer, Conv):
+        row[0].write(f"{index + 1}. {layer.label} (conv {arch.conv_number(index)})")
+        for column, field, widget in ((row[1], "filters", "number"), (row[2], "batchnorm", "toggle"),
+                                      (row[3], "dropout", "toggle"), (row[4], "dropout_rate", "rate")):
+            key = f"{field}_{index}_{generation}"
+            common_args = dict(key=key, on_change=edit_layer, args=(index, field, key), label_visibility="collapsed")
+            if widget == "number":
+                column.number_input(f"Filters of layer {index + 1}", 1, MAX_FILTERS, layer.filters,
+                                    disabled=index == head_conv, help="10 filters, one per digit"
+                                    if index == head_conv else None, **common_args)
+            elif widget == "toggle":
+                column.toggle(f"{field} of layer {index + 1}", getattr(layer, field), **common_args)
+            else:
+                column.number_input(f"Dropout rate of layer {index + 1}", 0.0, 0.95, layer.dropout_rate,
+                                    step=0.05, format="%.2f", disabled=not layer.dropout, **common_args)
+    else:
+        row[0].write(f"{index + 1}. {layer.label}")
+    row[5].write(stats.shape_text)
+    row[6].write(str(stats.receptive_field))
+    row[7].write(f"{stats.total:,}" + (f" ({stats.non_trainable} fixed)" if stats.non_trainable else ""))
+
+with st.expander("Spec as JSON: view, download, edit or upload"):
+    st.download_button("Download spec JSON", arch.to_json(), file_name=f"{arch.name}.json", mime="application/json")
+    edited = st.text_area("Edit the spec", arch.to_json(), height=300, key=f"json_{generation}")
+    if st.button("Apply JSON"):
+        apply_json(edited)
+        st.rerun()
+    upload = st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}")
+    if upload is not None and st.button("Load uploaded spec"):
+        apply_json(upload.getvalue())
+        st.rerun()
+
+st.page_link("pages/train.py", label="Train this architecture →", icon="📈")

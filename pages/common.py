@@ -1,0 +1,86 @@
+"""Streamlit glue shared by the pages: the session's architecture and budget, the URL, cached resources."""
+
+from __future__ import annotations
+
+import atexit
+
+import streamlit as st
+
+from mnist_core.budget import DEFAULT_LIMIT, Budget
+from mnist_core.jobs import Lab
+from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
+from mnist_core.store import StoreError
+
+ARCH, BUDGET, LAST_CHANGE, NOTICE, GENERATION = "arch", "budget", "last_change", "notice", "widget_generation"
+
+
+def init_state() -> None:
+    """On a session's first run, take the architecture and budget from the link, else the default."""
+    if ARCH in st.session_state:
+        return
+    arch, budget = PRESETS[DEFAULT_PRESET], Budget()
+    params = st.query_params
+    if "arch" in params:
+        try:
+            arch = Architecture.from_code(params["arch"])
+        except SpecError as err:
+            st.session_state[NOTICE] = f"The link's architecture could not be used: {err} Showing {arch.name}."
+    try:
+        limit = int(params.get("budget", DEFAULT_LIMIT))
+        counting = params.get("count", "total")
+        if not 1 <= limit <= 10_000_000 or counting not in ("total", "trainable"):
+            raise ValueError
+        budget = Budget(limit, counting)
+    except ValueError:
+        st.session_state[NOTICE] = "The link's budget could not be used; showing the default 15,000 total."
+    st.session_state[ARCH], st.session_state[BUDGET] = arch, budget
+    st.session_state.setdefault(GENERATION, 0)
+
+
+def write_url() -> None:
+    """Mirror the architecture and budget into the query string, so the link reproduces them."""
+    arch, budget = current_arch(), current_budget()
+    wanted = {"arch": arch.to_code(), "budget": str(budget.limit), "count": budget.counting}
+    if {key: st.query_params.get(key) for key in wanted} != wanted:
+        st.query_params.update(wanted)
+
+
+def current_arch() -> Architecture:
+    return st.session_state[ARCH]
+
+
+def current_budget() -> Budget:
+    return st.session_state[BUDGET]
+
+
+def set_arch(arch: Architecture, change: str | None = None) -> None:
+    """Make `arch` the session's architecture; `change` describes the edit for the counter."""
+    st.session_state[ARCH] = arch
+    st.session_state[LAST_CHANGE] = change
+    st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1  # fresh widgets show `arch`
+
+
+def show_notice() -> None:
+    """Show, once, a message left by an earlier step (a bad link, a rebuilt store)."""
+    notice = st.session_state.pop(NOTICE, None)
+    if notice:
+        st.warning(notice)
+
+
+@st.cache_resource(show_spinner=False)
+def _lab() -> Lab:
+    lab = Lab()
+    atexit.register(lab.shutdown)  # no worker outlives the server
+    return lab
+
+
+def get_lab() -> Lab | None:
+    """The process-wide Lab, or None after showing why the run store cannot be used."""
+    try:
+        lab = _lab()
+    except StoreError as err:
+        st.error(str(err))
+        return None
+    if lab.store.notice:
+        st.warning(lab.store.notice)
+    return lab

@@ -1,0 +1,70 @@
+"""Runs: the history table, overlaid curves, downloads, reload and delete."""
+
+import streamlit as st
+
+from mnist_core.budget import describe_change
+from mnist_core.charts import overlay_figure
+from mnist_core.predict import ModelFileError, check_model_file
+from mnist_core.report import run_rows
+from mnist_core.store import StoreError, spec_or_error
+from pages import common
+
+st.title("Runs")
+lab = common.get_lab()
+if lab is None:
+    st.stop()
+try:
+    lab.reap()  # a run whose worker died shows as interrupted, not running forever
+    runs = lab.store.list()
+except StoreError as err:
+    st.error(str(err))
+    st.stop()
+if not runs:
+    st.info("No runs yet. Train a network on the Train page and it appears here.")
+    st.stop()
+
+st.dataframe(run_rows(runs, common.current_budget()), hide_index=True, width="stretch",
+             column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+
+by_id = {run.id: run for run in runs}
+label = {run.id: f"Run {run.id}: {run.name} ({run.status})" for run in runs}
+compare = st.multiselect("Overlay accuracy and learning rate of", list(by_id), format_func=label.get,
+                         default=[run.id for run in runs if run.status == "completed"][:3])
+if compare:
+    try:
+        curves = [(label[run_id], lab.store.events(run_id)) for run_id in compare]
+    except StoreError as err:
+        st.error(str(err))
+    else:
+        st.plotly_chart(overlay_figure(curves), width="stretch")
+
+st.subheader("One run")
+run = by_id[st.selectbox("Run", list(by_id), format_func=label.get)]
+arch, spec_error = spec_or_error(run)
+if run.error:
+    st.caption(f"Note: {run.error}")
+actions = st.columns(4)
+if spec_error:
+    st.error(spec_error)
+else:
+    actions[0].download_button("Download spec JSON", arch.to_json(), file_name=f"run-{run.id}-spec.json",
+                               mime="application/json")
+    if actions[1].button("Load architecture"):
+        common.set_arch(arch, f"Loaded from run {run.id}: " + describe_change(common.current_arch(), arch))
+        st.switch_page("pages/architecture.py")
+model_path = lab.store.model_path(run.id)
+if run.status in ("completed", "stopped"):
+    try:
+        check_model_file(model_path)
+    except ModelFileError as err:
+        st.error(f"Run {run.id}'s model cannot be used: {err}")
+    else:
+        actions[2].download_button("Download model (.keras)", model_path.read_bytes(),
+                                   file_name=f"run-{run.id}.keras", mime="application/zip")
+if run.status not in ("queued", "running"):
+    with actions[3].popover("Delete run"):
+        st.write(f"Delete run {run.id} and its model for good?")
+        if st.button("Yes, delete", type="primary", key=f"delete_{run.id}"):
+            lab.store.delete(run.id)
+            st.toast(f"Run {run.id} deleted.")
+            st.rerun()

@@ -1,0 +1,46 @@
+"""Shared fixtures: the MNIST folder from $MNIST_DATA_DIR, a fresh run store per test, a small trained model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# The product reads MNIST only through $MNIST_DATA_DIR; the tests default it to the shared copy beside the repo.
+os.environ.setdefault("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return Path(os.environ["MNIST_DATA_DIR"])
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    from mnist_core.data import load_mnist
+
+    return load_mnist(mnist_dir)
+
+
+@pytest.fixture
+def lab_home(tmp_path, monkeypatch) -> Path:
+    """An empty run store folder, also set as $MNIST_LAB_HOME for code that reads it."""
+    home = tmp_path / "lab"
+    monkeypatch.setenv("MNIST_LAB_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory, mnist):
+    """seed-final trained for 2 epochs on 10,000 images (~96% test accuracy), saved as .keras."""
+    from mnist_core.spec import PRESETS
+    from mnist_core.train import Recipe, train
+
+    result = train(PRESETS["seed-final"], Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9, seed=3),
+                   mnist, on_event=lambda event: None)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    result.model.save(path)
+    return path, result.test_accuracy
