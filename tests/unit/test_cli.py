@@ -1,0 +1,78 @@
+"""The command line, run as a user would: `python -m mnist_core ...` in a subprocess."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mnist_core.spec import PRESETS
+from tests.conftest import ROOT
+
+
+def cli(*args, home=None, **kwargs):
+    env = dict(os.environ, **({"MNIST_LAB_HOME": str(home)} if home else {}))
+    return subprocess.run([sys.executable, "-m", "mnist_core", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=300, **kwargs)
+
+
+def test_params_prints_the_table_and_verdict():
+    out = cli("params", "--preset", "seed-final")
+    assert out.returncode == 0
+    assert "Total params: 14,960  (trainable 14,800, non-trainable 160)" in out.stdout
+    assert "Budget: PASS: 14,960 total params < 15,000: 40 to spare" in out.stdout
+    assert " 26x26x16 " in out.stdout and "   4x4x10 " in out.stdout
+    first = cli("params", "--preset", "seed-first")
+    assert "Budget: FAIL: 15,088 total params: over the 15,000 budget by 88" in first.stdout
+
+
+def test_params_reads_a_spec_file_and_reports_bad_ones_cleanly(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(PRESETS["seed-first"].to_json())
+    assert "15,088" in cli("params", "--spec", str(good), "--count", "trainable").stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"layers": [{"kind": "conv", "filters": 0}]}')
+    out = cli("params", "--spec", str(bad))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "error: Layer 1 (Conv 3x3): filters must be between 1 and 256, got 0." in out.stderr
+
+
+def test_train_prints_epochs_accuracy_and_where_it_is_stored(tmp_path):
+    home = tmp_path / "lab"
+    out = cli("train", "--epochs", "2", "--subset", "512", "--seed", "1", home=home)
+    assert out.returncode == 0, out.stderr
+    epochs = [line for line in out.stdout.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 2 and "lr 0.002274" in epochs[1] and "val_acc" in epochs[0]
+    assert "Run 1 completed: test accuracy" in out.stdout
+    assert f"Model: {home / 'runs' / '1' / 'model.keras'}" in out.stdout
+    assert (home / "runs" / "1" / "model.keras").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_records_a_stopped_run(tmp_path):
+    home = tmp_path / "lab"
+    env = dict(os.environ, MNIST_LAB_HOME=str(home))
+    process = subprocess.Popen([sys.executable, "-m", "mnist_core", "train", "--epochs", "30", "--subset", "4096"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (home / "runs" / "1" / "run.json").exists() or not _has_events(home):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert "Stopping..." in stdout and "Run 1 stopped" in stdout, stdout + stderr
+    assert "Traceback" not in stderr and process.returncode == 130
+
+
+def _has_events(home):
+    import sqlite3
+
+    with sqlite3.connect(home / "runs.sqlite") as conn:
+        return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] > 0
+
+
+def test_bad_data_folder_is_one_clear_message(tmp_path):
+    out = cli("train", "--epochs", "1", "--subset", "512", "--data-dir", str(tmp_path / "missing"),
+              home=tmp_path / "lab")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "failed: MNIST folder" in out.stderr and "does not exist" in out.stderr
+    assert "completed" not in out.stdout

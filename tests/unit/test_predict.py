@@ -1,0 +1,119 @@
+"""Canvas preprocessing like MNIST's, and predictions from a saved model's weights."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from mnist_core.predict import (ImageError, ModelFileError, Predictor, available_models, bundled_model, to_mnist)
+from mnist_core.spec import PRESETS
+from mnist_core.store import RunStore
+
+
+def canvas_with(digit28: np.ndarray, scale: float, top: int, left: int, size: int = 280) -> np.ndarray:
+    """Paint an MNIST digit onto a black RGBA canvas, scaled and placed anywhere, like a user might."""
+    from PIL import Image
+
+    side = max(4, int(28 * scale))
+    glyph = np.asarray(Image.fromarray(digit28).resize((side, side), Image.Resampling.BILINEAR))
+    canvas = np.zeros((size, size, 4), dtype=np.uint8)
+    canvas[top:top + side, left:left + side, :3] = glyph[..., None]
+    canvas[..., 3] = 255
+    return canvas
+
+
+def test_blank_canvas_is_none():
+    assert to_mnist(np.zeros((280, 280, 4), dtype=np.uint8)) is None
+    speck = np.zeros((280, 280, 4), dtype=np.uint8)
+    speck[10, 10] = 255
+    assert to_mnist(speck) is None
+
+
+def test_output_fits_a_20px_box_centred_by_mass():
+    """A tall thin stroke in a corner ends up 20 px tall, aspect kept, centre of mass at the centre."""
+    canvas = np.zeros((280, 280, 4), dtype=np.uint8)
+    canvas[5:65, 220:232] = 255  # 60x12 in the top-right corner
+    digit = to_mnist(canvas)
+    rows, cols = np.nonzero(digit > 0.05)
+    assert digit.shape == (28, 28) and digit.dtype == np.float32
+    assert rows.max() - rows.min() + 1 in (20, 21) and cols.max() - cols.min() + 1 <= 7
+    cy, cx = ndimage.center_of_mass(digit)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+
+
+def test_transparent_pixels_are_background():
+    """Colour under zero alpha is not ink (the canvas may send transparent white)."""
+    canvas = np.full((100, 100, 4), 255, dtype=np.uint8)
+    canvas[..., 3] = 0
+    assert to_mnist(canvas) is None
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((5,)), "shape"),
+    (np.zeros((10, 10, 2)), "1, 3 or 4 channels"),
+    (np.zeros((5000, 10)), "at most 4096"),
+    (np.array([["a"]]), "numeric"),
+    ("not an array", "image array"),
+])
+def test_unreadable_images_raise_image_error(image, message):
+    with pytest.raises(ImageError, match=message):
+        to_mnist(image)
+
+
+def test_preprocessing_beats_a_bare_resize_on_small_off_centre_digits(small_model, mnist):
+    """Test digits drawn small and off-centre: cropping and centring recovers accuracy a bare resize loses."""
+    from PIL import Image
+
+    path, _ = small_model
+    predictor = Predictor(PRESETS["seed-final"], path)
+    rng = np.random.default_rng(0)
+    ours = bare = 0
+    samples = 200
+    for digit, label in zip(mnist.x_test[:samples], mnist.y_test[:samples]):
+        canvas = canvas_with(digit, scale=rng.uniform(3, 5), top=int(rng.integers(0, 130)),
+                             left=int(rng.integers(0, 130)))
+        ours += predictor.predict(canvas).digit == label
+        resized = np.asarray(Image.fromarray(canvas[..., 0]).resize((28, 28))) / 255.0
+        bare += int(predictor.probabilities(resized.astype(np.float32)).argmax()) == label
+    assert ours / samples >= 0.9
+    assert ours / samples >= bare / samples + 0.3
+
+
+def test_prediction_has_ten_probabilities_and_a_confidence(small_model, mnist):
+    path, _ = small_model
+    predictor = Predictor(PRESETS["seed-final"], path)
+    prediction = predictor.predict(canvas_with(mnist.x_test[0], 8, 20, 20))
+    assert prediction.digit == mnist.y_test[0]
+    assert prediction.probabilities.shape == (10,) and abs(prediction.probabilities.sum() - 1) < 1e-4
+    assert prediction.confidence == prediction.probabilities.max()
+
+
+def test_bundled_model_is_ready_and_accurate(mnist):
+    """The shipped model loads from weights alone and scores as its metadata claims on 1,000 test digits."""
+    choice = bundled_model()
+    predictor = Predictor(PRESETS["seed-final"], choice.path)
+    images = mnist.x_test[:1000].astype(np.float32) / 255
+    predicted = [int(predictor.probabilities(image).argmax()) for image in images]
+    assert choice.test_accuracy >= 0.98
+    assert np.mean(np.array(predicted) == mnist.y_test[:1000]) >= 0.97
+
+
+def test_model_files_are_checked_before_loading(tmp_path):
+    with pytest.raises(ModelFileError, match="only .keras"):
+        Predictor(PRESETS["seed-final"], tmp_path / "model.h5")
+    with pytest.raises(ModelFileError, match="missing"):
+        Predictor(PRESETS["seed-final"], tmp_path / "model.keras")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="corrupted"):
+        Predictor(PRESETS["seed-final"], tmp_path / "junk.keras")
+
+
+def test_weights_of_another_architecture_are_refused():
+    """Loading seed-final's weights into a wider network fails with a clear message."""
+    wider = PRESETS["seed-final"].with_layer(0, filters=8)
+    with pytest.raises(ModelFileError, match="does not hold weights for this architecture"):
+        Predictor(wider, bundled_model().path)
+
+
+def test_available_models_lists_runs_then_the_bundled_model(lab_home):
+    store = RunStore(lab_home)
+    assert [choice.label for choice in available_models(store)] == [bundled_model().label]
