@@ -10,6 +10,7 @@ st.set_page_config(page_title="MNIST Budget Lab", page_icon="🔢", layout="wide
 
 
 def home() -> None:
+    notices = common.begin_page()
     st.title("MNIST Budget Lab")
     st.write("Design a tiny convolutional network for handwritten digits under a hard parameter budget, "
              "train it while you watch it learn, and test it on digits you draw. "
@@ -38,6 +39,7 @@ def home() -> None:
     st.page_link(TRAIN, label="Train: watch it learn, live", icon="📈")
     st.page_link(PREDICT, label="Predict: draw a digit and see what it thinks", icon="✏️")
     st.page_link(RUNS, label="Runs: compare, download, reload or delete past runs", icon="🗂️")
+    common.end_page(notices)
 
 
 HOME = st.Page(home, title="Home", icon="🏠", default=True)
@@ -46,8 +48,4 @@ TRAIN = st.Page("pages/train.py", title="Train", icon="📈")
 PREDICT = st.Page("pages/predict.py", title="Predict", icon="✏️")
 RUNS = st.Page("pages/runs.py", title="Runs", icon="🗂️")
 
-page = st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS])
-common.init_state()
-common.show_notice()
-page.run()
-common.write_url()
+st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS]).run()

@@ -7,6 +7,7 @@ from mnist_core.charts import budget_figure
 from mnist_core.spec import DEFAULT_PRESET, MAX_FILTERS, PRESETS, Architecture, Conv, SpecError
 from pages import common
 
+notices = common.begin_page()
 arch, budget = common.current_arch(), common.current_budget()
 generation = st.session_state[common.GENERATION]
 
@@ -17,7 +18,7 @@ def edit_layer(index: int, field: str, key: str) -> None:
     try:
         after = before.with_layer(index, **{field: st.session_state[key]})
     except SpecError as err:
-        st.session_state[common.NOTICE] = f"Not applied: {err}"
+        common.notify(f"Not applied: {err}")
         common.set_arch(before, st.session_state.get(common.LAST_CHANGE))
         return
     common.set_arch(after, describe_change(before, after))
@@ -32,11 +33,17 @@ def set_budget() -> None:
                                              st.session_state["budget_counting"])
 
 
-def apply_json(text: str | bytes) -> None:
+def apply_json(key: str) -> None:
+    """Load the spec held by a text area or file uploader widget."""
+    value = st.session_state.get(key)
+    text = value.getvalue() if hasattr(value, "getvalue") else value
+    if not text:
+        common.notify("Spec not loaded: nothing to load.")
+        return
     try:
         new = Architecture.from_json(text)
     except SpecError as err:
-        st.session_state[common.NOTICE] = f"Spec not loaded: {err}"
+        common.notify(f"Spec not loaded: {err}")
         return
     common.set_arch(new, describe_change(common.current_arch(), new))
 
@@ -100,13 +107,10 @@ for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
 
 with st.expander("Spec as JSON: view, download, edit or upload"):
     st.download_button("Download spec JSON", arch.to_json(), file_name=f"{arch.name}.json", mime="application/json")
-    edited = st.text_area("Edit the spec", arch.to_json(), height=300, key=f"json_{generation}")
-    if st.button("Apply JSON"):
-        apply_json(edited)
-        st.rerun()
-    upload = st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}")
-    if upload is not None and st.button("Load uploaded spec"):
-        apply_json(upload.getvalue())
-        st.rerun()
+    st.text_area("Edit the spec", arch.to_json(), height=300, key=f"json_{generation}")
+    st.button("Apply JSON", on_click=apply_json, args=(f"json_{generation}",))
+    st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}")
+    st.button("Load uploaded spec", on_click=apply_json, args=(f"upload_{generation}",))
 
 st.page_link("pages/train.py", label="Train this architecture →", icon="📈")
+common.end_page(notices)

@@ -6,12 +6,32 @@ import atexit
 
 import streamlit as st
 
+from mnist_core import config
 from mnist_core.budget import DEFAULT_LIMIT, Budget
 from mnist_core.jobs import Lab
 from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
 from mnist_core.store import StoreError
 
 ARCH, BUDGET, LAST_CHANGE, NOTICE, GENERATION = "arch", "budget", "last_change", "notice", "widget_generation"
+
+
+def begin_page():
+    """Every page starts here: session state from the link, and a slot at the top for messages."""
+    init_state()
+    return st.container()
+
+
+def end_page(notices) -> None:
+    """Every page ends here: show messages its callbacks left, and mirror the state into the URL."""
+    with notices:
+        show_notices()
+    write_url()
+
+
+def stop(notices) -> None:
+    """End the page early (st.stop), still showing messages and keeping the URL."""
+    end_page(notices)
+    st.stop()
 
 
 def init_state() -> None:
@@ -24,7 +44,7 @@ def init_state() -> None:
         try:
             arch = Architecture.from_code(params["arch"])
         except SpecError as err:
-            st.session_state[NOTICE] = f"The link's architecture could not be used: {err} Showing {arch.name}."
+            notify(f"The link's architecture could not be used: {err} Showing {arch.name}.")
     try:
         limit = int(params.get("budget", DEFAULT_LIMIT))
         counting = params.get("count", "total")
@@ -32,7 +52,7 @@ def init_state() -> None:
             raise ValueError
         budget = Budget(limit, counting)
     except ValueError:
-        st.session_state[NOTICE] = "The link's budget could not be used; showing the default 15,000 total."
+        notify("The link's budget could not be used; showing the default 15,000 total params.")
     st.session_state[ARCH], st.session_state[BUDGET] = arch, budget
     st.session_state.setdefault(GENERATION, 0)
 
@@ -60,16 +80,20 @@ def set_arch(arch: Architecture, change: str | None = None) -> None:
     st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1  # fresh widgets show `arch`
 
 
-def show_notice() -> None:
-    """Show, once, a message left by an earlier step (a bad link, a rebuilt store)."""
-    notice = st.session_state.pop(NOTICE, None)
-    if notice:
-        st.warning(notice)
+def notify(message: str) -> None:
+    """Leave a message for the next run to show (callbacks run before the page draws)."""
+    st.session_state.setdefault(NOTICE, []).append(message)
+
+
+def show_notices() -> None:
+    """Show, once, the messages left by earlier steps (a bad link, a refused edit)."""
+    for message in st.session_state.pop(NOTICE, []):
+        st.warning(message)
 
 
 @st.cache_resource(show_spinner=False)
-def _lab() -> Lab:
-    lab = Lab()
+def _lab(home: str) -> Lab:
+    lab = Lab(home)
     atexit.register(lab.shutdown)  # no worker outlives the server
     return lab
 
@@ -77,7 +101,7 @@ def _lab() -> Lab:
 def get_lab() -> Lab | None:
     """The process-wide Lab, or None after showing why the run store cannot be used."""
     try:
-        lab = _lab()
+        lab = _lab(str(config.lab_home()))
     except StoreError as err:
         st.error(str(err))
         return None

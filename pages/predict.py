@@ -20,6 +20,7 @@ def predictor(choice: ModelChoice, modified: float):
     return load_predictor(choice)
 
 
+notices = common.begin_page()
 st.title("Predict")
 lab = common.get_lab()
 choices = []
@@ -35,7 +36,7 @@ try:
     model = predictor(choice, choice.path.stat().st_mtime if choice.path.exists() else 0.0)
 except (ModelFileError, SpecError) as err:
     st.error(f"This model cannot be used: {err} Pick another model.")
-    st.stop()
+    common.stop(notices)
 
 st.session_state.setdefault("canvas_version", 0)
 left, middle, right = st.columns([1.2, 0.8, 1.5])
@@ -52,7 +53,7 @@ try:
     prediction = model.predict(canvas.image_data) if canvas.image_data is not None else None
 except ImageError as err:
     st.error(f"The canvas image could not be read: {err}")
-    st.stop()
+    common.stop(notices)
 if prediction is None:
     middle.info("Draw a digit on the black square to see what the model thinks.")
 else:
@@ -61,3 +62,4 @@ else:
                   delta_color="off")
     right.plotly_chart(probabilities_figure(prediction.probabilities), width="stretch",
                        config={"displayModeBar": False})
+common.end_page(notices)

@@ -9,19 +9,20 @@ from mnist_core.report import run_rows
 from mnist_core.store import StoreError, spec_or_error
 from pages import common
 
+notices = common.begin_page()
 st.title("Runs")
 lab = common.get_lab()
 if lab is None:
-    st.stop()
+    common.stop(notices)
 try:
     lab.reap()  # a run whose worker died shows as interrupted, not running forever
     runs = lab.store.list()
 except StoreError as err:
     st.error(str(err))
-    st.stop()
+    common.stop(notices)
 if not runs:
     st.info("No runs yet. Train a network on the Train page and it appears here.")
-    st.stop()
+    common.stop(notices)
 
 st.dataframe(run_rows(runs, common.current_budget()), hide_index=True, width="stretch",
              column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
@@ -68,3 +69,4 @@ if run.status not in ("queued", "running"):
             lab.store.delete(run.id)
             st.toast(f"Run {run.id} deleted.")
             st.rerun()
+common.end_page(notices)

@@ -11,6 +11,7 @@ from pages import common
 QUICK = dict(epochs=2, train_subset=10_000, bn_momentum=0.9)  # ~30 s here: a classroom demo
 WATCH = "watch_run"
 
+notices = common.begin_page()
 arch, budget = common.current_arch(), common.current_budget()
 summary = summarize(arch)
 verdict = budget.verdict(summary)
@@ -19,7 +20,7 @@ lab = common.get_lab()
 st.title("Train")
 st.write(f"**{arch.name}**: {summary.total:,} total / {summary.trainable:,} trainable params. {verdict.text}.")
 if lab is None:
-    st.stop()
+    common.stop(notices)
 lab.ensure_worker()  # warm up TensorFlow in the worker while the user reads the recipe
 
 with st.form("recipe"):
@@ -42,8 +43,9 @@ if start:
     if not confirmed:
         st.error(f"Over budget by {verdict.over_by:,} params: tick 'Train anyway' to train it regardless.")
     else:
-        recipe = Recipe(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
-                        lr_decay=float(lr_decay), seed=int(seed), **(QUICK if quick else {}))
+        chosen = dict(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
+                      lr_decay=float(lr_decay), seed=int(seed))
+        recipe = Recipe(**{**chosen, **(QUICK if quick else {})})
         try:
             submitted = lab.submit(arch, recipe)
         except (StoreError, ValueError) as err:
@@ -72,8 +74,9 @@ def live_run() -> None:
     recipe = Recipe.from_dict(run.recipe)
     st.subheader(f"Run {run.id}: {run.name} · {run.status}")
     if run.status == "queued":
-        ahead = [other.id for other in active if other.id < run.id]
-        st.info(f"Queued behind run(s) {', '.join(map(str, ahead)) or '...'}; it starts when they finish.")
+        ahead = [str(other.id) for other in active if other.id < run.id]
+        st.info(f"Queued behind run(s) {', '.join(ahead)}; it starts when they finish." if ahead else
+                "Waiting for the training worker (it loads TensorFlow once, then stays warm)...")
     last = events[-1] if events else None
     if run.status in ("queued", "running"):
         done = last.elapsed / (last.elapsed + last.eta) if last and last.eta is not None else 0.0
@@ -106,3 +109,4 @@ def _final(run) -> None:
 
 
 live_run()
+common.end_page(notices)
