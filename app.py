@@ -6,7 +6,7 @@ from mnist_core.budget import summarize
 from mnist_core.store import StoreError
 from pages import common
 
-st.set_page_config(page_title="MNIST Budget Lab", page_icon="🔢", layout="wide")
+st.set_page_config(page_title="MNIST Budget Lab", page_icon=":material/calculate:", layout="wide")
 
 
 def home() -> None:
@@ -35,17 +35,17 @@ def home() -> None:
     else:
         right.metric("Best model so far", "none trained yet")
     st.subheader("Where to go")
-    st.page_link(ARCHITECTURE, label="Architecture: design the network under the budget", icon="🧱")
-    st.page_link(TRAIN, label="Train: watch it learn, live", icon="📈")
-    st.page_link(PREDICT, label="Predict: draw a digit and see what it thinks", icon="✏️")
-    st.page_link(RUNS, label="Runs: compare, download, reload or delete past runs", icon="🗂️")
+    st.page_link(ARCHITECTURE, label="Architecture: design the network under the budget")
+    st.page_link(TRAIN, label="Train: watch it learn, live")
+    st.page_link(PREDICT, label="Predict: draw a digit and see what it thinks")
+    st.page_link(RUNS, label="Runs: compare, download, reload or delete past runs")
     common.end_page(notices)
 
 
-HOME = st.Page(home, title="Home", icon="🏠", default=True)
-ARCHITECTURE = st.Page("pages/architecture.py", title="Architecture", icon="🧱")
-TRAIN = st.Page("pages/train.py", title="Train", icon="📈")
-PREDICT = st.Page("pages/predict.py", title="Predict", icon="✏️")
-RUNS = st.Page("pages/runs.py", title="Runs", icon="🗂️")
+HOME = st.Page(home, title="Home", icon=":material/home:", default=True)
+ARCHITECTURE = st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:")
+TRAIN = st.Page("pages/train.py", title="Train", icon=":material/monitoring:")
+PREDICT = st.Page("pages/predict.py", title="Predict", icon=":material/draw:")
+RUNS = st.Page("pages/runs.py", title="Runs", icon=":material/history:")
 
 st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS]).run()

@@ -112,5 +112,5 @@ with st.expander("Spec as JSON: view, download, edit or upload"):
     st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}")
     st.button("Load uploaded spec", on_click=apply_json, args=(f"upload_{generation}",))
 
-st.page_link("pages/train.py", label="Train this architecture →", icon="📈")
+st.page_link("pages/train.py", label="Train this architecture →", icon=":material/monitoring:")
 common.end_page(notices)

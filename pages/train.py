@@ -105,7 +105,8 @@ def _final(run) -> None:
     cols[1].metric("Duration", f"{run.duration or 0:.0f} s")
     cols[2].metric("Params", f"{run.total_params:,}")
     if run.status in ("completed", "stopped") and lab.store.model_path(run.id).exists():
-        st.page_link("pages/predict.py", label=f"Try run {run.id}'s model on the Predict page →", icon="✏️")
+        st.page_link("pages/predict.py", label=f"Try run {run.id}'s model on the Predict page →",
+                     icon=":material/draw:")
 
 
 live_run()
