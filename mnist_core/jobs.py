@@ -133,11 +133,11 @@ class Lab:
         Raises StoreError (with a clear message) when the store cannot take a run.
         """
         summary = summarize(arch)
-        ahead = len(self.active())
         run_id = self.store.create_run(name or arch.name, arch, recipe.to_dict(), summary.total,
                                        summary.trainable)
         self.ensure_worker()
-        return Submitted(run_id, ahead)
+        # Counted after inserting, so two simultaneous starts cannot both see an empty queue.
+        return Submitted(run_id, sum(run.id < run_id for run in self.active()))
 
     def stop(self, run_id: int) -> None:
         """Ask for a run to stop; a queued run is cancelled at once."""

@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -159,7 +159,7 @@ class RunStore:
 
     def _open_or_recover(self) -> None:
         try:
-            with sqlite3.connect(self.db_path, timeout=5, isolation_level=None) as conn:
+            with closing(sqlite3.connect(self.db_path, timeout=5, isolation_level=None)) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 check = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if check != "ok":
@@ -184,7 +184,7 @@ class RunStore:
             part = Path(f"{self.db_path}{suffix}")
             if part.exists():
                 part.replace(Path(f"{aside}{suffix}"))
-        with sqlite3.connect(self.db_path, isolation_level=None) as conn:
+        with closing(sqlite3.connect(self.db_path, isolation_level=None)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
         restored = 0
@@ -202,7 +202,7 @@ class RunStore:
         if run["status"] in ("queued", "running"):
             run["status"], run["error"] = "interrupted", "The app stopped before this run finished."
         run["stop_requested"] = run["stop_requested"] or 0
-        with sqlite3.connect(self.db_path, isolation_level=None) as conn:
+        with closing(sqlite3.connect(self.db_path, isolation_level=None)) as conn:
             conn.execute(f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES "
                          f"({', '.join('?' for _ in RUN_FIELDS)})", [run[key] for key in RUN_FIELDS])
             conn.executemany(

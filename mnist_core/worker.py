@@ -25,6 +25,9 @@ from .store import Run, RunStore, StoreError
 from .train import Recipe, train
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
+# Keras/TF keep ~20-30 MB per trained model even after clear_session(); a worker re-executes
+# itself (same pid, fresh memory, one TF import) after this many runs to stay bounded.
+RUNS_BEFORE_RECYCLE = 8
 
 
 class Worker:
@@ -38,17 +41,22 @@ class Worker:
     def parent_gone(self) -> bool:
         return self.parent_pid > 0 and os.getppid() != self.parent_pid
 
-    def loop(self) -> None:
-        idle_since = time.monotonic()
+    def loop(self) -> bool:
+        """Train queued runs until idle, told to exit, or due for recycling (returns True then)."""
+        idle_since, runs = time.monotonic(), 0
         while not self.exit_requested and not self.parent_gone():
             run = self.store.claim_next(os.getpid())
             if run is None:
                 if time.monotonic() - idle_since > self.idle_timeout:
-                    return
+                    return False
                 time.sleep(IDLE_POLL_SECONDS)
                 continue
             self.train_run(run)
+            runs += 1
+            if runs >= RUNS_BEFORE_RECYCLE:
+                return not self.exit_requested
             idle_since = time.monotonic()
+        return False
 
     def train_run(self, run: Run) -> None:
         """Train one claimed run and record how it ended; never raises."""
@@ -79,7 +87,7 @@ class Worker:
         except Exception as err:  # a worker must outlive any one bad run
             self.store.finish(run.id, "failed", error=f"{type(err).__name__}: {err}", versions=versions)
         finally:
-            keras.backend.clear_session()  # keeps memory flat over many runs
+            keras.backend.clear_session()  # drops the run's graphs and variables
             gc.collect()
 
 
@@ -123,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "exit_requested", True))
     import keras  # noqa: F401  (warm up: a later run starts without paying the import)
 
-    worker.loop()
+    if worker.loop():
+        lock.close()  # the re-executed worker takes the slot again
+        os.execv(sys.executable, [sys.executable, "-m", "mnist_core.worker", *(argv or sys.argv[1:])])
     return 0
 
 

@@ -87,7 +87,7 @@ def live_run() -> None:
             lab.stop(run.id)
             st.toast(f"Stopping run {run.id}...")
     if events:
-        st.plotly_chart(training_figure(events), width="stretch", key=f"chart_{run.id}")
+        st.plotly_chart(training_figure(events, recipe.epochs), width="stretch", key=f"chart_{run.id}")
     if run.finished:
         _final(run)
 

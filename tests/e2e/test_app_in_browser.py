@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import metric_value, screenshot
+from tests.browser import metric_value, screenshot
 
 pytestmark = pytest.mark.e2e
 
