@@ -41,7 +41,8 @@ def run_rows(runs: list[Run], budget: Budget) -> list[dict[str, Any]]:
             "total params": run.total_params,
             "trainable params": run.trainable_params,
             "budget": "within" if counted < budget.limit else f"over by {counted - budget.limit:,}",
-            "recipe": (f"{recipe.get('epochs')} ep · batch {recipe.get('batch_size')} · lr {recipe.get('learning_rate')}"
+            "recipe": (f"{recipe.get('epochs')} ep · batch {recipe.get('batch_size')} · "
+                       f"lr {recipe.get('learning_rate')}"
                        + (f" · {recipe['train_subset']:,} imgs" if recipe.get("train_subset") else "")
                        + f" · seed {recipe.get('seed')}"),
             "duration (s)": round(run.duration, 1) if run.duration is not None else None,

@@ -4,8 +4,15 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from mnist_core.charts import probabilities_figure
-from mnist_core.predict import (ImageError, ModelChoice, ModelFileError, available_models, bundled_model, enlarge,
-                                load_predictor)
+from mnist_core.predict import (
+    ImageError,
+    ModelChoice,
+    ModelFileError,
+    available_models,
+    bundled_model,
+    enlarge,
+    load_predictor,
+)
 from mnist_core.spec import SpecError
 from mnist_core.store import StoreError
 from pages import common

@@ -101,3 +101,36 @@ def metric_value(page, label: str) -> str:
     """The value shown by the st.metric with this label."""
     metric = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def draw(page, strokes) -> None:
+    """Drag the mouse along each stroke (canvas pixel points) on the Predict page's canvas.
+
+    Under load the canvas script may still be wiring up its mouse handlers when the page shows, so
+    if the first stroke left no mark (Undo still disabled) the drawing is started again.
+    """
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    canvas.scroll_into_view_if_needed()
+    undo = page.get_by_role("button", name="Undo")
+    for _ in range(5):
+        box = canvas.bounding_box()
+        _drag(page, box, strokes[0])
+        if undo.is_enabled():
+            break
+        page.wait_for_timeout(1000)
+    for stroke in strokes[1:]:
+        _drag(page, canvas.bounding_box(), stroke)
+
+
+def _drag(page, box, stroke, step=6.0) -> None:
+    """Mouse moves a few pixels apart, as a real drag produces."""
+    points = [stroke[0]]
+    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        count = max(1, int(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 / step))
+        points += [(x0 + (x1 - x0) * i / count, y0 + (y1 - y0) * i / count) for i in range(1, count + 1)]
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y)
+    page.mouse.up()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,14 @@ def small_model(tmp_path_factory, mnist):
     path = tmp_path_factory.mktemp("model") / "model.keras"
     result.model.save(path)
     return path, result.test_accuracy
+
+
+def wait_for(condition, timeout=120.0, every=0.1):
+    """Poll `condition` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")

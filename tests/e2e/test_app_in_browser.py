@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import metric_value, screenshot
+from tests.browser import draw, metric_value, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -38,28 +38,6 @@ def test_batchnorm_toggle_changes_the_counter_exactly(server, page):
     expect(page.get_by_text("over the 15,000 budget by 24")).to_be_visible()
     expect(page).to_have_url(re.compile(r"arch=.*c3x16bd0\.1_c3x16d0\.1_c1x10l"))
     screenshot(page, "architecture")
-
-
-def draw(page, strokes):
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    for stroke in strokes:
-        points = _densify(stroke)
-        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-        page.mouse.down()
-        for x, y in points[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y)
-        page.mouse.up()
-
-
-def _densify(stroke, step=6.0):
-    """Mouse moves a few pixels apart, as a real drag produces."""
-    points = [stroke[0]]
-    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
-        count = max(1, int(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 / step))
-        points += [(x0 + (x1 - x0) * i / count, y0 + (y1 - y0) * i / count) for i in range(1, count + 1)]
-    return points
 
 
 @pytest.mark.parametrize("digit", [1, 0, 7])

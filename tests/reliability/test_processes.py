@@ -3,6 +3,8 @@
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import psutil
@@ -10,24 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from mnist_core.jobs import Lab
-from mnist_core.predict import Predictor, bundled_model
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
 from mnist_core.train import Recipe
-from tests.browser import Server
+from tests.browser import Server, draw
+from tests.conftest import ROOT, wait_for
 
 LONG = Recipe(epochs=50, train_subset=2048, progress_every=1)
 TINY = Recipe(epochs=1, train_subset=256, progress_every=1)
 
 
-def wait_for(condition, timeout=120.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def test_sigkilled_worker_marks_the_run_interrupted_and_the_next_run_works(lab_home, mnist_dir):
@@ -72,22 +66,24 @@ def test_twenty_quick_trainings_keep_worker_memory_bounded(lab_home, mnist_dir, 
     assert max(rss) - rss[1] < 300
 
 
-def test_prediction_path_does_not_retrace_or_leak():
-    """2,000 predictions: one trace of the tf.function, and flat process memory."""
-    import numpy as np
-
-    predictor = Predictor(PRESETS["seed-final"], bundled_model().path)
-    canvas = np.zeros((280, 280, 4), dtype=np.uint8)
-    canvas[60:220, 130:150] = 255
-    for _ in range(200):
-        predictor.predict(canvas)
-    before = psutil.Process().memory_info().rss
-    for _ in range(2000):
-        predictor.predict(canvas)
-    grown = (psutil.Process().memory_info().rss - before) / 2**20
-    print(f"RSS growth over 2,000 predictions: {grown:.1f} MB")
-    assert predictor._call.experimental_get_tracing_count() == 1
-    assert grown < 20
+def test_prediction_path_does_not_leak_or_import_tensorflow():
+    """2,000 predictions: flat memory, and TensorFlow never enters the process (no tracing, no
+    clear_session after every Streamlit rerun)."""
+    code = (
+        "import numpy as np, psutil, sys\n"
+        "from mnist_core.predict import Predictor, bundled_model\n"
+        "from mnist_core.spec import PRESETS\n"
+        "predictor = Predictor(PRESETS['seed-final'], bundled_model().path)\n"
+        "canvas = np.zeros((280, 280, 4), dtype=np.uint8); canvas[60:220, 130:150] = 255\n"
+        "for _ in range(200): predictor.predict(canvas)\n"
+        "before = psutil.Process().memory_info().rss\n"
+        "for _ in range(2000): predictor.predict(canvas)\n"
+        "print((psutil.Process().memory_info().rss - before) / 2**20)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    grown, heavy = out.stdout.splitlines()
+    print(f"RSS growth over 2,000 predictions: {float(grown):.1f} MB")
+    assert float(grown) < 20 and heavy == "[]"
 
 
 @pytest.mark.e2e
@@ -117,24 +113,10 @@ def test_server_killed_mid_training_leaves_no_running_run_and_no_orphan(lab_home
 
 
 def draw_one_and_wait(page) -> float:
-    """Draw a vertical stroke until the page predicts 1; returns the seconds from the first stroke.
-
-    Under full training load the canvas script can still be wiring up its mouse handlers when the
-    page first shows, so a stroke that left no mark (Undo still disabled) is drawn again.
-    """
+    """Draw a vertical stroke and wait until the page predicts 1; returns the seconds it took."""
     expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=60_000)
-    canvas = page.locator("canvas.upper-canvas").first
     started = time.monotonic()
-    for _ in range(5):
-        box = canvas.bounding_box()
-        page.mouse.move(box["x"] + 140, box["y"] + 40)
-        page.mouse.down()
-        for y in range(40, 241, 10):
-            page.mouse.move(box["x"] + 140, box["y"] + y)
-        page.mouse.up()
-        if page.get_by_role("button", name="Undo").is_enabled():
-            break
-        page.wait_for_timeout(1000)
+    draw(page, [[(140, 40), (140, 240)]])
     expect(page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")
            .locator('[data-testid="stMetricValue"]')).to_have_text("1", timeout=60_000)
     return time.monotonic() - started

@@ -9,6 +9,7 @@ import pytest
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
 from mnist_core.train import Recipe
+from tests.conftest import wait_for
 
 QUICK = Recipe(epochs=1, train_subset=512, progress_every=1)
 LONG = Recipe(epochs=50, train_subset=2048, progress_every=1)
@@ -21,14 +22,6 @@ def lab(lab_home, mnist_dir):
     lab.shutdown()
 
 
-def wait_for(condition, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_worker_trains_queues_and_stops(lab):

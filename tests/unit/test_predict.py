@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnist_core.predict import (ImageError, ModelFileError, Predictor, available_models, bundled_model, to_mnist)
+from mnist_core.predict import ImageError, ModelFileError, Predictor, available_models, bundled_model, to_mnist
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
 
@@ -95,6 +95,20 @@ def test_bundled_model_is_ready_and_accurate(mnist):
     predicted = [int(predictor.probabilities(image).argmax()) for image in images]
     assert choice.test_accuracy >= 0.98
     assert np.mean(np.array(predicted) == mnist.y_test[:1000]) >= 0.97
+
+
+def test_numpy_forward_pass_equals_keras(small_model, mnist):
+    """The oracle: the server's numpy forward pass gives Keras' probabilities for the same weights."""
+    from mnist_core.model import build_model
+
+    for arch, path in ((PRESETS["seed-final"], small_model[0]), (PRESETS["seed-final"], bundled_model().path)):
+        model = build_model(arch)
+        model.load_weights(path)
+        images = mnist.x_test[:32].astype(np.float32) / 255
+        expected = model(images[..., None], training=False).numpy()
+        predictor = Predictor(arch, path)
+        ours = np.stack([predictor.probabilities(image) for image in images])
+        assert np.abs(ours - expected).max() < 1e-5
 
 
 def test_model_files_are_checked_before_loading(tmp_path):
