@@ -27,7 +27,7 @@ from .train import Recipe, train
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
 # Keras/TF keep ~20-30 MB per trained model even after clear_session(); a worker re-executes
 # itself (same pid, fresh memory, one TF import) after this many runs to stay bounded.
-RUNS_BEFORE_RECYCLE = 8
+RUNS_BEFORE_RECYCLE = 5
 
 
 class Worker:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import browser, page  # noqa: F401  (one Chromium for every suite that needs it)
+
 ROOT = Path(__file__).resolve().parent.parent
 # The product reads MNIST only through $MNIST_DATA_DIR; the tests default it to the shared copy beside the repo.
 os.environ.setdefault("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import Server, browser, page  # noqa: F401  (fixtures)
+from tests.browser import Server
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,3 @@
-"""Reliability fixtures: browsers from the shared helpers, AppTest from the app suite."""
+"""Reliability fixtures: AppTest from the app suite (the browser comes from tests/conftest.py)."""
 
 from tests.app.conftest import app  # noqa: F401  (fixture)
-from tests.browser import browser, page  # noqa: F401  (fixtures)

@@ -47,7 +47,7 @@ def test_sigkilled_worker_marks_the_run_interrupted_and_the_next_run_works(lab_h
 
 
 def test_twenty_quick_trainings_keep_worker_memory_bounded(lab_home, mnist_dir, record_property):
-    """Twenty runs: the worker re-executes itself every 8 runs (same pid), so its RSS stays under a ceiling.
+    """Twenty runs: the worker re-executes itself every few runs (same pid), so its RSS stops growing.
 
     Without recycling it grew ~25 MB a run here (Keras keeps per-model state past clear_session).
     """
@@ -63,7 +63,8 @@ def test_twenty_quick_trainings_keep_worker_memory_bounded(lab_home, mnist_dir, 
     record_property("worker_rss_mb", [round(value) for value in rss])
     print(f"worker RSS MB after each run: {[round(value) for value in rss]}")
     assert len({run.worker_pid for run in RunStore(lab_home).list()}) == 1  # one worker process did all 20
-    assert max(rss) - rss[1] < 300
+    assert max(rss[10:]) <= max(rss[:10]) + 100  # the second ten runs climb no higher than the first ten
+    assert max(rss) < 2048
 
 
 def test_prediction_path_does_not_leak_or_import_tensorflow():
@@ -148,10 +149,10 @@ def test_two_tabs_press_start_at_once(lab_home, browser):
 
         predict = context.new_page()
         predict.goto(f"{server.url}/predict")
-        first = draw_one_and_wait(predict)  # includes loading TensorFlow and the model in the server
+        first = draw_one_and_wait(predict)  # includes loading the model
         predict.get_by_role("button", name="Clear").click()
         again = draw_one_and_wait(predict)
-        print(f"prediction while training: first {first:.1f}s (TF import), then {again:.1f}s")
+        print(f"prediction while training: first {first:.1f}s (loads the model), then {again:.1f}s")
         assert again < 10
         assert store.get(store.list()[-1].id).status == "running"
         for run in store.list():
