@@ -105,6 +105,7 @@ def get_lab() -> Lab | None:
     except StoreError as err:
         st.error(str(err))
         return None
-    if lab.store.notice:
+    if lab.store.notice and not st.session_state.get("store_notice_shown"):
+        st.session_state["store_notice_shown"] = True  # once per session, not on every rerun
         st.warning(lab.store.notice)
     return lab
