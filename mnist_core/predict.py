@@ -120,7 +120,6 @@ class Predictor:
     def __init__(self, arch: Architecture, weights: str | Path):
         path = Path(weights)
         check_model_file(path)
-        self.arch = arch
         kernels, norms = _read_weights(path)
         self._steps = _plan(arch, kernels, norms, path)
 

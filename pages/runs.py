@@ -60,7 +60,7 @@ if run.status in ("completed", "stopped"):
     except ModelFileError as err:
         st.error(f"Run {run.id}'s model cannot be used: {err}")
     else:
-        actions[2].download_button("Download model (.keras)", model_path.read_bytes(),
+        actions[2].download_button("Download model (.keras)", model_path.read_bytes,  # read only when clicked
                                    file_name=f"run-{run.id}.keras", mime="application/zip")
 if run.status not in ("queued", "running"):
     with actions[3].popover("Delete run"):
