@@ -3,6 +3,7 @@
 import streamlit as st
 
 from mnist_core.budget import summarize
+from mnist_core.predict import available_models, best_model, bundled_model
 from mnist_core.store import StoreError
 from pages import common
 
@@ -22,18 +23,15 @@ def home() -> None:
                 delta=f"{verdict.margin:,} to spare" if verdict.within else f"{verdict.over_by:,} over budget",
                 delta_color="normal" if verdict.within else "inverse")
     lab = common.get_lab()
-    best = None
+    choices = [bundled_model()]
     if lab is not None:
         try:
-            finished = [run for run in lab.store.list(("completed",)) if run.test_accuracy is not None]
-            best = max(finished, key=lambda run: run.test_accuracy, default=None)
+            choices = available_models(lab.store)
         except StoreError as err:
             st.error(str(err))
-    if best:
-        right.metric(f"Best model so far: run {best.id} ({best.name}), {best.total_params:,} params",
-                     f"{best.test_accuracy:.2%}")
-    else:
-        right.metric("Best model so far", "none trained yet")
+    best = best_model(choices)
+    right.metric(f"Best model so far: {best.title}", best.accuracy_text)
+    right.caption(best.description)
     st.subheader("Where to go")
     st.page_link(ARCHITECTURE, label="Architecture: design the network under the budget")
     st.page_link(TRAIN, label="Train: watch it learn, live")

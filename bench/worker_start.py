@@ -2,8 +2,10 @@
 
     python -m bench.worker_start
 
-Cold: no worker yet, so the run waits for a new process to import TensorFlow.
-Warm: the worker was started beforehand (the Train page does this when it opens).
+Cold: no worker yet, so the run waits for a new process to import TensorFlow. Target <= 15 s.
+Warm: the worker was started beforehand (the Train page does this when it opens). Target <= 5 s,
+and at least 2x faster than cold. (The tests check the behaviour instead: the warm worker's own
+process trains the run and TensorFlow is imported once.)
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ def main() -> None:
     warm_lab = Lab(home=tempfile.mkdtemp(prefix="bench-warm-"))
     try:
         warm_lab.ensure_worker()
-        while not warm_lab.live_workers():
+        lock = warm_lab.lock_path(0)
+        while not (lock.exists() and lock.read_text().endswith("ready")):  # written once TensorFlow is imported
             time.sleep(0.05)
-        time.sleep(10)  # the worker imports TensorFlow after taking its lock
         warm = first_event_seconds(warm_lab)
     finally:
         warm_lab.shutdown()

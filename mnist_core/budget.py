@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .spec import INPUT_CHANNELS, INPUT_SIZE, Architecture, Conv, GlobalAvgPool, MaxPool
+from .spec import Architecture, Signal
 
 DEFAULT_LIMIT = 15_000  # the notebook's rule: total parameters strictly under 15K
 Counting = Literal["total", "trainable"]
@@ -105,32 +105,12 @@ class Verdict:
 
 def summarize(arch: Architecture) -> Summary:
     """Count every layer of `arch` the way Keras would, without building it."""
-    size, channels = INPUT_SIZE, INPUT_CHANNELS
-    receptive, jump = 1, 1
-    rows = []
+    x, rows = Signal(), []
     for index, layer in enumerate(arch.layers, 1):
-        trainable = non_trainable = macs = 0
-        if isinstance(layer, Conv):
-            size = size - layer.kernel + 1
-            trainable = layer.kernel * layer.kernel * channels * layer.filters
-            macs = size * size * trainable
-            channels = layer.filters
-            if layer.batchnorm:
-                trainable += 2 * channels  # gamma and beta
-                non_trainable += 2 * channels  # moving mean and variance
-            receptive += (layer.kernel - 1) * jump
-            shape: tuple[int, ...] = (size, size, channels)
-        elif isinstance(layer, MaxPool):
-            receptive += (layer.size - 1) * jump
-            jump *= layer.size
-            size //= layer.size
-            shape = (size, size, channels)
-        elif isinstance(layer, GlobalAvgPool):
-            receptive += (size - 1) * jump  # averaging sees every remaining position
-            shape = (channels,)
-        else:
-            shape = (channels,)
-        rows.append(LayerStats(index, layer.label, shape, trainable, non_trainable, receptive, macs))
+        cost = layer.cost(x)
+        x = layer.output(x)
+        rows.append(LayerStats(index, layer.label, x.shape, cost.trainable, cost.non_trainable, x.receptive,
+                               cost.macs))
     return Summary(tuple(rows))
 
 
@@ -144,17 +124,6 @@ def describe_change(before: Architecture, after: Architecture) -> str:
         return f"Architecture changed: {counts}"
     index = changed[0]
     a, b = before.layers[index], after.layers[index]
-    if isinstance(a, Conv) and isinstance(b, Conv):
-        where = f"conv {after.conv_number(index)}"
-        if a.batchnorm != b.batchnorm:
-            what = f"BatchNorm after {where}" if b.batchnorm else f"No BatchNorm after {where}"
-        elif a.dropout != b.dropout:
-            what = f"Dropout after {where}" if b.dropout else f"No Dropout after {where}"
-        elif a.filters != b.filters:
-            what = f"Filters of {where}: {a.filters} -> {b.filters}"
-        elif a.dropout_rate != b.dropout_rate:
-            what = f"Dropout rate of {where}: {a.dropout_rate:g} -> {b.dropout_rate:g}"
-        else:
-            what = f"Changed {where}"
-        return f"{what}: {counts}"
-    return f"Changed layer {index + 1}: {counts}"
+    if type(a) is not type(b):
+        return f"Changed {after.layer_name(index)}: {counts}"
+    return f"{a.describe_change(b, after.conv_number(index))}: {counts}"

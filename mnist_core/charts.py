@@ -22,17 +22,17 @@ def training_figure(events: Sequence[Event], epochs: int | None = None, title: s
     """
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
                            specs=[[{"secondary_y": True}], [{}]])
-    epochs = [e for e in events if e.kind == "epoch"]
+    ends = [e for e in events if e.kind == "epoch"]
     x = [e.epoch for e in events]
     figure.add_scatter(x=x, y=[e.accuracy for e in events], name="train accuracy", mode="lines",
                        line={"color": PALETTE[0]}, row=1, col=1)
-    figure.add_scatter(x=[e.epoch for e in epochs], y=[e.val_accuracy for e in epochs], name="test accuracy",
+    figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_accuracy for e in ends], name="test accuracy",
                        mode="lines+markers", line={"color": PALETTE[1]}, row=1, col=1)
     figure.add_scatter(x=x, y=[e.lr for e in events], name="learning rate", mode="lines",
                        line={"color": NEUTRAL, "dash": "dot"}, row=1, col=1, secondary_y=True)
     figure.add_scatter(x=x, y=[e.loss for e in events], name="train loss", mode="lines",
                        line={"color": PALETTE[2]}, row=2, col=1)
-    figure.add_scatter(x=[e.epoch for e in epochs], y=[e.val_loss for e in epochs], name="test loss",
+    figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_loss for e in ends], name="test loss",
                        mode="lines+markers", line={"color": PALETTE[3]}, row=2, col=1)
     figure.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1, secondary_y=False)
     figure.update_yaxes(title_text="learning rate", rangemode="tozero", row=1, col=1, secondary_y=True,

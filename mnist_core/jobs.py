@@ -3,6 +3,11 @@
 A worker (`python -m mnist_core.worker`) holds an exclusive lock on `worker-<slot>.lock` for as
 long as it lives, so the lock tells any process whether a worker is alive, even after SIGKILL.
 With one slot (the default) runs train one at a time and later ones wait in the queue.
+Each run records the pid of the process that submitted it, and a worker told to leave (its Lab
+shut down, or its parent died) still finishes a run another live process is waiting for.
+A worker that dies before it is ready MAX_FAILED_STARTS times in a row (TensorFlow fails to import,
+a CPU without AVX) is not started again until the next submit: this process's queued runs fail
+with the worker's own error, which `Lab.worker_error` also holds.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +25,14 @@ from pathlib import Path
 from . import config
 from .budget import summarize
 from .spec import Architecture
-from .store import Run, RunStore
+from .store import Run, RunStore, StoreError
 from .train import Recipe
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INTERRUPTED = "The training worker stopped unexpectedly (killed, crashed, or the app was restarted)."
+MAX_FAILED_STARTS = 3  # one failed start can be bad luck; three in a row is this machine or install
+SIGNAL_HINTS = {signal.SIGILL: "this CPU may lack instructions TensorFlow needs"}
+LOG_TAIL_BYTES = 65536  # enough of worker.log to find a dead worker's last words
 
 
 @dataclass(frozen=True)
@@ -34,8 +43,29 @@ class Submitted:
     ahead: int
 
 
+@dataclass
+class _Child:
+    """A worker process this Lab started, and what judging its exit needs."""
+
+    process: subprocess.Popen
+    slot: int
+    log_offset: int  # worker.log's size at its start: its own output comes after
+    ready: bool = False  # it imported TensorFlow and served its slot
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists but belongs to another user
+    return True
+
+
 class Lab:
-    """The run store plus the worker processes that train its queued runs."""
+    """The run store plus the worker processes that train its queued runs; safe to share between threads."""
 
     def __init__(self, home: str | Path | None = None, data_dir: str | Path | None = None,
                  max_workers: int | None = None, idle_timeout: float = 600.0):
@@ -44,7 +74,10 @@ class Lab:
         self.max_workers = max_workers or config.max_workers()
         self.idle_timeout = idle_timeout
         self.store = RunStore(self.home)
-        self._children: list[subprocess.Popen] = []
+        self.worker_error: str | None = None  # why workers cannot start; cleared by the next submit
+        self._children: list[_Child] = []
+        self._failed_starts = 0
+        self._lock = threading.Lock()  # Streamlit calls one Lab from many session threads
         self.reap()
 
     # -- workers ---------------------------------------------------------------------------
@@ -53,34 +86,47 @@ class Lab:
         return self.home / f"worker-{slot}.lock"
 
     def live_workers(self) -> dict[int, int]:
-        """slot -> pid of each worker that holds its lock right now."""
+        """slot -> pid of each worker that holds its lock right now, whichever process started it."""
         alive = {}
-        for slot in range(self.max_workers):
-            path = self.lock_path(slot)
-            if not path.exists():
-                continue
-            with open(path, "a+") as handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    handle.seek(0)
-                    text = handle.read().strip()
-                    alive[slot] = int(text) if text.isdigit() else -1
-                    continue
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        for path in self.home.glob("worker-*.lock"):
+            slot, text = path.stem.removeprefix("worker-"), _held_text(path)
+            if slot.isdigit() and text is not None:
+                pid = text.split()[0] if text else ""
+                alive[int(slot)] = int(pid) if pid.isdigit() else -1
         return alive
 
     def ensure_worker(self) -> None:
-        """Start a worker on each free slot, so queued runs start and the next start is warm."""
-        self._collect_children()
-        alive = self.live_workers()
-        for slot in range(self.max_workers):
-            if slot not in alive and not self._starting(slot):
-                self._spawn(slot)
+        """Start a worker on each free slot, so queued runs start and the next start is warm.
+
+        Does nothing while `worker_error` is set (workers keep dying at start-up).
+        """
+        with self._lock:
+            self._collect_children()
+            if self.worker_error:
+                return
+            alive = self.live_workers()
+            for slot in range(self.max_workers):
+                if slot not in alive and not self._starting(slot):
+                    self._spawn(slot)
+
+    def needs_worker(self) -> bool:
+        """Runs are queued but a slot has no worker, live or starting: then call `ensure_worker()`.
+
+        Cheap enough for a page to ask every second; False while `worker_error` is set.
+        Raises StoreError when the store cannot be read.
+        """
+        if not self.store.list(("queued",)):
+            return False
+        with self._lock:
+            self._collect_children()
+            if self.worker_error:
+                return False
+            alive = self.live_workers()
+            return any(slot not in alive and not self._starting(slot) for slot in range(self.max_workers))
 
     def _starting(self, slot: int) -> bool:
         """A worker we spawned for `slot` is still importing TensorFlow and has no lock yet."""
-        return any(getattr(child, "slot", None) == slot and child.poll() is None for child in self._children)
+        return any(child.slot == slot and child.process.poll() is None for child in self._children)
 
     def _spawn(self, slot: int) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -90,30 +136,77 @@ class Lab:
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]
         with open(self.home / "worker.log", "ab") as log:
+            offset = log.seek(0, os.SEEK_END)
             # A new session: a terminal's Ctrl-C goes to the caller, which decides to stop runs.
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env, start_new_session=True)
-        child.slot = slot  # type: ignore[attr-defined]
-        self._children.append(child)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env=env, start_new_session=True)
+        self._children.append(_Child(process, slot, offset))
 
     def _collect_children(self) -> None:
-        """Wait for exited workers so none lingers as a zombie."""
-        self._children = [child for child in self._children if child.poll() is None]
+        """Wait for exited workers (no zombies); after too many failed starts in a row, give up."""
+        running = []
+        for child in self._children:
+            child.ready = child.ready or _text(self.lock_path(child.slot)) == f"{child.process.pid} ready"
+            if child.ready:
+                self._failed_starts = 0
+            if child.process.poll() is None:
+                running.append(child)
+            elif child.process.returncode != 0 and not child.ready:
+                self._failed_starts += 1
+                if self._failed_starts >= MAX_FAILED_STARTS:
+                    self._give_up(self._start_error(child))
+        self._children = running
+
+    def _start_error(self, child: _Child) -> str:
+        """What killed a worker at start-up: the signal, or the last line it printed."""
+        code = child.process.returncode
+        if code < 0:
+            sig = signal.Signals(-code)
+            detail = f"killed by {sig.name} ({signal.strsignal(sig)})"
+            detail += f": {SIGNAL_HINTS[sig]}" if sig in SIGNAL_HINTS else ""
+        else:
+            detail = _last_line(self.home / "worker.log", child.log_offset) or f"exit code {code}"
+        return (f"The training worker failed to start {self._failed_starts} times in a row: {detail} "
+                f"(full output in {self.home / 'worker.log'}).")
+
+    def _give_up(self, message: str) -> None:
+        """Stop respawning and fail the queued runs nobody else will start: ours and orphans'."""
+        self.worker_error = message
+        waiting = [run.id for run in self.store.list(("queued",))
+                   if run.submitter_pid in (None, os.getpid()) or not pid_alive(run.submitter_pid)]
+        self.store.fail_queued(waiting, message)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the workers this process started; a run they were training is marked interrupted."""
-        for child in self._children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+        """Stop the workers this process started; a run they were training is marked interrupted.
+
+        A worker training a run that another live process submitted finishes it first and then exits;
+        this call does not wait for it.
+        """
+        with self._lock:
+            children, self._children = self._children, []
+        waiting = [child.process for child in children if child.process.poll() is None]
+        for process in waiting:
+            process.send_signal(signal.SIGTERM)  # the worker itself decides whether its run is abandoned
         deadline = time.monotonic() + timeout
-        for child in self._children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        self._children = []
+        while True:
+            waiting = [process for process in waiting
+                       if process.poll() is None and not self._serves_another(process.pid)]
+            if not waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        for process in waiting:
+            process.kill()
+            process.wait()
         self.reap()
+
+    def _serves_another(self, worker_pid: int) -> bool:
+        """The worker trains a run that another live process submitted (assumed when unreadable)."""
+        try:
+            running = self.store.list(("running",))
+        except StoreError:
+            return True  # it checks for itself whether to finish its run
+        return any(run.worker_pid == worker_pid and run.submitter_pid and run.submitter_pid != os.getpid()
+                   and pid_alive(run.submitter_pid) for run in running)
 
     def reap(self) -> list[int]:
         """Mark 'running' runs whose worker is gone as interrupted; returns their ids."""
@@ -133,8 +226,10 @@ class Lab:
         Raises StoreError (with a clear message) when the store cannot take a run.
         """
         summary = summarize(arch)
+        with self._lock:
+            self._failed_starts, self.worker_error = 0, None  # a new start may succeed (e.g. after a fix)
         run_id = self.store.create_run(name or arch.name, arch, recipe.to_dict(), summary.total,
-                                       summary.trainable)
+                                       summary.trainable, submitter_pid=os.getpid())
         self.ensure_worker()
         # Counted after inserting, so two simultaneous starts cannot both see an empty queue.
         return Submitted(run_id, sum(run.id < run_id for run in self.active()))
@@ -159,3 +254,34 @@ class Lab:
                 self.reap()
                 self.ensure_worker()
             time.sleep(poll)
+
+
+def _held_text(path: Path) -> str | None:
+    """The text of a lock file that a process holds right now; None when none holds it."""
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two probing Labs never collide
+            except BlockingIOError:
+                return handle.read().strip()
+    except OSError:
+        pass
+    return None
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _last_line(path: Path, offset: int) -> str | None:
+    """The last non-blank line written to `path` after byte `offset`: a dead worker's own error."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(offset, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line.strip() for line in reversed(lines) if line.strip()), None)

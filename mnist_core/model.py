@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .spec import INPUT_CHANNELS, INPUT_SIZE, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax
+from .spec import INPUT_CHANNELS, INPUT_SIZE, Architecture
 
 
 def keras_layers(arch: Architecture, bn_momentum: float = 0.99) -> list:
@@ -13,19 +13,7 @@ def keras_layers(arch: Architecture, bn_momentum: float = 0.99) -> list:
 
     stack: list = [layers.Input((INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS))]
     for index, layer in enumerate(arch.layers, 1):
-        if isinstance(layer, Conv):
-            stack.append(layers.Conv2D(layer.filters, layer.kernel, use_bias=False,
-                                       activation="relu" if layer.relu else None, name=f"conv{index}"))
-            if layer.batchnorm:
-                stack.append(layers.BatchNormalization(momentum=bn_momentum, name=f"bn{index}"))
-            if layer.dropout:
-                stack.append(layers.Dropout(layer.dropout_rate, name=f"dropout{index}"))
-        elif isinstance(layer, MaxPool):
-            stack.append(layers.MaxPooling2D(layer.size, name=f"pool{index}"))
-        elif isinstance(layer, GlobalAvgPool):
-            stack.append(layers.GlobalAveragePooling2D(name=f"gap{index}"))
-        elif isinstance(layer, Softmax):
-            stack.append(layers.Activation("softmax", name="softmax"))
+        stack += layer.keras_layers(index, bn_momentum)
     return stack
 
 

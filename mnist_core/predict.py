@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .spec import Architecture
+from .spec import Architecture, Signal
 from .store import RunStore
 
 BOX = 20  # MNIST's size-normalisation box
@@ -38,16 +39,17 @@ def to_mnist(image: np.ndarray) -> np.ndarray | None:
 
     Ink is light on a dark or transparent background, as on MNIST. Returns None for a blank canvas.
     """
-    ink = _ink(image)
-    rows, cols = np.nonzero(ink >= INK_LEVEL)
+    ink_map = ink(image)
+    rows, cols = np.nonzero(ink_map >= INK_LEVEL)
     if rows.size < MIN_INK_PIXELS:
         return None
-    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    crop = ink_map[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     box = _fit_box(crop)
     return _centre_by_mass(box)
 
 
-def _ink(image: np.ndarray) -> np.ndarray:
+def ink(image: np.ndarray) -> np.ndarray:
+    """How much ink each pixel holds, 0-1, from a canvas image; raises ImageError for unusable arrays."""
     if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
         raise ImageError("Expected an image array of shape (H, W) or (H, W, channels).")
     if image.shape[0] > MAX_SIDE or image.shape[1] > MAX_SIDE:
@@ -105,14 +107,11 @@ class Prediction:
     image: np.ndarray  # the 28x28 the model saw
 
 
-BN_EPSILON = 1e-3  # Keras' BatchNormalization default, used by every model built here
-
-
 class Predictor:
     """A trained model for inference: the architecture from a validated spec, weights from a `.keras` file.
 
-    Only the file's weights are read (with h5py); its config is never deserialised. The forward
-    pass is plain numpy, so the app's server never imports TensorFlow: Streamlit calls
+    The file's config is read as plain JSON, never deserialised, and its weights with h5py. The
+    forward pass is plain numpy, so the app's server never imports TensorFlow: Streamlit calls
     `keras.backend.clear_session()` after every rerun of any page once Keras is imported, which
     measured ~170 ms per rerun here.
     """
@@ -120,17 +119,14 @@ class Predictor:
     def __init__(self, arch: Architecture, weights: str | Path):
         path = Path(weights)
         check_model_file(path)
-        kernels, norms = _read_weights(path)
-        self._steps = _plan(arch, kernels, norms, path)
+        self._steps = _plan(arch, _read_weights(path), path)
 
     def probabilities(self, digit28: np.ndarray) -> np.ndarray:
         """Ten class probabilities for one 28x28 float image."""
         x = np.asarray(digit28, dtype=np.float32).reshape(SIZE, SIZE, 1)
         for step in self._steps:
             x = step(x)
-        x = x - x.max()
-        e = np.exp(x)
-        return e / e.sum()
+        return x
 
     def predict(self, image: np.ndarray) -> Prediction | None:
         """Preprocess a canvas image and classify it; None for a blank canvas."""
@@ -141,77 +137,69 @@ class Predictor:
         return Prediction(int(probs.argmax()), float(probs.max()), probs, digit28)
 
 
-def _read_weights(path: Path) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
-    """Conv kernels and BatchNorm (gamma, beta, mean, variance), in layer order, from model.weights.h5."""
+def _read_weights(path: Path) -> dict[str, tuple[str, list[np.ndarray]]]:
+    """Each Keras layer's class name and arrays, by the layer's name (conv1, bn1, ...), in model order.
+
+    config.json lists the layers in order. Keras 3 saves a Sequential's weights under
+    `layers/<class name in snake_case>`, then `_1`, `_2`, ... for later layers of the same class.
+    """
     import h5py
 
-    def order(name: str) -> int:
-        return int(name.rsplit("_", 1)[1]) if name[-1].isdigit() and "_" in name else 0
-
     try:
-        with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as raw, \
-                h5py.File(io.BytesIO(raw.read()), "r") as weights:
-            layers = weights["layers"]
-            convs = sorted((n for n in layers if n.startswith("conv2d")), key=order)
-            norms = sorted((n for n in layers if n.startswith("batch_normalization")), key=order)
-            kernels = [np.asarray(layers[n]["vars"]["0"], dtype=np.float32) for n in convs]
-            stats = [[np.asarray(layers[n]["vars"][str(i)], dtype=np.float32) for i in range(4)] for n in norms]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            raw = archive.read("model.weights.h5")
+        if config.get("class_name") != "Sequential":
+            raise ValueError(f"a {config.get('class_name')!r:.40} model, not a Sequential")
+        listed = [(item["config"]["name"], item["class_name"]) for item in config["config"]["layers"]]
+        layers, seen = {}, {}
+        with h5py.File(io.BytesIO(raw), "r") as weights:
+            for name, class_name in listed:
+                group = _snake_case(class_name)
+                seen[group] = seen.get(group, -1) + 1
+                group += f"_{seen[group]}" if seen[group] else ""
+                arrays = weights["layers"].get(f"{group}/vars", {})
+                layers[name] = (class_name, [np.asarray(arrays[str(i)], dtype=np.float32) for i in range(len(arrays))])
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as err:
         raise ModelFileError(f"The model file {path} cannot be read ({err}).") from None
-    return kernels, stats
+    return layers
 
 
-def _plan(arch: Architecture, kernels: list, norms: list, path: Path) -> list:
-    """The forward pass as a list of numpy steps, checking every weight's shape against the spec."""
-    from .spec import Conv, MaxPool
+def _snake_case(name: str) -> str:
+    """Keras' own `to_snake_case`: 'BatchNormalization' -> 'batch_normalization', 'Conv2D' -> 'conv2d'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
+
+def _plan(arch: Architecture, layers: dict[str, tuple[str, list[np.ndarray]]], path: Path) -> list:
+    """The forward pass as numpy steps; each spec layer fetches its Keras layers by name and checks them."""
     wrong = f"{path} does not hold weights for this architecture"
-    convs = [layer for layer in arch.layers if isinstance(layer, Conv)]
-    if len(kernels) != len(convs) or len(norms) != sum(layer.batchnorm for layer in convs):
-        raise ModelFileError(f"{wrong} ({len(kernels)} convs and {len(norms)} BatchNorms in the file).")
-    steps, channels, kernels, norms = [], 1, iter(kernels), iter(norms)
-    for layer in arch.layers:
-        if isinstance(layer, Conv):
-            kernel = next(kernels)
-            if kernel.shape != (layer.kernel, layer.kernel, channels, layer.filters):
-                raise ModelFileError(f"{wrong} (a kernel of shape {kernel.shape}).")
-            steps.append(_conv(kernel, layer.relu))
-            channels = layer.filters
-            if layer.batchnorm:
-                gamma, beta, mean, variance = next(norms)
-                if gamma.shape != (channels,):
-                    raise ModelFileError(f"{wrong} (BatchNorm of {gamma.shape[0]} channels).")
-                scale = gamma / np.sqrt(variance + BN_EPSILON)
-                steps.append(lambda x, scale=scale, shift=beta - mean * scale: x * scale + shift)
-        elif isinstance(layer, MaxPool):
-            steps.append(_max_pool(layer.size))
-        elif layer.kind == "gap":
-            steps.append(lambda x: x.mean(axis=(0, 1)))
+    claimed = set()
+
+    def fetch(name: str, class_name: str, shapes) -> list[np.ndarray]:
+        if name not in layers:
+            raise ModelFileError(f"{wrong}: it has no layer named {name}.")
+        found, arrays = layers[name]
+        if found != class_name:
+            raise ModelFileError(f"{wrong}: its layer {name} is a {found}, not a {class_name}.")
+        if [a.shape for a in arrays] != [tuple(shape) for shape in shapes]:
+            raise ModelFileError(f"{wrong}: its layer {name} holds arrays of shapes "
+                                 f"{[a.shape for a in arrays]}, not {list(shapes)}.")
+        claimed.add(name)
+        return arrays
+
+    x, steps = Signal(), []
+    for index, layer in enumerate(arch.layers, 1):
+        try:
+            steps += layer.numpy_steps(index, x, fetch)
+        except NotImplementedError:
+            raise ModelFileError(f"The numpy forward pass has no step for layer kind {layer.kind!r}.") from None
+        x = layer.output(x)
+    extra = [f"{name} ({class_name})" for name, (class_name, _) in layers.items()
+             if name not in claimed and class_name != "InputLayer"]
+    if extra:
+        raise ModelFileError(f"{wrong}: it also has layers {', '.join(extra)}.")
     return steps
-
-
-def _conv(kernel: np.ndarray, relu: bool):
-    """A 'valid' convolution without bias as one matrix product over the image's patches."""
-    size = kernel.shape[0]
-    matrix = kernel.reshape(-1, kernel.shape[3])
-
-    def step(x: np.ndarray) -> np.ndarray:
-        patches = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(0, 1))
-        height, width = patches.shape[:2]
-        # (H', W', C, kh, kw) -> (H'W', kh * kw * C), the order of the kernel's (kh, kw, C) axes
-        rows = patches.transpose(0, 1, 3, 4, 2).reshape(height * width, -1)
-        out = (rows @ matrix).reshape(height, width, -1)
-        return np.maximum(out, 0.0) if relu else out
-
-    return step
-
-
-def _max_pool(size: int):
-    def step(x: np.ndarray) -> np.ndarray:
-        height, width = x.shape[0] // size, x.shape[1] // size
-        return x[:height * size, :width * size].reshape(height, size, width, size, -1).max(axis=(1, 3))
-
-    return step
 
 
 def check_model_file(path: Path) -> None:
@@ -235,30 +223,49 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 class ModelChoice:
     """A trained model the Predict page can use: a run's, or the one shipped with the app."""
 
-    label: str
+    title: str  # 'Run 3: seed-final, stopped' or 'Bundled seed-final'
     spec_json: str
     path: Path
     test_accuracy: float | None
     run_id: int | None = None
+    description: str = ""  # how it was trained, in one line
+
+    @property
+    def accuracy_text(self) -> str:
+        return f"{self.test_accuracy:.2%}" if self.test_accuracy is not None else "no test accuracy"
+
+    @property
+    def label(self) -> str:
+        return f"{self.title} ({self.accuracy_text})"
 
 
 def bundled_model() -> ModelChoice:
     """The seed-final model shipped in `mnist_core/bundled`, so a first visitor can draw at once."""
     meta = json.loads((BUNDLED_DIR / "seed-final.json").read_text())
-    return ModelChoice(f"Bundled seed-final ({meta['test_accuracy']:.2%})", json.dumps(meta["spec"]),
-                       BUNDLED_DIR / "seed-final.keras", meta["test_accuracy"])
+    return ModelChoice("Bundled seed-final", json.dumps(meta["spec"]), BUNDLED_DIR / "seed-final.keras",
+                       meta["test_accuracy"],
+                       description=f"Shipped with the app: seed-final, the notebook's recipe for "
+                                   f"{meta['recipe']['epochs']} epochs on all 60,000 training images.")
 
 
 def available_models(store: RunStore) -> list[ModelChoice]:
-    """Completed runs (newest first), then stopped ones that saved a model, then the bundled model."""
-    stopped = [run for run in store.list(("stopped",)) if store.model_path(run.id).exists()]
-    runs = store.list(("completed",)) + stopped
+    """Completed runs and stopped runs that saved a model (newest first), then the bundled model."""
+    runs = [run for run in store.list(("completed", "stopped"))
+            if run.status == "completed" or store.model_path(run.id).exists()]
     choices = []
     for run in runs:
-        accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "n/a"
-        choices.append(ModelChoice(f"Run {run.id}: {run.name}, {run.status}, {accuracy}", run.spec_json,
-                                   store.model_path(run.id), run.test_accuracy, run.id))
+        recipe = run.recipe
+        images = f"{recipe['train_subset']:,}" if recipe.get("train_subset") else "all 60,000"
+        choices.append(ModelChoice(f"Run {run.id}: {run.name}, {run.status}", run.spec_json,
+                                   store.model_path(run.id), run.test_accuracy, run.id,
+                                   f"Trained in this lab on {images} training images, {recipe.get('epochs')} "
+                                   f"epochs planned, batch {recipe.get('batch_size')}, seed {recipe.get('seed')}."))
     return choices + [bundled_model()]
+
+
+def best_model(choices: list[ModelChoice]) -> ModelChoice:
+    """The most accurate choice on the test set; the newest wins a tie (choices come newest first)."""
+    return max(choices, key=lambda choice: choice.test_accuracy if choice.test_accuracy is not None else -1.0)
 
 
 def load_predictor(choice: ModelChoice) -> Predictor:

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from .budget import Budget
-from .spec import Architecture, Conv, SpecError
-from .store import Run
+from .spec import Architecture, SpecError
+from .store import Event, Run
 
 
 def architecture_text(arch: Architecture) -> str:
-    """A one-line summary: 'conv16 bn · conv32 bn · conv16 · pool · ... · gap'."""
-    parts = []
-    for layer in arch.layers:
-        if isinstance(layer, Conv):
-            parts.append(f"{layer.kernel}x{layer.kernel}:{layer.filters}" + (" bn" if layer.batchnorm else "")
-                         + (f" do{layer.dropout_rate:g}" if layer.dropout else ""))
-        elif layer.kind == "maxpool":
-            parts.append("pool")
-    return " · ".join(parts)
+    """A one-line summary: '3x3:16 bn do0.1 · 3x3:32 bn do0.1 · 1x1:16 · pool · ... · 1x1:10'."""
+    return " · ".join(text for text in (layer.text() for layer in arch.layers) if text)
 
 
-def run_rows(runs: list[Run], budget: Budget) -> list[dict[str, Any]]:
-    """One dict per run with the columns of the Runs page's table."""
+def epochs_text(run: Run, events: Sequence[Event]) -> str:
+    """Full epochs done out of those planned, e.g. '7 / 20'."""
+    return f"{sum(event.kind == 'epoch' for event in events)} / {run.recipe.get('epochs', '?')}"
+
+
+def progress_text(last: Event, epochs: int) -> str:
+    """The live progress line, e.g. 'Epoch 2/20, batch 30/79 · ETA 34 s'."""
+    batches = round(last.batch / (last.epoch % 1 or 1)) if last.kind == "batch" else last.batch
+    eta = f" · ETA {last.eta:.0f} s" if last.eta is not None else ""
+    return f"Epoch {int(last.epoch - 1e-9) + 1}/{epochs}, batch {last.batch}/{batches}{eta}"
+
+
+def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> list[dict[str, Any]]:
+    """One dict per run with the columns of the Runs page's table, the most telling first."""
     rows = []
     for run in runs:
         try:
@@ -34,19 +39,19 @@ def run_rows(runs: list[Run], budget: Budget) -> list[dict[str, Any]]:
         recipe = run.recipe
         rows.append({
             "run": run.id,
-            "name": run.name,
-            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
             "status": run.status,
             "test accuracy": run.test_accuracy,
             "total params": run.total_params,
-            "trainable params": run.trainable_params,
             "budget": "within" if counted < budget.limit else f"over by {counted - budget.limit:,}",
-            "recipe": (f"{recipe.get('epochs')} ep · batch {recipe.get('batch_size')} · "
-                       f"lr {recipe.get('learning_rate')}"
+            "architecture": architecture,
+            "epochs": f"{epochs_done.get(run.id, 0)} / {recipe.get('epochs')}",
+            "recipe": (f"batch {recipe.get('batch_size')} · lr {recipe.get('learning_rate')}"
                        + (f" · {recipe['train_subset']:,} imgs" if recipe.get("train_subset") else "")
                        + f" · seed {recipe.get('seed')}"),
+            "name": run.name,
+            "trainable params": run.trainable_params,
+            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
             "duration (s)": round(run.duration, 1) if run.duration is not None else None,
-            "architecture": architecture,
             "note": run.error or "",
         })
     return rows

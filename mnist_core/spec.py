@@ -1,86 +1,23 @@
-"""The architecture as data: immutable layer dataclasses, validation, JSON and URL codes, presets.
+"""The architecture as data: an ordered tuple of layers, validation, JSON and URL codes, presets.
 
-Nothing here imports TensorFlow: the Architecture page counts parameters from these
-objects alone, and `mnist_core.model.build_model` turns them into Keras layers.
+Each layer kind lives in `mnist_core.layers`; this module only walks them. Nothing here imports
+TensorFlow: the Architecture page counts parameters from these objects alone, and
+`mnist_core.model.build_model` turns them into Keras layers.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-from dataclasses import dataclass, replace
-from typing import Any, Union
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-INPUT_SIZE = 28  # MNIST images are 28x28 ...
-INPUT_CHANNELS = 1  # ... and grey.
-NUM_CLASSES = 10
-KERNEL_SIZES = (1, 3, 5)
-MAX_FILTERS = 256  # far beyond any 15K-parameter network, small enough to keep a typo harmless
+# The kinds and limits are re-exported: the rest of the app imports them from here.
+from .layers import (DROPOUT_RATE, INPUT_CHANNELS, INPUT_SIZE, KERNEL_SIZES, KINDS, MAX_FILTERS, NUM_CLASSES,
+                     Conv, GlobalAvgPool, Layer, MaxPool, Signal, Softmax, SpecError)
+
 MAX_LAYERS = 32
 MAX_SPEC_BYTES = 20_000  # a spec JSON is a few hundred bytes; anything larger is not a spec
-
-
-class SpecError(ValueError):
-    """An architecture that cannot be built; the message names the layer at fault."""
-
-
-@dataclass(frozen=True)
-class Conv:
-    """A Conv2D without bias, optionally followed by BatchNorm and Dropout."""
-
-    filters: int
-    kernel: int = 3  # the notebook uses 3x3 for features and 1x1 to mix channels
-    batchnorm: bool = False
-    dropout: bool = False
-    dropout_rate: float = 0.1  # the notebook's rate; kept when dropout is toggled off
-    relu: bool = True  # off only for the conv that produces the class scores
-
-    kind = "conv"
-
-    @property
-    def label(self) -> str:
-        return f"Conv {self.kernel}x{self.kernel}"
-
-
-@dataclass(frozen=True)
-class MaxPool:
-    """MaxPooling2D with a square window and the same stride."""
-
-    size: int = 2
-
-    kind = "maxpool"
-
-    @property
-    def label(self) -> str:
-        return f"MaxPool {self.size}x{self.size}"
-
-
-@dataclass(frozen=True)
-class GlobalAvgPool:
-    """GlobalAveragePooling2D: one number per channel, no parameters."""
-
-    kind = "gap"
-    label = "GlobalAvgPool"
-
-
-@dataclass(frozen=True)
-class Softmax:
-    """The softmax over the ten class scores."""
-
-    kind = "softmax"
-    label = "Softmax"
-
-
-Layer = Union[Conv, MaxPool, GlobalAvgPool, Softmax]
-_KINDS: dict[str, type] = {cls.kind: cls for cls in (Conv, MaxPool, GlobalAvgPool, Softmax)}
-_FIELDS: dict[str, dict[str, type]] = {
-    "conv": {"filters": int, "kernel": int, "batchnorm": bool, "dropout": bool,
-             "dropout_rate": float, "relu": bool},
-    "maxpool": {"size": int},
-    "gap": {},
-    "softmax": {},
-}
+CUSTOM = "custom"  # the name of an architecture that is no preset
 
 
 @dataclass(frozen=True)
@@ -88,7 +25,7 @@ class Architecture:
     """An ordered list of layers on a 28x28x1 input, validated on construction."""
 
     layers: tuple[Layer, ...]
-    name: str = "custom"
+    name: str = field(default=CUSTOM, compare=False)  # a label: the layers alone say what the network is
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -97,21 +34,25 @@ class Architecture:
     @property
     def convs(self) -> list[int]:
         """Indexes (into `layers`) of the conv layers, in order."""
-        return [i for i, layer in enumerate(self.layers) if isinstance(layer, Conv)]
+        return [i for i, layer in enumerate(self.layers) if layer.is_conv]
 
     def conv_number(self, index: int) -> int:
-        """1-based conv number of layer `index`, as the notebook counts ("conv 6")."""
-        return self.convs.index(index) + 1
+        """1-based number of the conv at `index` as the notebook counts ("conv 6"), or of the last conv before it."""
+        return sum(layer.is_conv for layer in self.layers[:index + 1])
+
+    def layer_name(self, index: int) -> str:
+        """How messages name layer `index`, in the page's numbering: 'conv 6 (3x3)', 'the max-pool after conv 3'."""
+        return self.layers[index].name(self.conv_number(index))
 
     def with_layer(self, index: int, **changes: Any) -> Architecture:
         """A copy with layer `index` changed; raises SpecError if the result is invalid."""
         layers = list(self.layers)
         layers[index] = replace(layers[index], **changes)
-        return Architecture(tuple(layers), name="custom")
+        return _named(tuple(layers))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form: {"name": ..., "layers": [{"kind": ..., ...}, ...]}."""
-        return {"name": self.name, "layers": [_layer_to_dict(layer) for layer in self.layers]}
+        return {"name": self.name, "layers": [layer.to_dict() for layer in self.layers]}
 
     def to_json(self) -> str:
         """Pretty JSON of `to_dict`."""
@@ -130,10 +71,11 @@ class Architecture:
             raise SpecError("A spec needs a non-empty 'layers' list.")
         if len(layers) > MAX_LAYERS:
             raise SpecError(f"A spec may have at most {MAX_LAYERS} layers, this one has {len(layers)}.")
-        name = data.get("name", "custom")
+        name = data.get("name", CUSTOM)
         if not isinstance(name, str) or len(name) > 80:
             raise SpecError("The spec's 'name' must be a string of at most 80 characters.")
-        return cls(tuple(_layer_from_dict(i, item) for i, item in enumerate(layers, 1)), name=name)
+        parsed = tuple(_layer_from_dict(number, item) for number, item in enumerate(layers, 1))
+        return _named(parsed) if name == CUSTOM else cls(parsed, name=name)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Architecture:
@@ -148,7 +90,7 @@ class Architecture:
 
     def to_code(self) -> str:
         """Short URL-safe code, e.g. 'c3x16bd0.1_p2_c1x10l_gap_sm', for query parameters."""
-        return "_".join(_layer_code(layer) for layer in self.layers)
+        return "_".join(layer.code() for layer in self.layers)
 
     @classmethod
     def from_code(cls, code: str) -> Architecture:
@@ -158,121 +100,57 @@ class Architecture:
         tokens = code.split("_")
         if len(tokens) > MAX_LAYERS:
             raise SpecError(f"A spec may have at most {MAX_LAYERS} layers, the link has {len(tokens)}.")
-        return cls(tuple(_layer_from_code(i, token) for i, token in enumerate(tokens, 1)))
+        return _named(tuple(_layer_from_code(number, token) for number, token in enumerate(tokens, 1)))
 
 
-def _describe(index: int, layer: Layer) -> str:
-    return f"Layer {index} ({layer.label})"
+def _named(layers: tuple[Layer, ...]) -> Architecture:
+    """An architecture named after the preset with these layers, else 'custom'."""
+    return Architecture(layers, name=next((name for name, arch in PRESETS.items() if arch.layers == layers), CUSTOM))
 
 
 def _validate(arch: Architecture) -> None:
     """Walk the layers, tracking the spatial size, and reject anything Keras would refuse."""
-    size = INPUT_SIZE
     layers = arch.layers
     if not layers:
         raise SpecError("An architecture needs at least one layer.")
     if len(layers) > MAX_LAYERS:
         raise SpecError(f"An architecture may have at most {MAX_LAYERS} layers.")
-    for index, layer in enumerate(layers, 1):
-        where = _describe(index, layer)
-        if isinstance(layer, Conv):
-            if isinstance(layer.filters, bool) or not isinstance(layer.filters, int):
-                raise SpecError(f"{where}: filters must be a whole number.")
-            if not 1 <= layer.filters <= MAX_FILTERS:
-                raise SpecError(f"{where}: filters must be between 1 and {MAX_FILTERS}, got {layer.filters}.")
-            if layer.kernel not in KERNEL_SIZES:
-                raise SpecError(f"{where}: kernel must be one of {KERNEL_SIZES}, got {layer.kernel}.")
-            rate = layer.dropout_rate
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
-                    or not 0 <= rate < 1:
-                raise SpecError(f"{where}: dropout rate must be in [0, 1), got {rate}.")
-            size = size - layer.kernel + 1
-        elif isinstance(layer, MaxPool):
-            if isinstance(layer.size, bool) or not isinstance(layer.size, int) or not 2 <= layer.size <= 4:
-                raise SpecError(f"{where}: pool size must be 2, 3 or 4, got {layer.size}.")
-            size = size // layer.size
-        elif isinstance(layer, GlobalAvgPool):
-            if index != len(layers) - 1 or not isinstance(layers[-1], Softmax):
-                raise SpecError(f"{where}: global average pooling must come just before the final softmax.")
-        elif isinstance(layer, Softmax):
-            if index != len(layers):
-                raise SpecError(f"{where}: softmax must be the last layer.")
-        else:
-            raise SpecError(f"Layer {index}: unknown layer type {type(layer).__name__}.")
-        if size < 1:
+    signal = Signal()
+    for index, layer in enumerate(layers):
+        if type(layer) not in KINDS.values():
+            raise SpecError(f"Layer {index + 1}: unknown layer type {type(layer).__name__}.")
+        where = arch.layer_name(index)
+        layer.check(where, after=len(layers) - index - 1)
+        signal = layer.output(signal)
+        if signal.size < 1:
             raise SpecError(f"{where}: the spatial size collapses to 0 here; remove a layer before it "
                             f"or use a smaller kernel.")
     if len(layers) < 3 or not isinstance(layers[-1], Softmax) or not isinstance(layers[-2], GlobalAvgPool):
         raise SpecError("The spec must end with global average pooling and softmax, "
                         "so that it outputs 10 class probabilities.")
-    head_index = len(layers) - 2
-    head = layers[head_index - 1]
+    head = layers[-3]
     if not isinstance(head, Conv) or head.filters != NUM_CLASSES:
-        raise SpecError(f"{_describe(head_index, head)} feeds the classifier: it must be a conv with "
+        raise SpecError(f"{arch.layer_name(len(layers) - 3)} feeds the classifier: it must be a conv with "
                         f"{NUM_CLASSES} filters, one per digit, so the spec ends in 10 classes.")
 
 
-def _layer_to_dict(layer: Layer) -> dict[str, Any]:
-    data: dict[str, Any] = {"kind": layer.kind}
-    for field in _FIELDS[layer.kind]:
-        data[field] = getattr(layer, field)
-    return data
-
-
-def _layer_from_dict(index: int, item: Any) -> Layer:
+def _layer_from_dict(number: int, item: Any) -> Layer:
+    where = f"item {number} of 'layers'"
     if not isinstance(item, dict):
-        raise SpecError(f"Layer {index}: expected an object like {{\"kind\": \"conv\", ...}}, got {item!r:.40}.")
+        raise SpecError(f"{where}: expected an object like {{\"kind\": \"conv\", ...}}, got {item!r:.40}.")
     kind = item.get("kind")
-    if kind not in _KINDS:
-        raise SpecError(f"Layer {index}: unknown layer kind {kind!r}; use one of {', '.join(_KINDS)}.")
-    fields = _FIELDS[kind]
-    unknown = set(item) - set(fields) - {"kind"}
-    if unknown:
-        raise SpecError(f"Layer {index} ({kind}): unknown field(s) {', '.join(sorted(unknown))}.")
-    values = {}
-    for field, expected in fields.items():
-        if field not in item:
-            continue
-        value = item[field]
-        # JSON has one number type: accept 1 for 1.0, but never true for 1.
-        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise SpecError(f"Layer {index} ({kind}): '{field}' must be {expected.__name__}, got {value!r:.40}.")
-        values[field] = value
-    if kind == "conv" and "filters" not in values:
-        raise SpecError(f"Layer {index} (conv): 'filters' is required.")
-    return _KINDS[kind](**values)
+    if kind not in KINDS:
+        raise SpecError(f"{where}: unknown layer kind {kind!r:.40}; use one of {', '.join(KINDS)}.")
+    return KINDS[kind].from_dict(item, f"{where} ({kind})")
 
 
-_CONV_CODE = re.compile(r"c(?P<kernel>\d)x(?P<filters>\d{1,4})(?P<bn>b)?(?:d(?P<rate>0?\.\d{1,4}))?(?P<linear>l)?")
-
-
-def _layer_code(layer: Layer) -> str:
-    if isinstance(layer, Conv):
-        rate = f"d{layer.dropout_rate:g}" if layer.dropout else ""
-        return f"c{layer.kernel}x{layer.filters}{'b' if layer.batchnorm else ''}{rate}{'' if layer.relu else 'l'}"
-    if isinstance(layer, MaxPool):
-        return f"p{layer.size}"
-    return {"gap": "gap", "softmax": "sm"}[layer.kind]
-
-
-def _layer_from_code(index: int, token: str) -> Layer:
-    if token == "gap":
-        return GlobalAvgPool()
-    if token == "sm":
-        return Softmax()
-    if re.fullmatch(r"p\d", token):
-        return MaxPool(int(token[1:]))
-    match = _CONV_CODE.fullmatch(token)
-    if not match:
-        raise SpecError(f"Layer {index}: '{token[:20]}' in the link is not a layer code "
-                        f"(expected e.g. c3x16bd0.1, p2, gap, sm).")
-    rate = match["rate"]
-    return Conv(filters=int(match["filters"]), kernel=int(match["kernel"]), batchnorm=bool(match["bn"]),
-                dropout=rate is not None, dropout_rate=float(rate) if rate else 0.1,
-                relu=not match["linear"])
+def _layer_from_code(number: int, token: str) -> Layer:
+    for kind in KINDS.values():
+        layer = kind.parse_code(token)
+        if layer is not None:
+            return layer
+    raise SpecError(f"'{token[:20]}' in the link is not a layer code (item {number}; "
+                    f"expected e.g. c3x16bd0.1, p2, gap, sm).")
 
 
 def _notebook(name: str, batchnorm_convs: set[int]) -> Architecture:
@@ -285,7 +163,7 @@ def _notebook(name: str, batchnorm_convs: set[int]) -> Architecture:
             layers.append(MaxPool(2))
             continue
         filters, kernel, dropout = item
-        number = sum(isinstance(layer, Conv) for layer in layers) + 1
+        number = sum(layer.is_conv for layer in layers) + 1
         layers.append(Conv(filters, kernel, batchnorm=number in batchnorm_convs, dropout=dropout,
                            relu=filters != NUM_CLASSES))
     return Architecture(tuple(layers) + (GlobalAvgPool(), Softmax()), name=name)

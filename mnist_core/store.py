@@ -5,7 +5,8 @@ Layout under the lab home:
     runs/<id>/run.json   the run's manifest: spec, recipe, status, results and history
     runs/<id>/model.keras
 The manifests are the durable copy: if the index is corrupted it is moved aside and rebuilt
-from them, so a broken database file never loses a run.
+from them, so a broken database file never loses a run. Run ids are never reused, not even after
+a delete, so files a failed delete left behind can never attach to a new run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
@@ -30,11 +32,11 @@ EVENT_FIELDS = ("kind", "epoch", "batch", "step", "lr", "loss", "accuracy", "val
                 "elapsed", "eta")
 RUN_FIELDS = ("id", "name", "status", "created_at", "started_at", "finished_at", "spec_json", "recipe_json",
               "total_params", "trainable_params", "test_accuracy", "test_loss", "duration", "error",
-              "versions_json", "stop_requested", "worker_pid")
+              "versions_json", "stop_requested", "worker_pid", "submitter_pid")
 
-SCHEMA = """
+RUNS_TABLE = """
 CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
@@ -50,8 +52,10 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     versions_json TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    worker_pid INTEGER
-);
+    worker_pid INTEGER,
+    submitter_pid INTEGER
+)"""
+EVENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS events (
     run_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -59,8 +63,7 @@ CREATE TABLE IF NOT EXISTS events (
     epoch REAL, batch INTEGER, step INTEGER, lr REAL, loss REAL, accuracy REAL,
     val_loss REAL, val_accuracy REAL, elapsed REAL, eta REAL,
     PRIMARY KEY (run_id, seq)
-);
-"""
+)"""
 
 
 class StoreError(RuntimeError):
@@ -88,6 +91,7 @@ class Run:
     versions_json: str | None
     stop_requested: int
     worker_pid: int | None
+    submitter_pid: int | None = None  # the process that queued it: its worker must not abandon it
 
     @property
     def spec(self) -> Architecture:
@@ -164,7 +168,9 @@ class RunStore:
                 check = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if check != "ok":
                     raise sqlite3.DatabaseError(check)
-                conn.executescript(SCHEMA)
+                _create_tables(conn)
+                if _needs_migration(conn):
+                    _migrate(conn)
             return
         except sqlite3.OperationalError as err:
             if "locked" in str(err) or "busy" in str(err):
@@ -186,7 +192,7 @@ class RunStore:
                 part.replace(Path(f"{aside}{suffix}"))
         with closing(sqlite3.connect(self.db_path, isolation_level=None)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+            _create_tables(conn)
         restored = 0
         for manifest in sorted(self.runs_dir.glob("*/run.json")):
             try:
@@ -228,18 +234,25 @@ class RunStore:
                              f"free some disk space before training.")
 
     def create_run(self, name: str, spec: Architecture, recipe: dict[str, Any], total_params: int,
-                   trainable_params: int) -> int:
-        """Queue a new run and return its id."""
+                   trainable_params: int, submitter_pid: int | None = None) -> int:
+        """Queue a new run and return its id: higher than any id used before or found under runs/."""
         self.check_writable()
         with self._connect() as conn:
-            cursor = conn.execute(
-                "INSERT INTO runs (name, status, created_at, spec_json, recipe_json, total_params, "
-                "trainable_params) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                (name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), total_params,
-                 trainable_params))
-            run_id = int(cursor.lastrowid)
+            conn.execute("BEGIN IMMEDIATE")
+            used = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'runs'").fetchone()[0]
+            run_id = max(used, self._highest_folder()) + 1
+            conn.execute(
+                "INSERT INTO runs (id, name, status, created_at, spec_json, recipe_json, total_params, "
+                "trainable_params, submitter_pid) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (run_id, name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), total_params,
+                 trainable_params, submitter_pid))
+            conn.execute("COMMIT")
         self.write_manifest(run_id)
         return run_id
+
+    def _highest_folder(self) -> int:
+        """The largest run number with a folder under runs/ (0 if none)."""
+        return max((int(entry.name) for entry in os.scandir(self.runs_dir) if entry.name.isdigit()), default=0)
 
     def claim_next(self, worker_pid: int) -> Run | None:
         """Atomically move the oldest queued run to 'running' for this worker."""
@@ -295,14 +308,25 @@ class RunStore:
 
     def mark_interrupted(self, run_ids: list[int], reason: str) -> None:
         """Mark runs whose worker died as 'interrupted', keeping their history."""
+        self._end(run_ids, "running", "interrupted", reason)
+
+    def fail_queued(self, run_ids: list[int], reason: str) -> list[int]:
+        """Mark runs that no worker can train as 'failed'; returns those still queued until now."""
+        return self._end(run_ids, "queued", "failed", reason)
+
+    def _end(self, run_ids: list[int], before: str, status: str, reason: str) -> list[int]:
+        """Move each run still in status `before` to `status` with `reason`; returns the ids moved."""
+        moved = []
         for run_id in run_ids:
             with self._connect() as conn:
                 changed = conn.execute(
-                    "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ?, "
-                    "duration = ? - COALESCE(started_at, created_at) WHERE id = ? AND status = 'running'",
-                    (reason, time.time(), time.time(), run_id)).rowcount
+                    "UPDATE runs SET status = ?, error = ?, finished_at = ?, "
+                    "duration = ? - COALESCE(started_at, created_at) WHERE id = ? AND status = ?",
+                    (status, reason, time.time(), time.time(), run_id, before)).rowcount
             if changed:
                 self.write_manifest(run_id)
+                moved.append(run_id)
+        return moved
 
     def delete(self, run_id: int) -> None:
         """Remove a run from the index and its folder from disk."""
@@ -320,9 +344,14 @@ class RunStore:
         data["events"] = [{key: getattr(e, key) for key in EVENT_FIELDS} for e in self.events(run_id)]
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "run.json.tmp"
-        tmp.write_text(json.dumps(data))
-        tmp.replace(folder / "run.json")
+        # A temp file of its own: two processes writing the same run's manifest never collide.
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix="run.json.", suffix=".tmp", delete=False) as tmp:
+            tmp.write(json.dumps(data))
+        try:
+            os.replace(tmp.name, folder / "run.json")
+        except OSError:
+            os.unlink(tmp.name)
+            raise
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -350,6 +379,34 @@ class RunStore:
 
     def model_path(self, run_id: int) -> Path:
         return self.run_dir(run_id) / "model.keras"
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    conn.execute(RUNS_TABLE)
+    conn.execute(EVENTS_TABLE)
+
+
+def _needs_migration(conn: sqlite3.Connection) -> bool:
+    """The runs table predates AUTOINCREMENT (ids reused after a delete) or the submitter column."""
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()[0]
+    return "AUTOINCREMENT" not in sql or "submitter_pid" not in sql
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Copy an older runs table into the current schema, keeping every row and id."""
+    conn.execute("BEGIN IMMEDIATE")  # outside the try: a lock held elsewhere means "migrate next time"
+    try:
+        if _needs_migration(conn):  # another process may have migrated while this one waited
+            old = {row[1] for row in conn.execute("PRAGMA table_info(runs)").fetchall()}
+            kept = ", ".join(field for field in RUN_FIELDS if field in old)
+            conn.execute("ALTER TABLE runs RENAME TO runs_old")
+            conn.execute(RUNS_TABLE)
+            conn.execute(f"INSERT INTO runs ({kept}) SELECT {kept} FROM runs_old")
+            conn.execute("DROP TABLE runs_old")
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def spec_or_error(run: Run) -> tuple[Architecture | None, str | None]:

@@ -71,7 +71,8 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     """Train `arch` on MNIST with `recipe`, validating on the 10k test set every epoch.
 
     `on_event` gets an Event every `recipe.progress_every` batches and at each epoch end;
-    `should_stop` is polled between batches, and a True ends training within one batch.
+    `should_stop` is polled between batches, and a True ends training within one batch, without
+    validating the partial epoch; the model keeps the weights reached so far.
     """
     import keras
 
@@ -91,13 +92,21 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     steps = -(-len(x_train) // recipe.batch_size)
     progress = _Progress(recipe, steps, on_event, should_stop)
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: recipe.lr_at(epoch))
-    model.fit(x_train, y_train, batch_size=recipe.batch_size, epochs=recipe.epochs, verbose=0,
-              validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
-              callbacks=[schedule, progress.callback(keras)])
+    try:
+        model.fit(x_train, y_train, batch_size=recipe.batch_size, epochs=recipe.epochs, verbose=0,
+                  validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
+                  callbacks=[schedule, progress.callback(keras)])
+        stopped = False
+    except _StopRequested:
+        stopped = True
     last = progress.last_epoch
-    return TrainResult(status="stopped" if progress.stopped else "completed",
+    return TrainResult(status="stopped" if stopped else "completed",
                        test_accuracy=last.val_accuracy if last else None,
                        test_loss=last.val_loss if last else None, model=model)
+
+
+class _StopRequested(Exception):
+    """Raised from a callback to leave `fit` at once: `stop_training` would still validate the epoch."""
 
 
 class _Progress:
@@ -112,7 +121,6 @@ class _Progress:
         self.start = time.perf_counter()
         self.last_poll = 0.0
         self.epoch = 0
-        self.stopped = False
         self.last_epoch: Event | None = None
 
     def callback(self, keras):
@@ -146,12 +154,9 @@ class _Progress:
         if now - self.last_poll >= self.STOP_POLL_SECONDS:
             self.last_poll = now
             if self.should_stop():
-                self.stopped = True
-                model.stop_training = True
+                raise _StopRequested
 
     def epoch_end(self, model, epoch: int, logs: dict) -> None:
-        if self.stopped:
-            return  # a partial epoch's validation numbers would be mislabelled as a full epoch's
         event = self._event(model, "epoch", self.steps - 1, logs, val_loss=float(logs["val_loss"]),
                             val_accuracy=float(logs["val_accuracy"]))
         self.last_epoch = event

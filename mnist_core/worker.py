@@ -3,7 +3,10 @@
 Started by `mnist_core.jobs.Lab`; run by hand only for debugging:
     python -m mnist_core.worker --home ~/.mnist-budget-lab --slot 0 --parent-pid <pid>
 It exits when idle for `--idle-timeout` seconds, on SIGTERM, or when its parent process dies,
-marking a run it was training as interrupted.
+marking a run it was training as interrupted, unless another live process submitted that run:
+then it finishes the run first, and claims no more.
+Once TensorFlow is imported it writes "<pid> ready" into its lock file: the Lab counts a worker
+that died before that as a failed start.
 """
 
 from __future__ import annotations
@@ -19,19 +22,21 @@ import time
 from pathlib import Path
 
 from .data import MnistDataError, load_mnist
-from .jobs import INTERRUPTED
+from .jobs import INTERRUPTED, pid_alive
 from .spec import SpecError
 from .store import Run, RunStore, StoreError
 from .train import Recipe, train
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
+STORE_RETRY_SECONDS = 2.0  # a locked or busy database is retried after this pause, not fatal
+LOCK_TRIES = 20  # x 50 ms: rides out another process briefly probing the slot lock
 # Keras/TF keep ~20-30 MB per trained model even after clear_session(); a worker re-executes
 # itself (same pid, fresh memory, one TF import) after this many runs to stay bounded.
 RUNS_BEFORE_RECYCLE = 5
 
 
 class Worker:
-    """One worker's loop; `exit_requested` is set by SIGTERM or by the parent's death."""
+    """One worker's loop; `exit_requested` is set by SIGTERM."""
 
     def __init__(self, store: RunStore, data_dir: str | None, parent_pid: int, idle_timeout: float):
         self.store, self.data_dir = store, data_dir
@@ -41,11 +46,26 @@ class Worker:
     def parent_gone(self) -> bool:
         return self.parent_pid > 0 and os.getppid() != self.parent_pid
 
+    def leaving(self) -> bool:
+        """Told to exit, or orphaned: claim no new run."""
+        return self.exit_requested or self.parent_gone()
+
+    def must_abandon(self, run: Run) -> bool:
+        """Leaving, and nobody else still waits for `run`: its submitter is our parent or dead."""
+        if not self.leaving():
+            return False
+        return not (run.submitter_pid and run.submitter_pid != self.parent_pid and pid_alive(run.submitter_pid))
+
     def loop(self) -> bool:
         """Train queued runs until idle, told to exit, or due for recycling (returns True then)."""
         idle_since, runs = time.monotonic(), 0
-        while not self.exit_requested and not self.parent_gone():
-            run = self.store.claim_next(os.getpid())
+        while not self.leaving():
+            try:
+                run = self.store.claim_next(os.getpid())
+            except StoreError as err:
+                _log(f"cannot claim a run ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
+                time.sleep(STORE_RETRY_SECONDS)
+                continue
             if run is None:
                 if time.monotonic() - idle_since > self.idle_timeout:
                     return False
@@ -54,12 +74,37 @@ class Worker:
             self.train_run(run)
             runs += 1
             if runs >= RUNS_BEFORE_RECYCLE:
-                return not self.exit_requested
+                return not self.leaving()
             idle_since = time.monotonic()
         return False
 
     def train_run(self, run: Run) -> None:
         """Train one claimed run and record how it ended; never raises."""
+        import keras
+
+        try:
+            self.record(run, self.outcome(run))
+        finally:
+            keras.backend.clear_session()  # drops the run's graphs and variables
+            gc.collect()
+
+    def record(self, run: Run, ending: dict | None) -> None:
+        """Store how `run` ended (None: interrupted); a locked database is retried until SIGTERM."""
+        while True:
+            try:
+                if ending is None:
+                    self.store.mark_interrupted([run.id], INTERRUPTED)
+                else:
+                    self.store.finish(run.id, **ending)
+                return
+            except StoreError as err:
+                if self.exit_requested:
+                    return  # the next Lab to look marks the run interrupted
+                _log(f"cannot record how run {run.id} ended ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
+                time.sleep(STORE_RETRY_SECONDS)
+
+    def outcome(self, run: Run) -> dict | None:
+        """Train `run` and save its model: `finish` arguments, or None when it was abandoned."""
         import keras
 
         seq = 0
@@ -70,25 +115,21 @@ class Worker:
             seq += 1
 
         def should_stop() -> bool:
-            return self.exit_requested or self.parent_gone() or self.store.stop_requested(run.id)
+            return self.must_abandon(run) or self.store.stop_requested(run.id)
 
         versions = {"python": platform.python_version(), "keras": keras.__version__,
                     "tensorflow": _tensorflow_version()}
         try:
             result = train(run.spec, Recipe.from_dict(run.recipe), load_mnist(self.data_dir), publish, should_stop)
             if result.status == "stopped" and not self.store.stop_requested(run.id):
-                self.store.mark_interrupted([run.id], INTERRUPTED)
-                return
+                return None
             _save_model(result.model, self.store.model_path(run.id))
-            self.store.finish(run.id, result.status, test_accuracy=result.test_accuracy,
-                              test_loss=result.test_loss, versions=versions)
+            return dict(status=result.status, test_accuracy=result.test_accuracy, test_loss=result.test_loss,
+                        versions=versions)
         except (MnistDataError, SpecError, ValueError, OSError) as err:
-            self.store.finish(run.id, "failed", error=str(err), versions=versions)
+            return dict(status="failed", error=str(err), versions=versions)
         except Exception as err:  # a worker must outlive any one bad run
-            self.store.finish(run.id, "failed", error=f"{type(err).__name__}: {err}", versions=versions)
-        finally:
-            keras.backend.clear_session()  # drops the run's graphs and variables
-            gc.collect()
+            return dict(status="failed", error=f"{type(err).__name__}: {err}", versions=versions)
 
 
 def _save_model(model, path: Path) -> None:
@@ -96,6 +137,28 @@ def _save_model(model, path: Path) -> None:
     tmp = path.with_name("model.tmp.keras")
     model.save(tmp)
     tmp.replace(path)
+
+
+def _log(text: str) -> None:
+    print(f"worker {os.getpid()}: {text}", flush=True)
+
+
+def _take(lock) -> bool:
+    """Take the slot lock, waiting briefly: a Lab checking for live workers holds it for a moment."""
+    for _ in range(LOCK_TRIES):
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.05)
+    return False
+
+
+def _say(lock, text: str) -> None:
+    """Replace the lock file's text (read by `Lab.live_workers` and the start-up check)."""
+    lock.truncate(0)
+    lock.write(text)
+    lock.flush()
 
 
 def _tensorflow_version() -> str:
@@ -114,13 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     lock = open(Path(args.home) / f"worker-{args.slot}.lock", "a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _take(lock):
         return 0  # another worker already serves this slot
-    lock.truncate(0)
-    lock.write(str(os.getpid()))
-    lock.flush()
+    _say(lock, str(os.getpid()))
 
     try:
         store = RunStore(args.home)
@@ -129,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     worker = Worker(store, args.data_dir, args.parent_pid, args.idle_timeout)
     signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "exit_requested", True))
-    import keras  # noqa: F401  (warm up: a later run starts without paying the import)
+    import keras  # warm up: a later run starts without paying the import
 
+    _say(lock, f"{os.getpid()} ready")
+    print(f"worker {os.getpid()} ready on slot {args.slot} (keras {keras.__version__})", flush=True)
     if worker.loop():
         lock.close()  # the re-executed worker takes the slot again
         os.execv(sys.executable, [sys.executable, "-m", "mnist_core.worker", *(argv or sys.argv[1:])])

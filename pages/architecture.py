@@ -10,6 +10,7 @@ from pages import common
 notices = common.begin_page()
 arch, budget = common.current_arch(), common.current_budget()
 generation = st.session_state[common.GENERATION]
+JSON_ERROR = "json_error"
 
 
 def edit_layer(index: int, field: str, key: str) -> None:
@@ -34,29 +35,37 @@ def set_budget() -> None:
 
 
 def apply_json(key: str) -> None:
-    """Load the spec held by a text area or file uploader widget."""
+    """Load the spec held by a text area or file uploader widget; a refusal is shown beside it."""
     value = st.session_state.get(key)
     text = value.getvalue() if hasattr(value, "getvalue") else value
     if not text:
-        common.notify("Spec not loaded: nothing to load.")
+        st.session_state[JSON_ERROR] = (key, "Spec not loaded: nothing to load.")
         return
     try:
         new = Architecture.from_json(text)
     except SpecError as err:
-        common.notify(f"Spec not loaded: {err}")
+        st.session_state[JSON_ERROR] = (key, f"Spec not loaded: {err}")
         return
     common.set_arch(new, describe_change(common.current_arch(), new))
+
+
+def json_error(key: str) -> None:
+    """Show, once, why the spec from this widget was refused."""
+    where, message = st.session_state.get(JSON_ERROR, (None, None))
+    if where == key:
+        st.error(message)
+        del st.session_state[JSON_ERROR]
 
 
 st.title("Architecture")
 summary = summarize(arch)
 verdict = budget.verdict(summary)
 
-presets = st.columns([1, 1, 1, 3])
-presets[0].button("seed-first (15,088)", on_click=load_preset, args=("seed-first",), width="stretch")
-presets[1].button("seed-final (14,960)", on_click=load_preset, args=("seed-final",), width="stretch")
-presets[2].button("Reset", on_click=load_preset, args=(DEFAULT_PRESET,), width="stretch")
-presets[3].caption(f"Current: **{arch.name}** · {summary.macs:,} multiply-adds per image")
+with st.container(horizontal=True, vertical_alignment="center"):
+    for name, preset in PRESETS.items():
+        st.button(f"{name} ({summarize(preset).total:,})", on_click=load_preset, args=(name,))
+    st.button("Reset", on_click=load_preset, args=(DEFAULT_PRESET,))
+    st.caption(f"Current: **{arch.name}** · {summary.macs:,} multiply-adds per image")
 
 counter = st.columns([1, 1, 1, 2])
 counter[0].metric("Total params", f"{summary.total:,}")
@@ -85,32 +94,35 @@ head_conv = arch.convs[-1]
 for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
     row = st.columns([2, 1.2, 1, 1, 1.2, 1.3, 0.8, 1.2])
     if isinstance(layer, Conv):
-        row[0].write(f"{index + 1}. {layer.label} (conv {arch.conv_number(index)})")
+        conv = f"conv {arch.conv_number(index)}"
+        row[0].write(f"{conv} · {layer.kernel}x{layer.kernel}")
         for column, field, widget in ((row[1], "filters", "number"), (row[2], "batchnorm", "toggle"),
                                       (row[3], "dropout", "toggle"), (row[4], "dropout_rate", "rate")):
             key = f"{field}_{index}_{generation}"
             common_args = dict(key=key, on_change=edit_layer, args=(index, field, key), label_visibility="collapsed")
             if widget == "number":
-                column.number_input(f"Filters of layer {index + 1}", 1, MAX_FILTERS, layer.filters,
+                column.number_input(f"Filters of {conv}", 1, MAX_FILTERS, layer.filters,
                                     disabled=index == head_conv, help="10 filters, one per digit"
                                     if index == head_conv else None, **common_args)
             elif widget == "toggle":
-                column.toggle(f"{field} of layer {index + 1}", getattr(layer, field), **common_args)
+                column.toggle(f"{field} of {conv}", getattr(layer, field), **common_args)
             else:
-                column.number_input(f"Dropout rate of layer {index + 1}", 0.0, 0.95, layer.dropout_rate,
+                column.number_input(f"Dropout rate of {conv}", 0.0, 0.95, layer.dropout_rate,
                                     step=0.05, format="%.2f", disabled=not layer.dropout, **common_args)
     else:
-        row[0].write(f"{index + 1}. {layer.label}")
+        row[0].write(layer.label)
     row[5].write(stats.shape_text)
     row[6].write(str(stats.receptive_field))
     row[7].write(f"{stats.total:,}" + (f" ({stats.non_trainable} fixed)" if stats.non_trainable else ""))
 
-with st.expander("Spec as JSON: view, download, edit or upload"):
+with st.expander("Spec as JSON: view, download, edit or upload", expanded=JSON_ERROR in st.session_state):
     st.download_button("Download spec JSON", arch.to_json(), file_name=f"{arch.name}.json", mime="application/json")
     st.text_area("Edit the spec", arch.to_json(), height=300, key=f"json_{generation}")
     st.button("Apply JSON", on_click=apply_json, args=(f"json_{generation}",))
+    json_error(f"json_{generation}")
     st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}")
     st.button("Load uploaded spec", on_click=apply_json, args=(f"upload_{generation}",))
+    json_error(f"upload_{generation}")
 
 st.page_link("pages/train.py", label="Train this architecture →", icon=":material/monitoring:")
 common.end_page(notices)

@@ -13,12 +13,33 @@ from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
 from mnist_core.store import StoreError
 
 ARCH, BUDGET, LAST_CHANGE, NOTICE, GENERATION = "arch", "budget", "last_change", "notice", "widget_generation"
+NAVIGATED = "navigated"
 
 
 def begin_page():
     """Every page starts here: session state from the link, and a slot at the top for messages."""
+    _ensure_navigation()
     init_state()
+    write_url()  # early too: a quick click elsewhere must not leave with a link that lost the network
     return st.container()
+
+
+def _ensure_navigation() -> None:
+    """Run app.py's navigation even when a server's very first visitor opens a page's own link.
+
+    With a `pages/` folder beside app.py, Streamlit runs that first request's page file on its own
+    (its old folder-based multipage mode, with a sidebar listing every file in `pages/`) until
+    app.py has called `st.navigation` once. Leaving that mode and rerunning puts app.py in charge.
+    Only a session's first run needs it (AppTest re-enters that mode on every run, where a rerun
+    would drop the click under test).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    first_run = NAVIGATED not in st.session_state
+    st.session_state[NAVIGATED] = True
+    if first_run and PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def end_page(notices) -> None:
@@ -60,9 +81,9 @@ def init_state() -> None:
 def write_url() -> None:
     """Mirror the architecture and budget into the query string, so the link reproduces them."""
     arch, budget = current_arch(), current_budget()
-    wanted = {"arch": arch.to_code(), "budget": str(budget.limit), "count": budget.counting}
-    if {key: st.query_params.get(key) for key in wanted} != wanted:
-        st.query_params.update(wanted)
+    # Sent on every run, not only on change: a page switch can drop the browser's query string while
+    # the server still holds the same values, and a reload would then open the default network.
+    st.query_params.update({"arch": arch.to_code(), "budget": str(budget.limit), "count": budget.counting})
 
 
 def current_arch() -> Architecture:

@@ -1,4 +1,4 @@
-"""Runs: the history table, overlaid curves, downloads, reload and delete."""
+"""Runs: the history table, overlaid curves, Stop for active runs, downloads, reload and delete."""
 
 import streamlit as st
 
@@ -17,6 +17,7 @@ if lab is None:
 try:
     lab.reap()  # a run whose worker died shows as interrupted, not running forever
     runs = lab.store.list()
+    events = {run.id: lab.store.events(run.id) for run in runs}
 except StoreError as err:
     st.error(str(err))
     common.stop(notices)
@@ -24,23 +25,25 @@ if not runs:
     st.info("No runs yet. Train a network on the Train page and it appears here.")
     common.stop(notices)
 
-st.dataframe(run_rows(runs, common.current_budget()), hide_index=True, width="stretch",
-             column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+epochs_done = {run_id: sum(event.kind == "epoch" for event in history) for run_id, history in events.items()}
+st.dataframe(run_rows(runs, common.current_budget(), epochs_done), hide_index=True, width="stretch",
+             column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
+                            "total params": st.column_config.NumberColumn(format="localized"),
+                            "trainable params": st.column_config.NumberColumn(format="localized"),
+                            "architecture": st.column_config.TextColumn(width="large")})
 
 by_id = {run.id: run for run in runs}
 label = {run.id: f"Run {run.id}: {run.name} ({run.status})" for run in runs}
-compare = st.multiselect("Overlay accuracy and learning rate of", list(by_id), format_func=label.get,
+trained = [run.id for run in runs if epochs_done[run.id]]
+compare = st.multiselect("Overlay test accuracy and learning rate of", trained, format_func=label.get,
                          default=[run.id for run in runs if run.status == "completed"][:3])
 if compare:
-    try:
-        curves = [(label[run_id], lab.store.events(run_id)) for run_id in compare]
-    except StoreError as err:
-        st.error(str(err))
-    else:
-        st.plotly_chart(overlay_figure(curves), width="stretch")
+    st.plotly_chart(overlay_figure([(label[run_id], events[run_id]) for run_id in compare]), width="stretch")
 
 st.subheader("One run")
-run = by_id[st.selectbox("Run", list(by_id), format_func=label.get)]
+# Preselect a run that has something to show: the newest one that trained at all.
+run = by_id[st.selectbox("Run", list(by_id), format_func=label.get,
+                         index=list(by_id).index(trained[0]) if trained else 0)]
 arch, spec_error = spec_or_error(run)
 if run.error:
     st.caption(f"Note: {run.error}")
@@ -54,7 +57,9 @@ else:
         common.set_arch(arch, f"Loaded from run {run.id}: " + describe_change(common.current_arch(), arch))
         st.switch_page("pages/architecture.py")
 model_path = lab.store.model_path(run.id)
-if run.status in ("completed", "stopped"):
+if run.status in ("queued", "running"):
+    actions[2].button("Stop", key=f"stop_{run.id}", on_click=lab.stop, args=(run.id,))
+elif run.status == "completed" or (run.status == "stopped" and events[run.id]) or model_path.exists():
     try:
         check_model_file(model_path)
     except ModelFileError as err:
@@ -62,6 +67,8 @@ if run.status in ("completed", "stopped"):
     else:
         actions[2].download_button("Download model (.keras)", model_path.read_bytes,  # read only when clicked
                                    file_name=f"run-{run.id}.keras", mime="application/zip")
+else:
+    st.caption(f"Run {run.id} has no model: it ended {run.status} before one was saved.")
 if run.status not in ("queued", "running"):
     with actions[3].popover("Delete run"):
         st.write(f"Delete run {run.id} and its model for good?")

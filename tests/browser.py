@@ -80,16 +80,56 @@ def browser():
         browser.close()
 
 
+# Reports every Streamlit exception box the moment it appears, on any page the context opens.
+_EXCEPTION_OBSERVER = """
+(() => {
+  const reported = new WeakSet();
+  const scan = () => document.querySelectorAll("[data-testid='stException']").forEach((box) => {
+    if (!reported.has(box)) { reported.add(box); window.reportStreamlitException(box.innerText); }
+  });
+  new MutationObserver(scan).observe(document, {childList: true, subtree: true});
+})();
+"""
+
+
+class ExceptionWatch:
+    """Collects the exception boxes shown in a browser context, at any step of a test."""
+
+    def __init__(self, context):
+        self.seen: list[str] = []
+        context.expose_binding("reportStreamlitException",
+                               lambda source, text: self.seen.append(f"{source['page'].url}: {text}"))
+        context.add_init_script(_EXCEPTION_OBSERVER)
+
+    def check(self) -> None:
+        assert not self.seen, f"the app showed an exception: {self.seen}"
+
+
 @pytest.fixture
-def page(browser):
+def watched_context(browser):
+    """A function that opens a browser context of a given size; each fails the test on any exception box."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=LOAD_TIMEOUT_MS)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(LOAD_TIMEOUT_MS)
-    yield page
-    context.close()
+    opened = []
+
+    def open_context(width: int = 1400, height: int = 1000):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(LOAD_TIMEOUT_MS)
+        opened.append((context, ExceptionWatch(context)))
+        return context
+
+    yield open_context
+    for context, watch in opened:
+        context.close()
+    for context, watch in opened:
+        watch.check()
+
+
+@pytest.fixture
+def page(watched_context):
+    """A 1400x1000 page whose test fails if the app shows an exception at any step."""
+    return watched_context().new_page()
 
 
 def screenshot(page, name: str) -> None:
@@ -107,18 +147,22 @@ def draw(page, strokes) -> None:
     """Drag the mouse along each stroke (canvas pixel points) on the Predict page's canvas.
 
     Under load the canvas script may still be wiring up its mouse handlers when the page shows, so
-    if the first stroke left no mark (Undo still disabled) the drawing is started again.
+    if the first stroke left no mark (the page's Undo stays disabled) the drawing is started again.
     """
+    from playwright.sync_api import expect
+
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for()
     canvas.scroll_into_view_if_needed()
     undo = page.get_by_role("button", name="Undo")
-    for _ in range(5):
-        box = canvas.bounding_box()
-        _drag(page, box, strokes[0])
-        if undo.is_enabled():
+    for attempt in range(5):
+        _drag(page, canvas.bounding_box(), strokes[0])
+        try:
+            expect(undo).to_be_enabled(timeout=10_000)
             break
-        page.wait_for_timeout(1000)
+        except AssertionError:
+            if attempt == 4:
+                raise
     for stroke in strokes[1:]:
         _drag(page, canvas.bounding_box(), stroke)
 

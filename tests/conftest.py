@@ -1,4 +1,4 @@
-"""Shared fixtures: the MNIST folder from $MNIST_DATA_DIR, a fresh run store per test, a small trained model."""
+"""Shared fixtures: MNIST as the product finds it, a fresh run store per test, a small trained model."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import browser, page  # noqa: F401  (one Chromium for every suite that needs it)
+from tests.browser import browser, page, watched_context  # noqa: F401  (one Chromium for every suite)
 
 ROOT = Path(__file__).resolve().parent.parent
-# The product reads MNIST only through $MNIST_DATA_DIR; the tests default it to the shared copy beside the repo.
-os.environ.setdefault("MNIST_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    return Path(os.environ["MNIST_DATA_DIR"])
+def mnist_dir() -> Path | None:
+    """$MNIST_DATA_DIR when set (offline machines), else None: Keras downloads MNIST once and caches it."""
+    from mnist_core import config
+
+    return config.data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -12,23 +12,28 @@ def test_batchnorm_toggle_changes_the_counter_by_the_exact_amount(app):
     """BatchNorm after conv 6 (layer 7) adds 64 total / 32 trainable, and says so."""
     at = app("architecture")
     assert metrics(at)["Total params"] == "14,960" and metrics(at)["Trainable params"] == "14,800"
-    toggle(at, "batchnorm of layer 7").set_value(True).run()
+    toggle(at, "batchnorm of conv 6").set_value(True).run()
     assert metrics(at)["Total params"] == "15,024" and metrics(at)["Trainable params"] == "14,832"
     assert "Last change: BatchNorm after conv 6: +64 total / +32 trainable" in texts(at.caption)
     assert any("over the 15,000 budget by 24" in text for text in texts(at.error))
-    toggle(at, "batchnorm of layer 7").set_value(False).run()
+    toggle(at, "batchnorm of conv 6").set_value(False).run()
     assert metrics(at)["Total params"] == "14,960"
     assert any("40 to spare" in text for text in texts(at.success))
 
 
 def test_dropout_and_filters_edits(app):
     at = app("architecture")
-    toggle(at, "dropout of layer 1").set_value(False).run()
+    toggle(at, "dropout of conv 1").set_value(False).run()
     assert "Last change: No Dropout after conv 1: +0 total / +0 trainable" in texts(at.caption)
-    next(n for n in at.number_input if n.label == "Filters of layer 1").set_value(8).run()
+    next(n for n in at.number_input if n.label == "Filters of conv 1").set_value(8).run()
     # conv1: 16 -> 8 filters saves 72 weights + 32 BatchNorm; conv2 loses 8 x 9 x 32 = 2,304 inputs.
     assert metrics(at)["Total params"] == f"{14_960 - 72 - 32 - 2_304:,}"
     assert any(text.startswith("Last change: Filters of conv 1: 16 -> 8: -2,408 total") for text in texts(at.caption))
+
+
+def test_a_preset_opened_from_a_link_is_named_by_its_content(app):
+    at = app("architecture", query={"arch": PRESETS["seed-first"].to_code()})
+    assert any("Current: **seed-first**" in text for text in texts(at.caption))
 
 
 def test_presets_and_reset(app):
@@ -55,7 +60,7 @@ def test_link_opens_the_same_network(app):
     at = app("architecture", query={"arch": code, "budget": "16000"})
     assert metrics(at)["Total params"] == "15,088"
     assert any("912 to spare" in text for text in texts(at.success))
-    toggle(at, "batchnorm of layer 8").set_value(False).run()
+    toggle(at, "batchnorm of conv 7").set_value(False).run()
     assert at.query_params["arch"] != code
 
 
@@ -72,9 +77,12 @@ def test_bad_json_is_refused_and_the_last_good_architecture_kept(app):
     at = app("architecture")
     at.text_area[0].set_value('{"layers": [{"kind": "conv", "filters": -3}]}')
     next(b for b in at.button if b.label == "Apply JSON").click().run()
-    assert any("Spec not loaded: Layer 1 (Conv 3x3): filters must be between 1 and 256, got -3." in text
-               for text in texts(at.warning))
-    assert metrics(at)["Total params"] == "14,960" and not at.exception
+    # Shown inside the JSON section, beside Apply, not at the top of the page out of sight.
+    assert any(text.startswith("Spec not loaded:") and "filters must be between 1 and 256, got -3." in text
+               for text in texts(at.expander[0].error))
+    assert not at.warning and metrics(at)["Total params"] == "14,960"
+    at.run()
+    assert not at.expander[0].error  # said once
 
 
 def test_good_json_is_applied(app):

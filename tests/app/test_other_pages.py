@@ -1,38 +1,44 @@
-"""Home, Train, Predict and Runs pages in AppTest, against a real run store and real workers."""
-
-import time
+"""Home, Train (budget rule), Predict and Runs pages in AppTest, against a real run store."""
 
 from mnist_core.budget import summarize
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
+from mnist_core.predict import bundled_model
 from tests.app.conftest import metrics, texts
 
 
-def finished_run(home, name="seed-final", accuracy=0.985, status="completed"):
-    """A run as the worker would leave it, with two epochs of events."""
+def finished_run(home, name="seed-final", accuracy=0.985, status="completed", epochs=2, planned=2,
+                 model_from=None):
+    """A run as the worker would leave it, with `epochs` epochs of events (and a copy of a model file)."""
+    import shutil
+
     from mnist_core.store import Event
 
     store = RunStore(home)
     arch = PRESETS[name]
     summary = summarize(arch)
-    run_id = store.create_run(name, arch, {"epochs": 2, "batch_size": 128, "learning_rate": 0.003, "seed": 0},
-                              summary.total, summary.trainable)
+    run_id = store.create_run(name, arch, {"epochs": planned, "batch_size": 128, "learning_rate": 0.003,
+                                           "seed": 0}, summary.total, summary.trainable)
     store.claim_next(worker_pid=0)
-    for seq, epoch in enumerate((1, 2)):
+    for seq, epoch in enumerate(range(1, epochs + 1)):
         store.add_event(run_id, seq, Event("epoch", epoch, 10, 10 * epoch, 0.003 / (1 + 0.319 * (epoch - 1)),
                                            0.1, 0.97, 0.08, accuracy, 5.0 * epoch, 0.0))
+    if model_from is not None:
+        shutil.copy(model_from, store.model_path(run_id))
     store.finish(run_id, status, test_accuracy=accuracy, test_loss=0.05)
     return run_id
 
 
 def test_home_shows_the_count_and_the_best_model(app, lab_home):
+    """Before any run the bundled model is the best; a better run, even a stopped one, takes over."""
     at = app()
     assert metrics(at)["Current architecture (seed-final), total params"] == "14,960"
-    assert metrics(at)["Best model so far"] == "none trained yet"
+    assert metrics(at)["Best model so far: Bundled seed-final"] == "98.61%"
     finished_run(lab_home, accuracy=0.9812)
-    best = finished_run(lab_home, name="seed-first", accuracy=0.9901)
+    best = finished_run(lab_home, name="seed-first", accuracy=0.9901, status="stopped",
+                        model_from=bundled_model().path)
     at = app()
-    assert metrics(at)[f"Best model so far: run {best} (seed-first), 15,088 params"] == "99.01%"
+    assert metrics(at)[f"Best model so far: Run {best}: seed-first, stopped"] == "99.01%"
 
 
 def test_over_budget_needs_an_explicit_confirmation(app, lab_home):
@@ -49,63 +55,65 @@ def test_over_budget_needs_an_explicit_confirmation(app, lab_home):
     assert len(runs) == 1 and runs[0].total_params == 15_088
 
 
-def test_second_start_is_queued_with_a_clear_message(app, lab_home):
-    at = app("train")
-    at.toggle[0].set_value(True)  # quick run
-    at.button[0].click().run()
-    at.button[0].click().run()
-    assert any("is queued: 1 run(s) ahead of it train first" in text for text in texts(at.info))
-    store = RunStore(lab_home)
-    assert [run.status for run in store.list()][0] == "queued" and len(store.list()) == 2
-    for run in store.list():
-        store.request_stop(run.id)
-
-
-def test_train_page_shows_the_live_run_and_stop_works(app, lab_home):
-    """A started run appears with its progress; Stop marks it stopped."""
-    at = app("train")
-    at.toggle[0].set_value(True)
-    at.button[0].click().run()
-    store = RunStore(lab_home)
-    run_id = store.list()[0].id
-    deadline = time.monotonic() + 120
-    while not store.events(run_id) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    at.run()
-    assert any(text.startswith(f"Run {run_id}: seed-final") for text in texts(at.subheader))
-    assert at.get("plotly_chart"), "the live chart is drawn once events arrive"
-    next(b for b in at.button if b.label == "Stop").click().run()
-    while store.get(run_id).status == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert store.get(run_id).status == "stopped"
-
-
 def test_predict_page_hints_on_a_blank_canvas(app):
     at = app("predict")
-    assert not at.exception
     assert "Draw a digit on the black square to see what the model thinks." in texts(at.info)
     assert at.selectbox[0].value.label.startswith("Bundled seed-final")
+
+
+def test_predict_defaults_to_the_most_accurate_model_and_follows_the_link(app, lab_home):
+    """A weak newer run does not replace a stronger model as the default; ?model=<run> picks that run."""
+    strong = finished_run(lab_home, accuracy=0.992, status="stopped", model_from=bundled_model().path)
+    weak = finished_run(lab_home, accuracy=0.969, model_from=bundled_model().path)
+    at = app("predict")
+    assert at.selectbox[0].value.run_id == strong
+    assert any(text.startswith("Trained in this lab") for text in texts(at.caption))
+    at = app("predict", query={"model": str(weak)})
+    assert at.selectbox[0].value.run_id == weak
 
 
 def test_predict_page_reports_a_broken_model_file(app, lab_home):
     run_id = finished_run(lab_home)
     (RunStore(lab_home).model_path(run_id)).write_bytes(b"garbage")
-    at = app("predict")
+    at = app("predict", query={"model": str(run_id)})
     assert any("cannot be used" in text and "corrupted" in text for text in texts(at.error))
-    assert not at.exception
 
 
 def test_runs_table_lists_runs_with_their_numbers(app, lab_home):
     finished_run(lab_home, accuracy=0.9812)
-    finished_run(lab_home, name="seed-first", accuracy=0.99)
+    finished_run(lab_home, name="seed-first", accuracy=0.99, status="stopped", epochs=7, planned=20)
     at = app("runs")
     table = at.dataframe[0].value
     assert list(table["run"]) == [2, 1]
     assert list(table["total params"]) == [15_088, 14_960]
     assert list(table["budget"]) == ["over by 88", "within"]
     assert list(table["test accuracy"]) == [0.99, 0.9812]
-    assert table["recipe"][0].startswith("2 ep · batch 128 · lr 0.003")
-    assert not at.exception
+    assert list(table["epochs"]) == ["7 / 20", "2 / 2"]
+    assert table["recipe"][0].startswith("batch 128 · lr 0.003")
+    assert list(table.columns[:6]) == ["run", "status", "test accuracy", "total params", "budget", "architecture"]
+
+
+def test_runs_page_does_not_call_a_never_trained_run_broken(app, lab_home):
+    """A run stopped while queued has no model, which is not an error; a trained run is preselected."""
+    trained = finished_run(lab_home, model_from=bundled_model().path)
+    store = RunStore(lab_home)
+    summary = summarize(PRESETS["seed-final"])
+    never = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 20}, summary.total, summary.trainable)
+    store.request_stop(never)
+    at = app("runs")
+    assert at.selectbox[0].value == trained
+    at.selectbox[0].set_value(never).run()
+    assert not at.error
+    assert f"Run {never} has no model: it ended stopped before one was saved." in texts(at.caption)
+
+
+def test_runs_page_stops_an_active_run(app, lab_home):
+    store = RunStore(lab_home)
+    summary = summarize(PRESETS["seed-final"])
+    queued = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 20}, summary.total, summary.trainable)
+    at = app("runs")
+    next(b for b in at.button if b.label == "Stop").click().run()
+    assert store.get(queued).status == "stopped"
 
 
 def test_runs_page_loads_an_architecture_back_and_deletes_after_confirming(app, lab_home):

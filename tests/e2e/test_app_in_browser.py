@@ -1,12 +1,16 @@
-"""The app in Debian's Chromium: toggle and count, draw and predict, train live and stop."""
+"""The app in Debian's Chromium: toggle and count, the whole train -> predict -> runs journey, stop,
+the projector size, links and reloads. Any exception box at any step fails a test (tests/browser.py)."""
 
 import math
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import draw, metric_value, screenshot
+from mnist_core.spec import PRESETS
+from tests.browser import Server, draw, metric_value, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -16,13 +20,26 @@ STROKES = {
     0: [[(140 + 62 * math.sin(t / 20 * math.tau), 140 - 92 * math.cos(t / 20 * math.tau)) for t in range(22)]],
     7: [[(70, 50), (210, 50), (170, 130), (125, 240)]],
 }
+PREDICTION = '[data-testid="stMetric"]'
 
 
-def test_home_shows_the_budget_and_best_model(server, page, trained_run):
+def predicted_digit(page):
+    return page.locator(PREDICTION).filter(has_text=re.compile("Prediction|Best guess")) \
+        .locator('[data-testid="stMetricValue"]')
+
+
+def plotted(page, trace: int) -> int:
+    """Points in one trace of the page's first Plotly chart (0: train accuracy, 1: test accuracy)."""
+    return page.evaluate(f"() => {{ const p = document.querySelector('.js-plotly-plot');"
+                         f" return p && p.data ? p.data[{trace}].x.length : 0; }}")
+
+
+def test_home_shows_the_budget_and_the_best_model(server, page, trained_run):
+    """The quick run in setup (~96%) is weaker than the bundled model, so Home names the bundled one."""
     page.goto(server.url)
     expect(page.get_by_text("Best model so far")).to_be_visible()
     assert metric_value(page, "Current architecture") == "14,960"
-    assert metric_value(page, "Best model so far") == f"{trained_run.test_accuracy:.2%}"
+    assert metric_value(page, "Best model so far: Bundled seed-final") == "98.61%"
     screenshot(page, "home")
 
 
@@ -31,7 +48,7 @@ def test_batchnorm_toggle_changes_the_counter_exactly(server, page):
     page.goto(f"{server.url}/architecture")
     expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()
     assert metric_value(page, "Total params") == "14,960"
-    page.get_by_role("switch", name="batchnorm of layer 7").click(force=True)
+    page.get_by_role("switch", name="batchnorm of conv 6").click(force=True)
     expect(page.get_by_text("Last change: BatchNorm after conv 6: +64 total / +32 trainable")).to_be_visible()
     assert metric_value(page, "Total params") == "15,024"
     assert metric_value(page, "Trainable params") == "14,832"
@@ -41,40 +58,128 @@ def test_batchnorm_toggle_changes_the_counter_exactly(server, page):
 
 
 @pytest.mark.parametrize("digit", [1, 0, 7])
-def test_drawn_digit_is_recognised(server, page, trained_run, digit):
-    """Mouse strokes on the canvas -> the model trained in setup on a slice of MNIST names the digit."""
+def test_drawn_digit_is_recognised_by_the_best_model(server, page, digit):
+    """Mouse strokes on the canvas -> the default (most accurate) model names the digit."""
     page.goto(f"{server.url}/predict")
     expect(page.get_by_text("Draw a digit on the black square")).to_be_visible()
-    expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(rf"^Run {trained_run.id}: "))
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(r"^Bundled seed-final"))
     draw(page, STROKES[digit])
     expect(page.get_by_text("What the model sees (28x28)")).to_be_visible()
-    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")
-           .locator('[data-testid="stMetricValue"]')).to_have_text(str(digit))
-    if digit == 7:
-        screenshot(page, "predict")
+    expect(predicted_digit(page)).to_have_text(str(digit))
 
 
-def plotted_points(page) -> int:
-    return page.evaluate("() => { const p = document.querySelector('.js-plotly-plot');"
-                         " return p && p.data ? p.data[0].x.length : 0; }")
+def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(server, page):
+    """Quick run from the Train page: the chart grows over two epochs, the run completes with its test
+    accuracy, the Predict page uses that run's model on a drawn 7, and Runs lists it with its curve."""
+    page.goto(f"{server.url}/train")
+    page.get_by_role("switch", name=re.compile("Quick run")).click(force=True)
+    expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("2")
+    expect(page.get_by_role("spinbutton", name="Training images")).to_have_value("10000")
+    page.get_by_role("button", name="Start training").click()
+    heading = page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · running"))
+    expect(heading).to_be_visible(timeout=120_000)
+    run_id = int(re.search(r"Run (\d+)", heading.inner_text())[1])
+    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
+                           " return p && p.data && p.data[1].x.length >= 1; }", timeout=180_000)
+    expect(page.get_by_text(re.compile(r"Epoch 2/2, batch \d+/\d+"))).to_be_visible(timeout=60_000)
+    screenshot(page, "train")  # live in epoch 2: one test-accuracy point, the train curve moving on
+    expect(page.get_by_role("heading", name=f"Run {run_id}: seed-final · completed")).to_be_visible(
+        timeout=180_000)
+    assert plotted(page, 1) == 2 and plotted(page, 0) > 2
+    accuracy = metric_value(page, "Final test accuracy")
+    assert re.fullmatch(r"\d\d\.\d\d%", accuracy) and float(accuracy[:-1]) > 90
+    assert metric_value(page, "Epochs") == "2 / 2"
+    screenshot(page, "train-completed")
+
+    page.get_by_role("link", name=f"Try run {run_id}'s model on the Predict page").click()
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(rf"^Run {run_id}: seed-final"))
+    draw(page, STROKES[7])
+    expect(predicted_digit(page)).to_have_text("7")
+    screenshot(page, "predict")
+
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Runs").click()
+    expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+    screenshot(page, "runs")
+    expect(page.locator('[data-testid="stDataFrame"]')).to_contain_text(accuracy)
+    expect(page.locator(".js-plotly-plot").filter(has_text=f"Run {run_id}: seed-final (completed)")).to_be_visible()
 
 
-def test_training_streams_a_live_chart_and_stops(server, page):
+def test_stop_ends_a_live_run_and_the_page_says_so(server, page):
     page.goto(f"{server.url}/train")
     page.get_by_role("switch", name=re.compile("Quick run")).click(force=True)
     page.get_by_role("button", name="Start training").click()
-    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=120_000)
-    first = plotted_points(page)
+    expect(page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · running"))).to_be_visible(
+        timeout=120_000)
+    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
+                           " return p && p.data && p.data[0].x.length > 0; }", timeout=120_000)
+    first = plotted(page, 0)
     page.wait_for_function(f"() => document.querySelector('.js-plotly-plot').data[0].x.length > {first}",
-                           timeout=30_000)
-    screenshot(page, "train")
+                           timeout=60_000)
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · stopped"))).to_be_visible(
-        timeout=30_000)
+        timeout=60_000)
+    expect(page.get_by_text(re.compile(r"was stopped"))).to_be_visible()
 
 
-def test_runs_page_lists_the_history(server, page, trained_run):
-    page.goto(f"{server.url}/runs")
-    expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
-    expect(page.get_by_role("button", name="Download spec JSON")).to_be_visible()
-    screenshot(page, "runs")
+def test_predict_fits_a_projector_and_takes_strokes_anywhere(server, watched_context):
+    """At 1024x768 with the sidebar open the whole canvas is on screen, and a stroke started in its
+    top-right corner (where the canvas toolbar used to swallow it) is drawn and read."""
+    page = watched_context(1024, 768).new_page()
+    page.goto(f"{server.url}/predict")
+    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible()
+    expect(page.locator('[data-testid="stSidebar"]')).to_be_visible()
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box["width"] == 280 and box["height"] == 280
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 1024 - 15  # the scrollbar's strip
+    shown = page.evaluate("""() => {  // the width the canvas' own scroll box leaves visible
+        const host = [...document.querySelectorAll("*")].find((e) => e.shadowRoot && e.shadowRoot.querySelector(".dc-scroll"));
+        return host.shadowRoot.querySelector(".dc-scroll").clientWidth;
+    }""")
+    assert shown >= 280, f"only {shown} of the canvas' 280 px are visible"
+    hit = page.evaluate(f"""() => {{  // the canvas lives in a shadow root: look inside it
+        let element = document.elementFromPoint({box['x'] + 270}, {box['y'] + 8});
+        while (element && element.shadowRoot) {{
+            const inner = element.shadowRoot.elementFromPoint({box['x'] + 270}, {box['y'] + 8});
+            if (!inner || inner === element) break;
+            element = inner;
+        }}
+        return element ? String(element.className) : "nothing";
+    }}""")
+    assert "upper-canvas" in hit, f"something covers the canvas' top-right corner: {hit}"
+    draw(page, [[(270, 8), (268, 140), (266, 272)]])
+    expect(predicted_digit(page)).to_have_text("1")
+    screenshot(page, "predict-1024x768")
+
+
+def test_a_deep_link_as_the_first_visit_gets_the_app_navigation(page):
+    """A fresh server whose first visitor opens /runs still shows the app's own pages in the sidebar."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "lab").mkdir()
+        fresh = Server(Path(folder) / "lab").start()
+        try:
+            page.goto(f"{fresh.url}/runs")
+            expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            expect(nav.get_by_role("link", name="Home")).to_be_visible()
+            expect(nav.get_by_role("link", name="common")).to_have_count(0)
+        finally:
+            fresh.stop()
+
+
+def test_reloading_any_page_keeps_the_architecture(server, page):
+    """seed-first chosen on Architecture stays seed-first on Train, after a page switch and a reload."""
+    page.goto(f"{server.url}/architecture")
+    page.get_by_role("button", name="seed-first (15,088)").click()
+    expect(page.get_by_text("Current: seed-first")).to_be_visible()
+    expect(page).to_have_url(re.compile(re.escape(PRESETS["seed-first"].to_code())))
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Train").click()
+    expect(page.get_by_text("seed-first: 15,088 total")).to_be_visible()
+    page.reload()
+    expect(page.get_by_text("seed-first: 15,088 total")).to_be_visible()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Predict").click()
+    expect(page.get_by_role("heading", name="Predict")).to_be_visible()
+    page.reload()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Architecture").click()
+    expect(page.get_by_text("Current: seed-first")).to_be_visible()

@@ -10,10 +10,10 @@ from mnist_core.spec import PRESETS
 from tests.conftest import ROOT
 
 
-def cli(*args, home=None, **kwargs):
-    env = dict(os.environ, **({"MNIST_LAB_HOME": str(home)} if home else {}))
+def cli(*args, home=None, env=None, timeout=300):
+    env = dict(os.environ, **({"MNIST_LAB_HOME": str(home)} if home else {}), **(env or {}))
     return subprocess.run([sys.executable, "-m", "mnist_core", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=300, **kwargs)
+                          env=env, timeout=timeout)
 
 
 def test_params_prints_the_table_and_verdict():
@@ -76,3 +76,14 @@ def test_bad_data_folder_is_one_clear_message(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "failed: MNIST folder" in out.stderr and "does not exist" in out.stderr
     assert "completed" not in out.stdout
+
+
+def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
+    """keras fails to import in the worker: the CLI prints the worker's error and exits 1 within seconds."""
+    (tmp_path / "broken" / "keras").mkdir(parents=True)
+    (tmp_path / "broken" / "keras" / "__init__.py").write_text("raise ImportError('no TensorFlow here (test)')")
+    out = cli("train", "--epochs", "1", "--subset", "256", home=tmp_path / "lab",
+              env={"PYTHONPATH": str(tmp_path / "broken")}, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "Run 1 failed: The training worker failed to start 3 times in a row: " \
+           "ImportError: no TensorFlow here (test)" in out.stderr

@@ -6,10 +6,12 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from mnist_core.budget import summarize
 from mnist_core.model import build_model
 from mnist_core.spec import PRESETS, Architecture, Conv
+from tests.unit.test_spec import architectures
 
 
 def keras_counts(arch: Architecture) -> tuple[int, int]:
@@ -65,6 +67,13 @@ def test_sampled_filter_counts_and_kernels_match_keras():
                                    dropout=rng.random() < 0.5)
         arch = arch.with_layer(base.convs[2], kernel=rng.choice((1, 3)))
         assert_matches_keras(arch)
+
+
+@settings(max_examples=25, deadline=None, database=None)
+@given(architectures())
+def test_random_specs_of_every_kind_match_keras(arch):
+    """Random specs (kernels 1/3/5, pools of 2-4 anywhere, any toggles) count and shape as Keras builds them."""
+    assert_matches_keras(arch)
 
 
 def test_builder_reads_like_the_notebook():

@@ -1,11 +1,16 @@
 """Canvas preprocessing like MNIST's, and predictions from a saved model's weights."""
 
+import json
+import re
+import zipfile
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnist_core.predict import ImageError, ModelFileError, Predictor, available_models, bundled_model, to_mnist
-from mnist_core.spec import PRESETS
+from mnist_core.predict import (ImageError, ModelFileError, Predictor, available_models, best_model, bundled_model,
+                                to_mnist)
+from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax
 from mnist_core.store import RunStore
 
 
@@ -84,7 +89,8 @@ def test_prediction_has_ten_probabilities_and_a_confidence(small_model, mnist):
     prediction = predictor.predict(canvas_with(mnist.x_test[0], 8, 20, 20))
     assert prediction.digit == mnist.y_test[0]
     assert prediction.probabilities.shape == (10,) and abs(prediction.probabilities.sum() - 1) < 1e-4
-    assert prediction.confidence == prediction.probabilities.max()
+    # A clean, large test digit is read with high confidence in the digit it names.
+    assert prediction.confidence == prediction.probabilities[prediction.digit] > 0.9
 
 
 def test_bundled_model_is_ready_and_accurate(mnist):
@@ -128,6 +134,90 @@ def test_weights_of_another_architecture_are_refused():
         Predictor(wider, bundled_model().path)
 
 
+def test_numpy_forward_pass_equals_keras_for_every_layer_kind(tmp_path):
+    """A freshly saved model with random weights, several same-shaped convs, 5x5 and 1x1 kernels, pools of 3 and 2:
+    weights found by layer name give Keras' probabilities, so no two layers' weights can be swapped."""
+    from mnist_core.model import build_model
+
+    arch = Architecture((Conv(8, 5, batchnorm=True), Conv(8, 3, dropout=True), Conv(8, 3, batchnorm=True), MaxPool(3),
+                         Conv(8, 1), Conv(8, 3, batchnorm=True, dropout=True), MaxPool(2),
+                         Conv(10, 1, batchnorm=True, relu=False), GlobalAvgPool(), Softmax()))
+    model = build_model(arch)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.uniform(0.5, 2.0, w.shape) if "variance" in w.name else rng.normal(0, 0.5, w.shape)
+                       for w in model.weights])
+    model.save(tmp_path / "model.keras")
+    images = rng.uniform(0, 1, (8, 28, 28)).astype(np.float32)
+    expected = model(images[..., None], training=False).numpy()
+    predictor = Predictor(arch, tmp_path / "model.keras")
+    assert np.abs(np.stack([predictor.probabilities(image) for image in images]) - expected).max() < 1e-5
+
+
+def _edit_config(path, tmp_path, edit):
+    """A copy of the .keras archive at `path` whose config.json's layer list went through `edit`."""
+    copy = tmp_path / "edited.keras"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(copy, "w") as target:
+        for item in source.namelist():
+            data = source.read(item)
+            if item == "config.json":
+                config = json.loads(data)
+                edit(config["config"]["layers"])
+                data = json.dumps(config)
+            target.writestr(item, data)
+    return copy
+
+
+def _rename(layers, old, new):
+    next(layer for layer in layers if layer["config"]["name"] == old)["config"]["name"] = new
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda layers: _rename(layers, "conv5", "conv_five"), "it has no layer named conv5"),
+    (lambda layers: _rename(layers, "pool4", "pool_four"), "it has no layer named pool4"),
+    (lambda layers: layers.insert(3, {"class_name": "Rescaling", "config": {"name": "scale"}}),
+     "it also has layers scale (Rescaling)"),
+    (lambda layers: layers[1].update(class_name="DepthwiseConv2D"),
+     "its layer conv1 is a DepthwiseConv2D, not a Conv2D"),
+    (lambda layers: layers.pop(), "it has no layer named softmax"),
+    (lambda layers: layers.append("junk"), "cannot be read"),
+], ids=["missing-conv", "missing-pool", "unknown-kind", "wrong-kind", "missing-softmax", "damaged-config"])
+def test_weights_are_found_by_layer_name_or_refused(tmp_path, edit, message):
+    """A missing name, a layer of an unknown or wrong kind, or a damaged config is a ModelFileError, never skipped."""
+    path = _edit_config(bundled_model().path, tmp_path, edit)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        Predictor(PRESETS["seed-final"], path)
+
+
 def test_available_models_lists_runs_then_the_bundled_model(lab_home):
+    """Completed runs and stopped runs with a saved model, newest first, then the bundled model;
+    runs without a model (stopped while queued, failed) are not offered. The best is the most accurate."""
+    import shutil
+
+    from mnist_core.budget import summarize
+
     store = RunStore(lab_home)
-    assert [choice.label for choice in available_models(store)] == [bundled_model().label]
+    assert [choice.title for choice in available_models(store)] == ["Bundled seed-final"]
+    summary = summarize(PRESETS["seed-final"])
+
+    def run(status, accuracy, with_model):
+        run_id = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 2}, summary.total,
+                                  summary.trainable)
+        if status != "stopped" or with_model:
+            store.claim_next(worker_pid=0)
+        if with_model:
+            shutil.copy(bundled_model().path, store.model_path(run_id))
+        if status == "stopped" and not with_model:
+            store.request_stop(run_id)
+        else:
+            store.finish(run_id, status, test_accuracy=accuracy)
+        return run_id
+
+    completed = run("completed", 0.969, with_model=True)
+    stopped = run("stopped", 0.992, with_model=True)
+    run("stopped", None, with_model=False)
+    run("failed", None, with_model=False)
+    choices = available_models(store)
+    assert [choice.run_id for choice in choices] == [stopped, completed, None]
+    assert choices[0].label == f"Run {stopped}: seed-final, stopped (99.20%)"
+    assert best_model(choices).run_id == stopped
+    assert best_model(choices[1:]).run_id is None  # the bundled 98.61% beats the 96.9% quick run

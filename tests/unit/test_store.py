@@ -80,7 +80,8 @@ def test_readers_see_events_while_a_writer_appends(lab_home):
 def test_a_locked_database_is_a_clear_error_not_a_traceback(lab_home, monkeypatch):
     """Another program holding a write lock makes writes fail with 'locked', and reads still work."""
     store = RunStore(lab_home)
-    new_run(store)
+    run_id = new_run(store)
+    store.add_event(run_id, 0, event(1))
     real_connect = sqlite3.connect
     blocker = sqlite3.connect(store.db_path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -89,11 +90,102 @@ def test_a_locked_database_is_a_clear_error_not_a_traceback(lab_home, monkeypatc
         monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, **{**k, "timeout": 0.2}))
         with pytest.raises(StoreError, match="locked by another program"):
             new_run(store)
+        assert [run.id for run in store.list()] == [run_id] and store.get(run_id).status == "queued"
+        assert [e.step for e in store.events(run_id)] == [1]
     finally:
         monkeypatch.undo()
         blocker.execute("ROLLBACK")
         blocker.close()
     assert len(store.list()) == 1
+
+
+def test_ids_are_never_reused_after_a_delete(lab_home):
+    store = RunStore(lab_home)
+    first, newest = new_run(store), new_run(store)
+    store.delete(newest)
+    assert new_run(store) > newest > first
+
+
+def test_a_leftover_run_folder_never_attaches_to_a_new_run(lab_home):
+    """Files a failed delete left behind, or folders the index no longer knows, keep their id."""
+    store = RunStore(lab_home)
+    deleted = new_run(store)
+    store.delete(deleted)
+    store.model_path(deleted).parent.mkdir()
+    store.model_path(deleted).write_bytes(b"a model the delete could not remove")
+    (store.runs_dir / "7").mkdir()
+    (store.runs_dir / "7" / "model.keras").write_bytes(b"from an index that was lost")
+    run_id = new_run(store)
+    assert run_id == 8 and not store.model_path(run_id).exists()
+
+
+OLD_SCHEMA = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
+    started_at REAL, finished_at REAL, spec_json TEXT NOT NULL, recipe_json TEXT NOT NULL,
+    total_params INTEGER NOT NULL, trainable_params INTEGER NOT NULL, test_accuracy REAL, test_loss REAL,
+    duration REAL, error TEXT, versions_json TEXT, stop_requested INTEGER NOT NULL DEFAULT 0, worker_pid INTEGER);
+CREATE TABLE events (run_id INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, epoch REAL, batch INTEGER,
+    step INTEGER, lr REAL, loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL, elapsed REAL, eta REAL,
+    PRIMARY KEY (run_id, seq));
+INSERT INTO runs (id, name, status, created_at, spec_json, recipe_json, total_params, trainable_params,
+    test_accuracy, worker_pid) VALUES
+    (1, 'old', 'completed', 1.0, '{spec}', '{{"epochs": 1}}', 14960, 14800, 0.98, 42);
+INSERT INTO events (run_id, seq, kind, epoch, batch, step, lr, loss, accuracy) VALUES (1, 0, 'epoch', 1, 4, 4,
+    0.003, 0.1, 0.9);
+"""
+
+
+def test_an_old_schema_database_opens_and_keeps_its_runs(lab_home):
+    """A database made before AUTOINCREMENT and submitter_pid keeps its rows and stops reusing ids."""
+    lab_home.mkdir()
+    with sqlite3.connect(lab_home / "runs.sqlite") as conn:
+        conn.executescript(OLD_SCHEMA.format(spec=json.dumps(FINAL.to_dict()).replace("'", "''")))
+    conn.close()
+    store = RunStore(lab_home)
+    (old,) = store.list()
+    assert (old.id, old.name, old.test_accuracy, old.worker_pid, old.submitter_pid) == (1, "old", 0.98, 42, None)
+    assert old.spec == FINAL and [e.step for e in store.events(1)] == [4]
+    run_id = store.create_run("new", FINAL, {"epochs": 1}, 14_960, 14_800, submitter_pid=99)
+    assert (run_id, store.get(run_id).submitter_pid) == (2, 99)
+    store.delete(run_id)
+    assert new_run(RunStore(lab_home)) == 3  # reopening the migrated file changes nothing
+    assert [run.id for run in RunStore(lab_home).list()] == [3, 1]
+
+
+def test_a_manifest_without_submitter_pid_still_imports(lab_home):
+    """Run folders written before the submitter column rebuild the index as before."""
+    store = RunStore(lab_home)
+    run_id = new_run(store)
+    store.claim_next(1)
+    store.finish(run_id, "completed", test_accuracy=0.9)
+    manifest = store.run_dir(run_id) / "run.json"
+    data = json.loads(manifest.read_text())
+    del data["submitter_pid"]
+    manifest.write_text(json.dumps(data))
+    store.db_path.write_bytes(b"damaged" * 100)
+    rebuilt = RunStore(lab_home)
+    assert [(run.id, run.status, run.submitter_pid) for run in rebuilt.list()] == [(run_id, "completed", None)]
+
+
+def test_two_threads_writing_one_runs_manifest_never_fail(lab_home):
+    store = RunStore(lab_home)
+    run_id = new_run(store)
+    errors = []
+
+    def write():
+        try:
+            for _ in range(200):
+                store.write_manifest(run_id)
+        except Exception as err:  # the assertion below reports it
+            errors.append(err)
+
+    writers = [threading.Thread(target=write) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert not errors and json.loads((store.run_dir(run_id) / "run.json").read_text())["id"] == run_id
+    assert [path.name for path in store.run_dir(run_id).iterdir()] == ["run.json"]
 
 
 def test_unwritable_location_is_refused_before_anything_starts(tmp_path):

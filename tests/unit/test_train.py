@@ -2,6 +2,7 @@
 
 import pytest
 
+from mnist_core.data import as_model_input
 from mnist_core.spec import PRESETS
 from mnist_core.train import Recipe, train
 
@@ -40,6 +41,23 @@ def test_stop_request_ends_within_a_batch(mnist, monkeypatch):
     assert result.status == "stopped"
     assert len(events) == 1 and events[0].kind == "batch"
     assert result.test_accuracy is None  # no epoch finished, so no test accuracy is claimed
+
+
+def test_stop_skips_the_validation_of_the_stopped_epoch(mnist, monkeypatch):
+    """Stopped in epoch 2: only epoch 1 is validated; the partial epoch is not run over the test set."""
+    import keras
+
+    from mnist_core import train as train_module
+
+    validations = []
+    evaluate = keras.Model.evaluate
+    monkeypatch.setattr(keras.Model, "evaluate",
+                        lambda model, *args, **kwargs: validations.append(1) or evaluate(model, *args, **kwargs))
+    monkeypatch.setattr(train_module._Progress, "STOP_POLL_SECONDS", 0.0)
+    result, events = run(mnist, epochs=3, stop_after_events=5)
+    assert result.status == "stopped" and [e.kind for e in events] == ["batch"] * 3 + ["epoch", "batch"]
+    assert len(validations) == 1 and result.test_accuracy == events[3].val_accuracy
+    assert result.model.predict(as_model_input(mnist.x_test[:1]), verbose=0).shape == (1, 10)  # still usable
 
 
 def test_same_seed_same_metrics_other_seed_differs(mnist):

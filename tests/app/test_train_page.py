@@ -1,0 +1,126 @@
+"""The Train page in every state a user reaches, with real runs trained by real worker processes on
+small slices: queued, live in epoch 2, stopped, completed, failed, interrupted, revisited, reloaded."""
+
+import os
+import signal
+
+from mnist_core.jobs import Lab
+from mnist_core.store import RunStore
+from tests.app.conftest import metrics, texts
+from tests.conftest import wait_for
+
+LONG = {"epochs_full": 50, "images_full": 2048}  # ~3 s an epoch here: long enough to act on mid-run
+SHORT = {"epochs_full": 1, "images_full": 256}
+
+
+def start(at, **fields):
+    """Fill the recipe form and press Start; returns the new run's id."""
+    for key, value in fields.items():
+        at.number_input(key=key).set_value(value)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    return at.session_state["watch_run"]
+
+
+def button(at, label, help_text=None):
+    return next(b for b in at.button if b.label == label and (help_text is None or b.help == help_text))
+
+
+def headings(at) -> list[str]:
+    return texts(at.subheader)
+
+
+def test_live_run_in_epoch_two_shows_its_chart_then_stop_shows_the_stopped_run(app, lab_home):
+    at = app("train")
+    run_id = start(at, **LONG)
+    store = RunStore(lab_home)
+    wait_for(lambda: any(e.kind == "epoch" for e in store.events(run_id))
+             and store.events(run_id)[-1].epoch > 1, timeout=180)
+    at.run()
+    assert f"Run {run_id}: seed-final · running" in headings(at)
+    assert at.get("plotly_chart"), "the live chart is drawn once events arrive"
+    progress = at.get("progress")[0].proto.text
+    assert progress.startswith("Epoch ") and int(progress.split()[1].split("/")[0]) >= 2, progress
+
+    button(at, "Stop", f"Stop run {run_id}").click().run()
+    wait_for(lambda: store.get(run_id).status == "stopped", timeout=60)
+    at.run()
+    assert f"Run {run_id}: seed-final · stopped" in headings(at)
+    assert any("was stopped" in text for text in texts(at.info))
+    done = sum(e.kind == "epoch" for e in store.events(run_id))
+    assert metrics(at)["Epochs"] == f"{done} / 50" and done >= 1
+    assert metrics(at)["Test accuracy (last full epoch)"].endswith("%")
+    assert at.get("plotly_chart") and not any(b.label == "Stop" for b in at.button)
+
+
+def test_completed_run_shows_its_final_numbers_and_a_way_to_predict_with_it(app, lab_home):
+    at = app("train")
+    run_id = start(at, **SHORT)
+    run = Lab(lab_home).wait(run_id, timeout=240)
+    assert run.status == "completed"
+    at.run()
+    assert f"Run {run_id}: seed-final · completed" in headings(at)
+    assert metrics(at)["Final test accuracy"] == f"{run.test_accuracy:.2%}"
+    assert metrics(at)["Epochs"] == "1 / 1" and metrics(at)["Params"] == "14,960"
+    assert at.get("plotly_chart")
+    link = at.get("page_link")[-1].proto
+    assert link.label == f"Try run {run_id}'s model on the Predict page" and f"model={run_id}" in link.query_string
+
+    at.switch_page("pages/architecture.py").run()  # a revisit shows the same run, finished
+    at.switch_page("pages/train.py").run()
+    assert f"Run {run_id}: seed-final · completed" in headings(at)
+
+
+def test_failed_run_says_why(app, lab_home, tmp_path, monkeypatch):
+    """A run whose data cannot be loaded shows 'failed' and the reason, not a traceback."""
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "no-mnist-here"))
+    at = app("train")
+    run_id = start(at, **SHORT)
+    wait_for(lambda: RunStore(lab_home).get(run_id).status == "failed", timeout=240)
+    at.run()
+    assert f"Run {run_id}: seed-final · failed" in headings(at)
+    assert any(text.startswith(f"Run {run_id} failed:") and "does not exist" in text for text in texts(at.error))
+
+
+def test_interrupted_run_keeps_its_history(app, lab_home):
+    """A worker killed mid-run: the page shows the run interrupted with its chart, and a reload agrees."""
+    at = app("train")
+    run_id = start(at, **LONG)
+    store = RunStore(lab_home)
+    wait_for(lambda: len(store.events(run_id)) >= 3, timeout=180)
+    os.kill(store.get(run_id).worker_pid, signal.SIGKILL)
+    wait_for(lambda: not Lab(lab_home).live_workers())
+    at.run()
+    assert f"Run {run_id}: seed-final · interrupted" in headings(at)
+    assert any("was interrupted" in text for text in texts(at.warning))
+    assert at.get("plotly_chart")
+
+    reloaded = app("train")  # a new session, as after a browser reload, shows the newest run
+    assert f"Run {run_id}: seed-final · interrupted" in headings(reloaded)
+
+
+def test_second_start_queues_both_runs_show_with_their_own_stop(app, lab_home):
+    """While run 1 trains, Start queues run 2: both are listed with a Stop each; stopping the queued
+    run removes its 'queued' notice; the running one stays reachable and stoppable."""
+    at = app("train")
+    first = start(at, **LONG)
+    second = start(at)
+    assert any(f"Run {second} is queued: 1 run(s) ahead of it train first" in text for text in texts(at.info))
+    assert {b.help for b in at.button if b.label == "Stop"} == {f"Stop run {first}", f"Stop run {second}"}
+    assert "Also training or queued" in headings(at)
+
+    button(at, "Stop", f"Stop run {second}").click().run()
+    assert RunStore(lab_home).get(second).status == "stopped"
+    assert not any("is queued" in text for text in texts(at.info))
+    assert f"Run {second}: seed-final · stopped" in headings(at)
+    assert {b.help for b in at.button if b.label == "Stop"} == {f"Stop run {first}"}
+
+    button(at, "Stop", f"Stop run {first}").click().run()
+    wait_for(lambda: RunStore(lab_home).get(first).finished, timeout=60)
+
+
+def test_quick_run_fields_show_the_values_it_uses(app):
+    at = app("train")
+    assert at.number_input(key="epochs_full").value == 20 and at.number_input(key="images_full").value == 60_000
+    at.toggle[0].set_value(True).run()
+    epochs, images = at.number_input(key="epochs_quick"), at.number_input(key="images_quick")
+    assert (epochs.value, images.value) == (2, 10_000) and epochs.disabled and images.disabled

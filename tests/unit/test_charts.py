@@ -1,0 +1,40 @@
+"""Plotly figures from plain data: they must serialise (Streamlit sends them as JSON) and show the run."""
+
+import json
+
+from mnist_core.charts import overlay_figure, training_figure
+from mnist_core.store import Event
+
+
+def events(epochs_done: int, batches: int = 4) -> list[Event]:
+    """Events as a worker publishes them: `batches` per epoch, the last one of each an epoch end."""
+    out = []
+    for epoch in range(epochs_done):
+        for batch in range(1, batches + 1):
+            end = batch == batches
+            out.append(Event("epoch" if end else "batch", epoch + batch / batches, batch, epoch * batches + batch,
+                             0.003 / (1 + 0.319 * epoch), 1.0 / (epoch + 1), 0.9, 0.1 if end else None,
+                             0.95 + epoch / 100 if end else None, 2.0 * (epoch + batch / batches), 10.0))
+    return out
+
+
+def test_training_figure_after_epochs_serialises_and_spans_the_whole_run():
+    """After the first epoch ends the figure still serialises (it raised 'Event is not JSON
+    serializable'), the x axis spans all planned epochs, and the test accuracy has one point per epoch."""
+    for done in (1, 2, 3):
+        figure = json.loads(training_figure(events(done), epochs=20).to_json())
+        assert figure["layout"]["xaxis"]["range"] == [0, 20]
+        test_accuracy = next(trace for trace in figure["data"] if trace["name"] == "test accuracy")
+        assert test_accuracy["x"] == list(range(1, done + 1))
+        assert test_accuracy["y"] == [0.95 + epoch / 100 for epoch in range(done)]
+
+
+def test_live_figure_before_any_epoch_end():
+    figure = json.loads(training_figure(events(1)[:2], epochs=2).to_json())
+    train_accuracy = next(trace for trace in figure["data"] if trace["name"] == "train accuracy")
+    assert train_accuracy["x"] == [0.25, 0.5]
+
+
+def test_overlay_figure_names_each_run():
+    figure = json.loads(overlay_figure([("Run 1", events(2)), ("Run 2", events(3))]).to_json())
+    assert [trace["name"] for trace in figure["data"] if trace.get("showlegend") is not False] == ["Run 1", "Run 2"]
