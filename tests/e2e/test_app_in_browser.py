@@ -100,7 +100,12 @@ def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(serv
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Runs").click()
     expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
     screenshot(page, "runs")
-    expect(page.locator('[data-testid="stDataFrame"]')).to_contain_text(accuracy)
+    # The grid is drawn on a canvas; its accessible cells hold the raw values.
+    row = page.locator('[data-testid="stDataFrame"] [role="row"]').filter(
+        has=page.locator('[role="gridcell"]', has_text=re.compile(rf"^{run_id}$")))
+    expect(row).to_have_count(1)
+    cells = row.locator('[role="gridcell"]').all_inner_texts()
+    assert cells[1] == "completed" and f"{float(cells[2]):.2%}" == accuracy
     expect(page.locator(".js-plotly-plot").filter(has_text=f"Run {run_id}: seed-final (completed)")).to_be_visible()
 
 

@@ -5,6 +5,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 import tomllib
 
@@ -98,7 +99,7 @@ def test_cli_reports_a_corrupted_data_file_without_a_traceback(tmp_path, mnist_d
     raw = bytearray(gzip.decompress(path.read_bytes()))
     raw[500] ^= 0xFF
     path.write_bytes(gzip.compress(bytes(raw)))
-    out = subprocess.run([".venv/bin/python" if (ROOT / ".venv").exists() else "python", "-m", "mnist_core",
+    out = subprocess.run([sys.executable, "-m", "mnist_core",
                           "train", "--epochs", "1", "--subset", "256", "--data-dir", str(broken),
                           "--home", str(tmp_path / "lab")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "Traceback" not in out.stderr
@@ -199,5 +200,7 @@ def test_security_settings():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
     assert config["enableXsrfProtection"] is True and config["enableCORS"] is True
     assert config["maxUploadSize"] <= 1
+    # A crash shows a short message: no traceback with server paths, no "Ask ChatGPT" links.
+    assert tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["client"]["showErrorDetails"] == "none"
     sources = [path.read_text() for path in [ROOT / "app.py", *ROOT.glob("pages/*.py")]]
     assert not any(re.search(r"unsafe_allow_html\s*=\s*True", source) for source in sources)

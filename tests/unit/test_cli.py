@@ -34,7 +34,7 @@ def test_params_reads_a_spec_file_and_reports_bad_ones_cleanly(tmp_path):
     bad.write_text('{"layers": [{"kind": "conv", "filters": 0}]}')
     out = cli("params", "--spec", str(bad))
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "error: Layer 1 (Conv 3x3): filters must be between 1 and 256, got 0." in out.stderr
+    assert "error: conv 1 (3x3): filters must be between 1 and 256, got 0." in out.stderr
 
 
 def test_train_prints_epochs_accuracy_and_where_it_is_stored(tmp_path):
