@@ -35,8 +35,9 @@ def home() -> None:
     st.subheader("Where to go")
     st.page_link(ARCHITECTURE, label="Architecture: design the network under the budget")
     st.page_link(TRAIN, label="Train: watch it learn, live")
-    st.page_link(PREDICT, label="Predict: draw a digit and see what it thinks")
+    st.page_link(PREDICT, label="Predict: draw or photograph a digit and see what the model sees")
     st.page_link(RUNS, label="Runs: compare, download, reload or delete past runs")
+    st.page_link(HANDWRITING, label="My handwriting: your own digits, to judge every model on")
     common.end_page(notices)
 
 
@@ -45,5 +46,6 @@ ARCHITECTURE = st.Page("pages/architecture.py", title="Architecture", icon=":mat
 TRAIN = st.Page("pages/train.py", title="Train", icon=":material/monitoring:")
 PREDICT = st.Page("pages/predict.py", title="Predict", icon=":material/draw:")
 RUNS = st.Page("pages/runs.py", title="Runs", icon=":material/history:")
+HANDWRITING = st.Page("pages/handwriting.py", title="My handwriting", icon=":material/collections:")
 
-st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS]).run()
+st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS, HANDWRITING]).run()

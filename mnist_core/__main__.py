@@ -1,15 +1,21 @@
-"""The command line: `python -m mnist_core params ...` and `python -m mnist_core train ...`."""
+"""The command line: `python -m mnist_core params ...`, `... train ...` and `... study ...`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .budget import Budget, summarize
 from .spec import PRESETS, Architecture, SpecError
-from .store import StoreError
+from .store import Run, StoreError
+from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
+from .train import Recipe
+
+# Named recipes for `study`: the app's Quick run, and the notebook's full training.
+RECIPES = {"quick": Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9), "notebook": Recipe()}
 
 
 def _architecture(args: argparse.Namespace) -> Architecture:
@@ -43,7 +49,6 @@ def _params(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .jobs import Lab
-    from .train import Recipe
 
     arch = _architecture(args)
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
@@ -85,6 +90,84 @@ def _report(lab, run) -> int:
     return 0 if run.status == "completed" else 130 if run.status == "stopped" else 1
 
 
+def _study(args: argparse.Namespace) -> int:
+    from .jobs import Lab
+
+    arch, seeds = _architecture(args), check_seeds(range(args.seeds))
+    recipe = replace(RECIPES[args.recipe], **{key: value for key, value in
+                                              (("epochs", args.epochs), ("train_subset", args.subset))
+                                              if value is not None})
+    lab = Lab(home=args.home, data_dir=args.data_dir)
+    try:
+        study_id = lab.submit_study(arch, recipe, seeds=tuple(seeds), include_presets=args.presets, name=args.name)
+        total = len(lab.store.study_runs(study_id))
+        print(f"Study {study_id}: {arch.name}, {total} runs ({total // len(seeds)} variants x {len(seeds)} "
+              f"seed(s)), {recipe.epochs} epochs on {recipe.train_subset or 60_000:,} images", flush=True)
+        printed: set[int] = set()
+        runs, stopped = [], False
+        try:
+            while not runs or not all(run.finished for run in runs):
+                runs = lab.wait_study(study_id, timeout=0.5)
+                _print_finished(runs, printed, total)
+        except KeyboardInterrupt:
+            print("Stopping the study...", flush=True)
+            stopped = True
+            lab.stop_study(study_id)
+            _print_finished(lab.wait_study(study_id, timeout=60), printed, total)
+    finally:
+        lab.shutdown()
+    summary = summarize_study(lab.store, study_id)
+    print(study_table(summary))
+    print(f"Run store: {lab.store.db_path}")
+    return 130 if stopped else 0 if summary.counts.get("completed", 0) == summary.total else 1
+
+
+def _print_finished(runs: list[Run], printed: set[int], total: int) -> None:
+    """One line for each run that finished since the last call."""
+    for run in runs:
+        if run.finished and run.id not in printed:
+            printed.add(run.id)
+            result = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else run.error or "no result"
+            print(f"[{len(printed):>{len(str(total))}}/{total}] {run.name}: {run.status}, {result} "
+                  f"({run.duration or 0:.1f}s)", flush=True)
+
+
+def study_table(summary: StudySummary) -> str:
+    """The study's progress, one row per variant and the noise rule, as printed by `study`."""
+    seeds = summary.study.seeds
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(summary.counts.items()))
+    lines = [f"Study {summary.study.id} ({summary.study.name}) {summary.status}: {summary.done}/{summary.total} "
+             f"runs done ({counts})",
+             f"{'variant':<32}{'params':>8}" + "".join(f"{f'seed {seed}':>9}" for seed in seeds)
+             + f"{'mean':>9}{'spread':>8}{'vs base':>9}{'noise':>7}  verdict"]
+    for row in summary.rows:
+        cells = "".join(f"{_seed_cell(row, seed):>9}" for seed in seeds)
+        delta = f"{row.delta_params:+,}" if row.key != BASELINE else f"{row.total_params:,}"
+        lines.append(f"{row.label[:31]:<32}{delta:>8}{cells}{_pct(row.mean):>9}{_pts(row.spread):>8}"
+                     f"{_pts(row.delta_accuracy, signed=True):>9}{_pts(row.noise, prefix='±'):>7}  {row.verdict}")
+    if summary.seed_std is not None:
+        where = ("observed across this study's seeds" if summary.seed_std_source == "observed"
+                 else "typical for this recipe at the baseline's accuracy")
+        lines.append("params: the baseline's total, then each variant's change. Accuracies in %, differences in "
+                     "points.")
+        lines.append(f"Within seed noise: |vs base| < noise = 2 x seed std x sqrt(1/n + 1/n_base); seed std "
+                     f"{summary.seed_std * 100:.2f} points ({where}).")
+    return "\n".join(lines)
+
+
+def _seed_cell(row: VariantRow, seed: int) -> str:
+    """A seed's accuracy, or its run's status while it has none."""
+    return _pct(row.accuracies[seed]) if seed in row.accuracies else row.statuses.get(seed, "-")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}"
+
+
+def _pts(value: float | None, signed: bool = False, prefix: str = "") -> str:
+    return "" if value is None else f"{prefix}{value * 100:{'+' if signed else ''}.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnist_core", description="MNIST Budget Lab core.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,16 +189,33 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--name", help="run name (default: the architecture's)")
             sub.add_argument("--home", help="run store folder (default $MNIST_LAB_HOME)")
             sub.add_argument("--data-dir", help="MNIST folder (default $MNIST_DATA_DIR)")
+    _study_parser(commands)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        code = _params(args) if args.command == "params" else _train(args)
+        code = {"params": _params, "train": _train, "study": _study}[args.command](args)
     except (SpecError, StoreError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.command == "train":
+    if args.command != "params":
         print(f"({time.perf_counter() - started:.1f}s)")
     return code
+
+
+def _study_parser(commands) -> None:
+    sub = commands.add_parser("study", help="ablation study: train each BatchNorm/Dropout toggle against the spec")
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("--preset", choices=sorted(PRESETS), default="seed-final")
+    source.add_argument("--spec", help="architecture JSON file")
+    sub.add_argument("--recipe", choices=sorted(RECIPES), default="quick",
+                     help="quick: 2 epochs on 10,000 images; notebook: 20 epochs on all 60,000")
+    sub.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    sub.add_argument("--subset", type=int, help="override the recipe's training subset")
+    sub.add_argument("--seeds", type=int, default=1, help="train each variant with seeds 0..N-1 (1-5)")
+    sub.add_argument("--presets", action="store_true", help="also train the seed presets")
+    sub.add_argument("--name", help="study name (default: 'Ablation of <architecture>')")
+    sub.add_argument("--home", help="run store folder (default $MNIST_LAB_HOME)")
+    sub.add_argument("--data-dir", help="MNIST folder (default $MNIST_DATA_DIR)")
 
 
 if __name__ == "__main__":

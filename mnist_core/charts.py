@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from .budget import Verdict
 from .store import Event
+from .study import BASELINE, StudySummary
 
 OK_GREEN, OVER_RED, NEUTRAL = "#2e9d5b", "#d62728", "#9aa5b1"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -84,4 +85,85 @@ def budget_figure(verdict: Verdict) -> go.Figure:
     figure.update_layout(height=90, margin={"t": 5, "b": 5, "l": 5, "r": 5}, showlegend=False,
                          xaxis={"range": [0, max(verdict.limit, verdict.counted) * 1.1], "showgrid": False},
                          yaxis={"visible": False})
+    return figure
+
+
+def saliency_figure(digit28, saliency, title: str = "") -> go.Figure:
+    """The 28x28 input in grey with, over it in red, how much blanking each region lowers the answer."""
+    figure = go.Figure()
+    figure.add_heatmap(z=digit28, colorscale="Greys", reversescale=True, showscale=False, hoverinfo="skip")
+    peak = float(saliency.max()) or 1.0
+    figure.add_heatmap(z=saliency, colorscale=[[0, "rgba(214,39,40,0)"], [1, "rgba(214,39,40,0.85)"]],
+                       zmin=0, zmax=peak, colorbar={"title": {"text": "drop"}, "thickness": 10},
+                       hovertemplate="row %{y}, column %{x}: -%{z:.0%}<extra></extra>")
+    figure.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
+    figure.update_xaxes(visible=False)
+    figure.update_layout(title=title, height=260, margin={"t": 30 if title else 5, "b": 5, "l": 5, "r": 5})
+    return figure
+
+
+def study_figure(summary: StudySummary) -> go.Figure:
+    """Each variant's change in params (x) against its change in test accuracy (y, points), baseline at 0.
+
+    Error bars are the seed-noise bar of each verdict: a bar crossing zero is within seed noise.
+    Green is better than the baseline beyond noise, red worse, grey within noise; variants without
+    a result yet are left out.
+    """
+    colours = {"better": OK_GREEN, "worse": OVER_RED, "noise": NEUTRAL}
+    rows = [row for row in summary.rows if row.key != BASELINE and row.delta_accuracy is not None]
+    figure = go.Figure()
+    figure.add_hline(y=0, line={"color": "#333", "width": 1, "dash": "dash"})
+    figure.add_scatter(x=[row.delta_params for row in rows], y=[row.delta_accuracy * 100 for row in rows],
+                       error_y={"type": "data", "array": [row.noise * 100 for row in rows], "thickness": 1},
+                       mode="markers", name="variants", text=[row.label for row in rows],
+                       customdata=[row.verdict for row in rows],
+                       marker={"size": 10, "color": [colours[row.effect] for row in rows]},
+                       hovertemplate="%{text}<br>%{x:+,} params, %{y:+.2f} points<br>%{customdata}<extra></extra>")
+    figure.add_scatter(x=[0], y=[0], mode="markers", name="baseline", marker={"size": 12, "color": "#333",
+                       "symbol": "diamond"}, hovertemplate="Baseline<extra></extra>")
+    figure.update_xaxes(title_text="params vs baseline", zeroline=True)
+    figure.update_yaxes(title_text="test accuracy vs baseline (points)")
+    figure.update_layout(height=420, margin={"t": 10, "b": 10}, showlegend=False)
+    return figure
+
+
+def confusion_figure(matrix: Sequence[Sequence[int]]) -> go.Figure:
+    """A 10x10 heatmap of counts, true digit down, predicted across: errors in reds on a square-root
+    scale (one stray error still shows), correct answers in pale grey so the diagonal does not dominate."""
+    size = len(matrix)
+    digits = [str(d) for d in range(size)]
+    wrong = [[matrix[t][p] if t != p and matrix[t][p] else None for p in range(size)] for t in range(size)]
+    right = [[matrix[t][p] if t == p else None for p in range(size)] for t in range(size)]
+    most = max((n for row in wrong for n in row if n), default=1)
+    ticks = [n for n in (1, 10, 100, 1000) if n <= most]
+    figure = go.Figure()
+    figure.add_heatmap(z=right, x=digits, y=digits, colorscale=[[0, "#eef1f4"], [1, "#eef1f4"]], showscale=False,
+                       texttemplate="%{z}", textfont={"color": "#555"}, xgap=2, ygap=2,
+                       hovertemplate="%{y} read as %{x}: %{z} times (correct)<extra></extra>")
+    figure.add_heatmap(z=[[None if n is None else n ** 0.5 for n in row] for row in wrong], x=digits, y=digits,
+                       zmin=0, zmax=most ** 0.5, colorscale=[[0, "#fcc5b0"], [1, "#99000d"]],
+                       text=[["" if n is None else str(n) for n in row] for row in wrong], texttemplate="%{text}",
+                       xgap=2, ygap=2, hovertemplate="true %{y} read as %{x}: %{text} times<extra></extra>",
+                       colorbar={"title": {"text": "errors"}, "thickness": 12, "tickvals": [n ** 0.5 for n in ticks],
+                                 "ticktext": [f"{n:,}" for n in ticks]})
+    figure.update_xaxes(title_text="predicted digit", type="category", side="top")
+    figure.update_yaxes(title_text="true digit", type="category", autorange="reversed")
+    figure.update_layout(height=480, margin={"t": 40, "b": 10, "l": 10, "r": 10}, plot_bgcolor="white")
+    return figure
+
+
+def per_class_figure(per_class_accuracy: Sequence[float | None]) -> go.Figure:
+    """Test accuracy per digit, the weakest in red; the axis starts a little below it so that 97% and 99%
+    look different (None: no test digit of that class)."""
+    known = [a for a in per_class_accuracy if a is not None]
+    lowest = min(known, default=1.0)
+    colours = [OVER_RED if a == lowest else NEUTRAL for a in per_class_accuracy]
+    floor = max(0.0, ((lowest - 0.02) * 20) // 1 / 20)  # the 5% step at least 2 points below the weakest
+    figure = go.Figure(go.Bar(x=[str(d) for d in range(len(per_class_accuracy))], y=list(per_class_accuracy),
+                              marker_color=colours, textposition="outside", cliponaxis=False,
+                              text=["no digits" if a is None else f"{a:.1%}" for a in per_class_accuracy],
+                              hovertemplate="digit %{x}: %{y:.2%} read correctly<extra></extra>"))
+    figure.update_layout(height=300, margin={"t": 20, "b": 10},
+                         yaxis={"range": [floor, 1.0], "title": "test accuracy", "tickformat": ".0%"},
+                         xaxis={"title": "true digit", "type": "category"})
     return figure

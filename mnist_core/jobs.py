@@ -8,6 +8,8 @@ shut down, or its parent died) still finishes a run another live process is wait
 A worker that dies before it is ready MAX_FAILED_STARTS times in a row (TensorFlow fails to import,
 a CPU without AVX) is not started again until the next submit: this process's queued runs fail
 with the worker's own error, which `Lab.worker_error` also holds.
+An ablation study (`submit_study`, see study.py) is just many runs in the same queue, tagged with
+its id: workers train them like any other run, and a restarted app's workers pick up those still queued.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import config
 from .budget import summarize
 from .spec import Architecture
 from .store import Run, RunStore, StoreError
+from .study import check_seeds, variants
 from .train import Recipe
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -234,9 +237,38 @@ class Lab:
         # Counted after inserting, so two simultaneous starts cannot both see an empty queue.
         return Submitted(run_id, sum(run.id < run_id for run in self.active()))
 
+    def submit_study(self, arch: Architecture, recipe: Recipe, seeds: tuple[int, ...] = (0,),
+                     include_presets: bool = False, name: str | None = None) -> int:
+        """Queue an ablation study of `arch` and make sure a worker will train it; returns the study id.
+
+        One run per variant (`study.variants`: the baseline, each BatchNorm and Dropout toggle, the
+        presets if asked) and seed (1 to 5), all with `recipe` but for its seed. Every variant's first
+        seed is queued before any second seed, so a partial study already compares every variant.
+        Raises ValueError for bad seeds, StoreError when the store cannot take the runs.
+        """
+        seeds = check_seeds(seeds)
+        plan = variants(arch, include_presets)
+        name = name or f"Ablation of {arch.name}"
+        with self._lock:
+            self._failed_starts, self.worker_error = 0, None  # as in `submit`: a new start may succeed
+        study_id = self.store.create_study(name, arch, recipe.to_dict(), seeds)
+        for seed in seeds:
+            seeded = replace(recipe, seed=seed).to_dict()
+            for variant in plan:
+                counts = summarize(variant.arch)
+                self.store.create_run(f"{name}: {variant.label}, seed {seed}", variant.arch, seeded, counts.total,
+                                      counts.trainable, submitter_pid=os.getpid(), study_id=study_id,
+                                      variant=variant.key)
+            self.ensure_worker()  # after each seed's runs: training starts while later seeds are queued
+        return study_id
+
     def stop(self, run_id: int) -> None:
         """Ask for a run to stop; a queued run is cancelled at once."""
         self.store.request_stop(run_id)
+
+    def stop_study(self, study_id: int) -> list[int]:
+        """Stop every queued and running run of a study (queued ones at once); returns their ids."""
+        return self.store.request_stop_study(study_id)
 
     def active(self) -> list[Run]:
         """Queued and running runs, oldest first, after reaping dead workers' runs."""
@@ -254,6 +286,19 @@ class Lab:
                 self.reap()
                 self.ensure_worker()
             time.sleep(poll)
+
+    def wait_study(self, study_id: int, poll: float = 0.25, timeout: float | None = None) -> list[Run]:
+        """Block until every run of the study is finished (or `timeout` seconds pass); returns its runs."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pending = [run for run in self.store.study_runs(study_id) if not run.finished]
+            if not pending:
+                break
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self.wait(pending[0].id, poll, left)
+        return self.store.study_runs(study_id)
 
 
 def _held_text(path: Path) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .spec import Architecture, Signal
+from .spec import NUM_CLASSES, Architecture, Signal
 from .store import RunStore
 
 BOX = 20  # MNIST's size-normalisation box
@@ -24,6 +24,7 @@ SIZE = 28
 INK_LEVEL = 0.1  # a pixel this bright (0-1) or more counts as ink
 MIN_INK_PIXELS = 4  # fewer is an empty canvas (or a speck of anti-aliasing), not a digit
 MAX_SIDE = 4096  # canvases are a few hundred pixels; refuse anything absurd
+BATCH = 16  # images per strip: 16x fewer BLAS calls, and a chunk's patches (~6 MB) stay in cache
 
 
 class ImageError(ValueError):
@@ -119,7 +120,9 @@ class Predictor:
     def __init__(self, arch: Architecture, weights: str | Path):
         path = Path(weights)
         check_model_file(path)
-        self._steps = _plan(arch, _read_weights(path), path)
+        self._layers = _plan(arch, _read_weights(path), path)
+        self._arch = arch  # probabilities_batch reads the layers' geometry from it
+        self._steps = [step for _, steps in self._layers for step in steps]
 
     def probabilities(self, digit28: np.ndarray) -> np.ndarray:
         """Ten class probabilities for one 28x28 float image."""
@@ -127,6 +130,54 @@ class Predictor:
         for step in self._steps:
             x = step(x)
         return x
+
+    def probabilities_batch(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, 10) for N 28x28 float images: `probabilities` of each, in far fewer numpy calls.
+
+        Convs and pools slide over space without padding, so one pass over images stacked into a tall
+        strip gives each image its own feature map, provided each image starts on a multiple of the
+        layers' stride (`Signal.jump`); the rows where two images meet are computed and dropped. Global
+        pooling and softmax, which see a whole map, then run per image.
+        """
+        images = np.asarray(images, dtype=np.float32).reshape(-1, SIZE, SIZE)
+        spatial, rest, signal = self._strip_plan()
+        pitch = -(-SIZE // signal.jump) * signal.jump  # rows per image in the strip, a multiple of the stride
+        out = []
+        for start in range(0, len(images), BATCH):
+            chunk = images[start:start + BATCH]
+            strip = np.zeros((len(chunk), pitch, SIZE), dtype=np.float32)
+            strip[:, :SIZE] = chunk
+            x = strip.reshape(-1, SIZE, 1)
+            for step in spatial:
+                x = step(x)
+            rows = np.arange(len(chunk))[:, None] * (pitch // signal.jump) + np.arange(signal.size)
+            for features in x[rows]:
+                for step in rest:
+                    features = step(features)
+                out.append(features)
+        return np.asarray(out, dtype=np.float32).reshape(len(images), NUM_CLASSES)
+
+    def _strip_plan(self) -> tuple[list, list, Signal]:
+        """The steps of the layers that keep a spatial map, the steps after them, and that map's Signal."""
+        signal = spatial_signal = Signal()
+        spatial, rest = [], []
+        for layer, (_, steps) in zip(self._arch.layers, self._layers):
+            signal = layer.output(signal)
+            if signal.flat:
+                rest += steps  # global pooling and all after it see whole maps
+            else:
+                spatial, spatial_signal = spatial + steps, signal
+        return spatial, rest, spatial_signal
+
+    def feature_maps(self, digit28: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """What each conv layer outputs for one 28x28 image: (its name, e.g. 'conv 3', an H x W x C array)."""
+        x, maps = np.asarray(digit28, dtype=np.float32).reshape(SIZE, SIZE, 1), []
+        for name, steps in self._layers:
+            for step in steps:
+                x = step(x)
+            if name.startswith("conv"):
+                maps.append((name, x))
+        return maps
 
     def predict(self, image: np.ndarray) -> Prediction | None:
         """Preprocess a canvas image and classify it; None for a blank canvas."""
@@ -171,8 +222,10 @@ def _snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _plan(arch: Architecture, layers: dict[str, tuple[str, list[np.ndarray]]], path: Path) -> list:
-    """The forward pass as numpy steps; each spec layer fetches its Keras layers by name and checks them."""
+def _plan(arch: Architecture, layers: dict[str, tuple[str, list[np.ndarray]]],
+          path: Path) -> list[tuple[str, list]]:
+    """The forward pass as numpy steps grouped by spec layer, named as the Architecture page names them
+    ('conv 3', 'pool', ...); each layer fetches its Keras layers by name and checks them."""
     wrong = f"{path} does not hold weights for this architecture"
     claimed = set()
 
@@ -190,8 +243,9 @@ def _plan(arch: Architecture, layers: dict[str, tuple[str, list[np.ndarray]]], p
 
     x, steps = Signal(), []
     for index, layer in enumerate(arch.layers, 1):
+        name = f"conv {arch.conv_number(index - 1)}" if layer.is_conv else layer.kind
         try:
-            steps += layer.numpy_steps(index, x, fetch)
+            steps.append((name, layer.numpy_steps(index, x, fetch)))
         except NotImplementedError:
             raise ModelFileError(f"The numpy forward pass has no step for layer kind {layer.kind!r}.") from None
         x = layer.output(x)

@@ -4,9 +4,12 @@ Layout under the lab home:
     runs.sqlite          the index (WAL, so the UI reads while a worker writes)
     runs/<id>/run.json   the run's manifest: spec, recipe, status, results and history
     runs/<id>/model.keras
+    samples/<id>.png     the user's labelled digits (see samples.py), indexed in the same database
+    studies/<id>.json    an ablation study's manifest: name, baseline spec, recipe, seeds (see study.py)
 The manifests are the durable copy: if the index is corrupted it is moved aside and rebuilt
-from them, so a broken database file never loses a run. Run ids are never reused, not even after
-a delete, so files a failed delete left behind can never attach to a new run.
+from them, so a broken database file never loses a run or a study (a run's manifest names its
+study and variant). Run and study ids are never reused, not even after a delete, so files a failed
+delete left behind can never attach to a new run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .samples import SAMPLES_TABLE, restore_samples
 from .spec import Architecture, SpecError
 
 DB_NAME = "runs.sqlite"
@@ -32,7 +36,10 @@ EVENT_FIELDS = ("kind", "epoch", "batch", "step", "lr", "loss", "accuracy", "val
                 "elapsed", "eta")
 RUN_FIELDS = ("id", "name", "status", "created_at", "started_at", "finished_at", "spec_json", "recipe_json",
               "total_params", "trainable_params", "test_accuracy", "test_loss", "duration", "error",
-              "versions_json", "stop_requested", "worker_pid", "submitter_pid")
+              "versions_json", "stop_requested", "worker_pid", "submitter_pid", "study_id", "variant")
+STUDY_FIELDS = ("id", "name", "created_at", "spec_json", "recipe_json", "seeds_json")
+# Columns added after release, with their types: older databases get them by ALTER TABLE.
+ADDED_RUN_COLUMNS = (("study_id", "INTEGER"), ("variant", "TEXT"))
 
 RUNS_TABLE = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,7 +60,9 @@ CREATE TABLE IF NOT EXISTS runs (
     versions_json TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
     worker_pid INTEGER,
-    submitter_pid INTEGER
+    submitter_pid INTEGER,
+    study_id INTEGER,
+    variant TEXT
 )"""
 EVENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS events (
@@ -63,6 +72,15 @@ CREATE TABLE IF NOT EXISTS events (
     epoch REAL, batch INTEGER, step INTEGER, lr REAL, loss REAL, accuracy REAL,
     val_loss REAL, val_accuracy REAL, elapsed REAL, eta REAL,
     PRIMARY KEY (run_id, seq)
+)"""
+STUDIES_TABLE = """
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    spec_json TEXT NOT NULL,
+    recipe_json TEXT NOT NULL,
+    seeds_json TEXT NOT NULL
 )"""
 
 
@@ -92,6 +110,8 @@ class Run:
     stop_requested: int
     worker_pid: int | None
     submitter_pid: int | None = None  # the process that queued it: its worker must not abandon it
+    study_id: int | None = None  # the ablation study it belongs to, if any
+    variant: str | None = None  # its place in that study: 'baseline', an edit key like 'bn-off:conv2', 'preset:...'
 
     @property
     def spec(self) -> Architecture:
@@ -105,6 +125,31 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class Study:
+    """One ablation study: a baseline spec, a recipe and the seeds its runs were queued with."""
+
+    id: int
+    name: str
+    created_at: float
+    spec_json: str
+    recipe_json: str  # the shared recipe; each run's own recipe has one of `seeds` as its seed
+    seeds_json: str
+
+    @property
+    def spec(self) -> Architecture:
+        """The baseline architecture; raises SpecError if the stored spec is damaged."""
+        return Architecture.from_json(self.spec_json)
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return json.loads(self.recipe_json)
+
+    @property
+    def seeds(self) -> list[int]:
+        return json.loads(self.seeds_json)
 
 
 @dataclass
@@ -131,6 +176,7 @@ class RunStore:
         self.home = Path(home)
         self.db_path = self.home / DB_NAME
         self.runs_dir = self.home / "runs"
+        self.studies_dir = self.home / "studies"
         self.notice: str | None = None  # set when the index had to be rebuilt
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +230,7 @@ class RunStore:
         self._rebuild(damage)
 
     def _rebuild(self, damage: Exception) -> None:
-        """Move a damaged index aside (never delete it) and rebuild it from the run manifests."""
+        """Move a damaged index aside (never delete it) and rebuild it from the run, study and sample files."""
         aside = self.db_path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         for suffix in ("", "-wal", "-shm"):
             part = Path(f"{self.db_path}{suffix}")
@@ -193,6 +239,8 @@ class RunStore:
         with closing(sqlite3.connect(self.db_path, isolation_level=None)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             _create_tables(conn)
+            samples = restore_samples(conn, self.home)
+            studies = _restore_studies(conn, self.studies_dir)
         restored = 0
         for manifest in sorted(self.runs_dir.glob("*/run.json")):
             try:
@@ -201,7 +249,8 @@ class RunStore:
             except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
                 continue  # a damaged manifest costs only its own run
         self.notice = (f"The run history was damaged ({damage}); it was moved to {aside.name} and "
-                       f"rebuilt from {restored} run folder(s).")
+                       f"rebuilt from {restored} run folder(s) and {samples} sample file(s)"
+                       + (f", with {studies} study file(s)." if studies else "."))
 
     def _import_manifest(self, data: dict[str, Any]) -> None:
         run = {key: data.get(key) for key in RUN_FIELDS}
@@ -234,25 +283,36 @@ class RunStore:
                              f"free some disk space before training.")
 
     def create_run(self, name: str, spec: Architecture, recipe: dict[str, Any], total_params: int,
-                   trainable_params: int, submitter_pid: int | None = None) -> int:
+                   trainable_params: int, submitter_pid: int | None = None, study_id: int | None = None,
+                   variant: str | None = None) -> int:
         """Queue a new run and return its id: higher than any id used before or found under runs/."""
         self.check_writable()
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
-            used = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'runs'").fetchone()[0]
-            run_id = max(used, self._highest_folder()) + 1
+            run_id = max(_used_id(conn, "runs"), _highest_file(self.runs_dir)) + 1
             conn.execute(
                 "INSERT INTO runs (id, name, status, created_at, spec_json, recipe_json, total_params, "
-                "trainable_params, submitter_pid) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                "trainable_params, submitter_pid, study_id, variant) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), total_params,
-                 trainable_params, submitter_pid))
+                 trainable_params, submitter_pid, study_id, variant))
             conn.execute("COMMIT")
         self.write_manifest(run_id)
         return run_id
 
-    def _highest_folder(self) -> int:
-        """The largest run number with a folder under runs/ (0 if none)."""
-        return max((int(entry.name) for entry in os.scandir(self.runs_dir) if entry.name.isdigit()), default=0)
+    def create_study(self, name: str, spec: Architecture, recipe: dict[str, Any], seeds: list[int]) -> int:
+        """Record a new study (its runs are created after) and write studies/<id>.json; returns its id."""
+        self.check_writable()
+        self.studies_dir.mkdir(exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            study_id = max(_used_id(conn, "studies"), _highest_file(self.studies_dir)) + 1
+            values = (study_id, name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), json.dumps(seeds))
+            conn.execute(f"INSERT INTO studies ({', '.join(STUDY_FIELDS)}) VALUES "
+                         f"({', '.join('?' for _ in STUDY_FIELDS)})", values)
+            conn.execute("COMMIT")
+        # Written once: a study never changes after creation (its progress lives in its runs).
+        _write_atomically(self.studies_dir, f"{study_id}.json", json.dumps(dict(zip(STUDY_FIELDS, values))))
+        return study_id
 
     def claim_next(self, worker_pid: int) -> Run | None:
         """Atomically move the oldest queued run to 'running' for this worker."""
@@ -301,6 +361,24 @@ class RunStore:
         if cancelled:
             self.write_manifest(run_id)
 
+    def request_stop_study(self, study_id: int) -> list[int]:
+        """Ask every queued or running run of a study to stop, in one transaction; returns their ids.
+
+        Queued runs are stopped at once, so a worker finishing one run of the study cannot claim the next.
+        """
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            ids = [row["id"] for row in conn.execute(
+                "SELECT id FROM runs WHERE study_id = ? AND status IN ('queued', 'running')", (study_id,))]
+            conn.execute("UPDATE runs SET stop_requested = 1 WHERE study_id = ? AND status = 'running'", (study_id,))
+            conn.execute("UPDATE runs SET status = 'stopped', stop_requested = 1, finished_at = ?, duration = 0, "
+                         "error = 'Stopped before it started.' WHERE study_id = ? AND status = 'queued'",
+                         (time.time(), study_id))
+            conn.execute("COMMIT")
+        for run_id in ids:
+            self.write_manifest(run_id)
+        return ids
+
     def stop_requested(self, run_id: int) -> bool:
         with self._connect() as conn:
             row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -344,14 +422,7 @@ class RunStore:
         data["events"] = [{key: getattr(e, key) for key in EVENT_FIELDS} for e in self.events(run_id)]
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        # A temp file of its own: two processes writing the same run's manifest never collide.
-        with tempfile.NamedTemporaryFile("w", dir=folder, prefix="run.json.", suffix=".tmp", delete=False) as tmp:
-            tmp.write(json.dumps(data))
-        try:
-            os.replace(tmp.name, folder / "run.json")
-        except OSError:
-            os.unlink(tmp.name)
-            raise
+        _write_atomically(folder, "run.json", json.dumps(data))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -367,6 +438,23 @@ class RunStore:
             rows = conn.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id DESC",
                                 statuses).fetchall()
         return [Run(**dict(row)) for row in rows]
+
+    def study_runs(self, study_id: int) -> list[Run]:
+        """The runs of one study, in queue order (oldest first)."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE study_id = ? ORDER BY id", (study_id,)).fetchall()
+        return [Run(**dict(row)) for row in rows]
+
+    def get_study(self, study_id: int) -> Study | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
+        return Study(**dict(row)) if row else None
+
+    def list_studies(self) -> list[Study]:
+        """Studies, newest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM studies ORDER BY id DESC").fetchall()
+        return [Study(**dict(row)) for row in rows]
 
     def events(self, run_id: int, after_seq: int = -1) -> list[Event]:
         with self._connect() as conn:
@@ -384,29 +472,85 @@ class RunStore:
 def _create_tables(conn: sqlite3.Connection) -> None:
     conn.execute(RUNS_TABLE)
     conn.execute(EVENTS_TABLE)
+    conn.execute(SAMPLES_TABLE)
+    conn.execute(STUDIES_TABLE)
 
 
-def _needs_migration(conn: sqlite3.Connection) -> bool:
+def _needs_rebuild(conn: sqlite3.Connection) -> bool:
     """The runs table predates AUTOINCREMENT (ids reused after a delete) or the submitter column."""
     sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()[0]
     return "AUTOINCREMENT" not in sql or "submitter_pid" not in sql
 
 
+def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Columns added since the runs table was made (study membership), with their types."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(runs)").fetchall()}
+    return [(name, kind) for name, kind in ADDED_RUN_COLUMNS if name not in have]
+
+
+def _needs_migration(conn: sqlite3.Connection) -> bool:
+    return _needs_rebuild(conn) or bool(_missing_columns(conn))
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Copy an older runs table into the current schema, keeping every row and id."""
+    """Bring an older runs table to the current schema, keeping every row and id.
+
+    A table without AUTOINCREMENT is copied into a new one; columns added later are ALTERed in.
+    """
     conn.execute("BEGIN IMMEDIATE")  # outside the try: a lock held elsewhere means "migrate next time"
     try:
-        if _needs_migration(conn):  # another process may have migrated while this one waited
+        if _needs_rebuild(conn):  # another process may have migrated while this one waited
             old = {row[1] for row in conn.execute("PRAGMA table_info(runs)").fetchall()}
             kept = ", ".join(field for field in RUN_FIELDS if field in old)
             conn.execute("ALTER TABLE runs RENAME TO runs_old")
             conn.execute(RUNS_TABLE)
             conn.execute(f"INSERT INTO runs ({kept}) SELECT {kept} FROM runs_old")
             conn.execute("DROP TABLE runs_old")
+        for name, kind in _missing_columns(conn):
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
         conn.execute("COMMIT")
     except sqlite3.Error:
         conn.execute("ROLLBACK")
         raise
+
+
+def _used_id(conn: sqlite3.Connection, table: str) -> int:
+    """The largest id AUTOINCREMENT ever gave in `table`, deleted rows included (0 if none)."""
+    return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()[0]
+
+
+def _highest_file(folder: Path) -> int:
+    """The largest number naming an entry in `folder` ('7' or '7.json'; 0 if none)."""
+    if not folder.is_dir():
+        return 0
+    stems = (entry.name.removesuffix(".json") for entry in os.scandir(folder))
+    return max((int(stem) for stem in stems if stem.isdigit()), default=0)
+
+
+def _write_atomically(folder: Path, name: str, text: str) -> None:
+    """Replace folder/name with `text` at once: a reader never sees half a file."""
+    # A temp file of its own: two processes writing the same manifest never collide.
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix=f"{name}.", suffix=".tmp", delete=False) as tmp:
+        tmp.write(text)
+    try:
+        os.replace(tmp.name, folder / name)
+    except OSError:
+        os.unlink(tmp.name)
+        raise
+
+
+def _restore_studies(conn: sqlite3.Connection, folder: Path) -> int:
+    """Index every readable studies/<id>.json again (after a rebuild); returns how many."""
+    restored = 0
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+            restored += conn.execute(f"INSERT OR IGNORE INTO studies ({', '.join(STUDY_FIELDS)}) VALUES "
+                                     f"({', '.join('?' for _ in STUDY_FIELDS)})",
+                                     [data[key] for key in STUDY_FIELDS]).rowcount
+        except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
+            continue  # a damaged file costs only its own study; its runs keep their study_id
+    return restored
 
 
 def spec_or_error(run: Run) -> tuple[Architecture | None, str | None]:

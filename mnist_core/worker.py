@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from .data import MnistDataError, load_mnist
+from .analysis import analyse, save_analysis
+from .data import Mnist, MnistDataError, as_model_input, load_mnist
 from .jobs import INTERRUPTED, pid_alive
 from .spec import SpecError
 from .store import Run, RunStore, StoreError
@@ -120,10 +121,12 @@ class Worker:
         versions = {"python": platform.python_version(), "keras": keras.__version__,
                     "tensorflow": _tensorflow_version()}
         try:
-            result = train(run.spec, Recipe.from_dict(run.recipe), load_mnist(self.data_dir), publish, should_stop)
+            data = load_mnist(self.data_dir)
+            result = train(run.spec, Recipe.from_dict(run.recipe), data, publish, should_stop)
             if result.status == "stopped" and not self.store.stop_requested(run.id):
                 return None
             _save_model(result.model, self.store.model_path(run.id))
+            _save_analysis(self.store, run.id, result.model, data)  # before `record`: finished means analysed
             return dict(status=result.status, test_accuracy=result.test_accuracy, test_loss=result.test_loss,
                         versions=versions)
         except (MnistDataError, SpecError, ValueError, OSError) as err:
@@ -137,6 +140,15 @@ def _save_model(model, path: Path) -> None:
     tmp = path.with_name("model.tmp.keras")
     model.save(tmp)
     tmp.replace(path)
+
+
+def _save_analysis(store: RunStore, run_id: int, model, data: Mnist) -> None:
+    """Save the model's error analysis on the test set; a failure is logged and never fails the run."""
+    try:
+        probabilities = model.predict(as_model_input(data.x_test), batch_size=1000, verbose=0)
+        save_analysis(store, run_id, analyse(probabilities, data.y_test))
+    except Exception as err:  # the trained model matters more than its analysis
+        _log(f"cannot analyse run {run_id} ({type(err).__name__}: {err}); the Runs page can analyse it later")
 
 
 def _log(text: str) -> None:

@@ -5,7 +5,7 @@ import streamlit as st
 from mnist_core.budget import Budget, describe_change, summarize
 from mnist_core.charts import budget_figure
 from mnist_core.spec import DEFAULT_PRESET, MAX_FILTERS, PRESETS, Architecture, Conv, SpecError
-from pages import common
+from pages import advice_view, common
 
 notices = common.begin_page()
 arch, budget = common.current_arch(), common.current_budget()
@@ -67,17 +67,16 @@ with st.container(horizontal=True, vertical_alignment="center"):
     st.button("Reset", on_click=load_preset, args=(DEFAULT_PRESET,))
     st.caption(f"Current: **{arch.name}** · {summary.macs:,} multiply-adds per image")
 
-counter = st.columns([1, 1, 1, 2])
+counter = st.columns(3)
 counter[0].metric("Total params", f"{summary.total:,}")
-counter[1].metric("Trainable params", f"{summary.trainable:,}")
-counter[2].metric("Budget margin", f"{verdict.margin:+,}", help="limit minus counted params; must stay > 0")
-with counter[3]:
-    limits = st.columns(2)
-    limits[0].number_input("Budget (params)", 1, 10_000_000, budget.limit, step=500, key="budget_limit",
-                           on_change=set_budget)
-    limits[1].radio("Counts", ("total", "trainable"), index=("total", "trainable").index(budget.counting),
-                    key="budget_counting", on_change=set_budget, horizontal=True,
-                    help="The notebook's rule: total params (including BatchNorm's moving statistics) < 15,000.")
+counter[1].metric("Trainable", f"{summary.trainable:,}", help="Total minus BatchNorm's moving mean and variance")
+counter[2].metric("Margin", f"{verdict.margin:+,}", help="Budget minus counted params; must stay > 0")
+limits = st.columns(3)
+limits[0].number_input("Budget (params)", 1, 10_000_000, budget.limit, step=500, key="budget_limit",
+                       on_change=set_budget)
+limits[1].radio("Counts", ("total", "trainable"), index=("total", "trainable").index(budget.counting),
+                key="budget_counting", on_change=set_budget, horizontal=True,
+                help="The notebook's rule: total params (including BatchNorm's moving statistics) < 15,000.")
 st.plotly_chart(budget_figure(verdict), width="stretch", config={"displayModeBar": False})
 if verdict.within:
     st.success(verdict.text)
@@ -87,12 +86,13 @@ change = st.session_state.get(common.LAST_CHANGE)
 if change:
     st.caption(f"Last change: {change}")
 
-header = st.columns([2, 1.2, 1, 1, 1.2, 1.3, 0.8, 1.2])
-for column, title in zip(header, ("Layer", "Filters", "BatchNorm", "Dropout", "Rate", "Output", "RF", "Params")):
+WIDTHS = [1.4, 1.1, 0.75, 1.05, 1.1, 1.5, 0.6, 1.4]  # fits a 1024 px projector with the sidebar open
+header = st.columns(WIDTHS)
+for column, title in zip(header, ("Layer", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params")):
     column.markdown(f"**{title}**")
 head_conv = arch.convs[-1]
 for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
-    row = st.columns([2, 1.2, 1, 1, 1.2, 1.3, 0.8, 1.2])
+    row = st.columns(WIDTHS)
     if isinstance(layer, Conv):
         conv = f"conv {arch.conv_number(index)}"
         row[0].write(f"{conv} · {layer.kernel}x{layer.kernel}")
@@ -113,14 +113,19 @@ for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
         row[0].write(layer.label)
     row[5].write(stats.shape_text)
     row[6].write(str(stats.receptive_field))
-    row[7].write(f"{stats.total:,}" + (f" ({stats.non_trainable} fixed)" if stats.non_trainable else ""))
+    row[7].write(f"{stats.total:,}")
+    if stats.non_trainable:
+        row[7].caption(f"{stats.non_trainable} fixed")
+
+advice_view.advisor(arch, budget, verdict, measured={})
+advice_view.picture(arch, budget)
 
 with st.expander("Spec as JSON: view, download, edit or upload", expanded=JSON_ERROR in st.session_state):
     st.download_button("Download spec JSON", arch.to_json(), file_name=f"{arch.name}.json", mime="application/json")
     st.text_area("Edit the spec", arch.to_json(), height=300, key=f"json_{generation}")
     st.button("Apply JSON", on_click=apply_json, args=(f"json_{generation}",))
     json_error(f"json_{generation}")
-    st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}")
+    st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}", max_upload_size=1)
     st.button("Load uploaded spec", on_click=apply_json, args=(f"upload_{generation}",))
     json_error(f"upload_{generation}")
 

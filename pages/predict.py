@@ -1,9 +1,10 @@
-"""Predict: draw a digit, see the 28x28 the model sees, its answer, its doubts and the ten probabilities."""
+"""Predict: draw a digit or photograph one, see the 28x28 the model sees, its answer, doubts and reasons."""
 
 import streamlit as st
 
 from mnist_core.charts import probabilities_figure
 from mnist_core.doubt import doubts
+from mnist_core.photo import read_photo
 from mnist_core.predict import (
     ImageError,
     ModelChoice,
@@ -14,16 +15,23 @@ from mnist_core.predict import (
     enlarge,
     ink,
     load_predictor,
+    to_mnist,
 )
 from mnist_core.spec import SpecError
 from mnist_core.store import StoreError
-from pages import common, drawing
+from pages import common, drawing, insight, samples_view
+
+DRAW, PHOTO = "Draw", "Photo"
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the model...")
 def predictor(choice: ModelChoice, modified: float):
     """Loaded once per model file version, then shared by every session."""
     return load_predictor(choice)
+
+
+def load(choice: ModelChoice):
+    return predictor(choice, choice.path.stat().st_mtime if choice.path.exists() else 0.0)
 
 
 def remember_model() -> None:
@@ -50,33 +58,65 @@ choice = st.selectbox("Model", choices, index=choices.index(default), format_fun
                       help="Default: the most accurate model so far; the bundled model works before any training.")
 st.caption(choice.description)
 try:
-    model = predictor(choice, choice.path.stat().st_mtime if choice.path.exists() else 0.0)
+    model = load(choice)
 except (ModelFileError, SpecError) as err:
     st.error(f"This model cannot be used: {err} Pick another model.")
     common.stop(notices)
 
+source = st.segmented_control("Digit from", [DRAW, PHOTO], default=DRAW, key="digit_source", required=True,
+                              help="Draw with the mouse, or photograph a digit written on paper.")
 left, right = st.columns([1.15, 1])  # at 1024 px with the sidebar open the left one still holds 280 px
+digit28 = ink_map = None
 with left:
-    st.caption("Draw one digit, large or small, anywhere: it is cropped, scaled and centred like MNIST.")
-    canvas = drawing.canvas()
+    try:
+        if source == DRAW:
+            st.caption("Draw one digit, large or small, anywhere: it is cropped, scaled and centred like MNIST.")
+            image = drawing.canvas().image_data
+            if image is not None:
+                ink_map, digit28 = ink(image), to_mnist(image)
+        else:
+            upload = st.file_uploader("A photo of one digit on paper", type=["png", "jpg", "jpeg"],
+                                      max_upload_size=10)
+            shot = st.camera_input("Or take one", help="Dark ink on light paper, the digit filling most of the frame.")
+            photo = shot or upload
+            if photo is not None:
+                reading = read_photo(photo.getvalue())
+                ink_map, digit28 = reading.ink, reading.digit28
+                st.image([step_image for _, step_image in reading.steps],
+                         caption=[name for name, _ in reading.steps], width=110)
+    except ImageError as err:
+        st.error(f"This image cannot be read: {err}")
 
-try:
-    image = canvas.image_data
-    prediction = model.predict(image) if image is not None else None
-except ImageError as err:
-    st.error(f"The canvas image could not be read: {err}")
-    common.stop(notices)
 with right:
-    if prediction is None:
-        st.info("Draw a digit on the black square to see what the model thinks.")
+    if digit28 is None:
+        st.info("Draw a digit on the black square to see what the model thinks." if source == DRAW else
+                "Upload or take a photo of one digit to see what the model thinks.")
     else:
-        reasons = doubts(ink(image), prediction.probabilities)
+        probabilities = model.probabilities(digit28)
+        digit = int(probabilities.argmax())
+        reasons = doubts(ink_map, probabilities)
         answer = st.columns([1, 2], vertical_alignment="center")
-        answer[0].image(enlarge(prediction.image, 4), caption="What the model sees (28x28)")
-        answer[1].metric("Best guess" if reasons else "Prediction", str(prediction.digit))
-        answer[1].write(f"{prediction.confidence:.1%} confident")
+        answer[0].image(enlarge(digit28, 4), caption="What the model sees (28x28)")
+        answer[1].metric("Best guess" if reasons else "Prediction", str(digit))
+        answer[1].write(f"{probabilities[digit]:.1%} confident")
         for reason in reasons:
             st.warning(reason)
-        st.plotly_chart(probabilities_figure(prediction.probabilities), width="stretch",
-                        config={"displayModeBar": False})
+        st.plotly_chart(probabilities_figure(probabilities), width="stretch", config={"displayModeBar": False})
+
+if digit28 is not None:
+    if lab is not None:
+        samples_view.save_form(lab, digit28, digit, "canvas" if source == DRAW else "photo")
+    st.subheader("What the model sees")
+    others = [c for c in choices if c != choice]
+    compare = st.selectbox("Side by side with", [None, *others], key="compare_choice",
+                           format_func=lambda c: "no second model" if c is None else c.label)
+    columns = st.columns(2)
+    insight.answer(columns[0], choice.title, model, digit28)
+    if compare is not None:
+        try:
+            insight.answer(columns[1], compare.title, load(compare), digit28)
+        except (ModelFileError, SpecError) as err:
+            columns[1].error(f"{compare.title} cannot be used: {err}")
+    with st.expander("Feature maps of every conv layer"):
+        insight.feature_maps(model, digit28)
 common.end_page(notices)

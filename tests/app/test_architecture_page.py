@@ -8,12 +8,16 @@ def toggle(at, label):
     return next(t for t in at.toggle if t.label == label)
 
 
+def json_section(at):
+    return next(expander for expander in at.expander if expander.label.startswith("Spec as JSON"))
+
+
 def test_batchnorm_toggle_changes_the_counter_by_the_exact_amount(app):
     """BatchNorm after conv 6 (layer 7) adds 64 total / 32 trainable, and says so."""
     at = app("architecture")
-    assert metrics(at)["Total params"] == "14,960" and metrics(at)["Trainable params"] == "14,800"
+    assert metrics(at)["Total params"] == "14,960" and metrics(at)["Trainable"] == "14,800"
     toggle(at, "batchnorm of conv 6").set_value(True).run()
-    assert metrics(at)["Total params"] == "15,024" and metrics(at)["Trainable params"] == "14,832"
+    assert metrics(at)["Total params"] == "15,024" and metrics(at)["Trainable"] == "14,832"
     assert "Last change: BatchNorm after conv 6: +64 total / +32 trainable" in texts(at.caption)
     assert any("over the 15,000 budget by 24" in text for text in texts(at.error))
     toggle(at, "batchnorm of conv 6").set_value(False).run()
@@ -39,7 +43,7 @@ def test_a_preset_opened_from_a_link_is_named_by_its_content(app):
 def test_presets_and_reset(app):
     at = app("architecture")
     next(b for b in at.button if b.label.startswith("seed-first")).click().run()
-    assert metrics(at)["Total params"] == "15,088" and metrics(at)["Budget margin"] == "-88"
+    assert metrics(at)["Total params"] == "15,088" and metrics(at)["Margin"] == "-88"
     assert any("over the 15,000 budget by 88" in text for text in texts(at.error))
     next(b for b in at.button if b.label == "Reset").click().run()
     assert metrics(at)["Total params"] == "14,960"
@@ -79,10 +83,10 @@ def test_bad_json_is_refused_and_the_last_good_architecture_kept(app):
     next(b for b in at.button if b.label == "Apply JSON").click().run()
     # Shown inside the JSON section, beside Apply, not at the top of the page out of sight.
     assert any(text.startswith("Spec not loaded:") and "filters must be between 1 and 256, got -3." in text
-               for text in texts(at.expander[0].error))
+               for text in texts(json_section(at).error))
     assert not at.warning and metrics(at)["Total params"] == "14,960"
     at.run()
-    assert not at.expander[0].error  # said once
+    assert not json_section(at).error  # said once
 
 
 def test_good_json_is_applied(app):
@@ -90,3 +94,26 @@ def test_good_json_is_applied(app):
     at.text_area[0].set_value(PRESETS["seed-first"].to_json())
     next(b for b in at.button if b.label == "Apply JSON").click().run()
     assert metrics(at)["Total params"] == "15,088"
+
+
+def test_advisor_offers_the_one_edit_fix_and_the_notebooks_two_edit_fix_for_seed_first(app):
+    """88 over: one edit fits (BatchNorm after conv 2 off, 40 to spare); the notebook's two BatchNorm drops
+    are offered too; one click applies a fix and the counter follows."""
+    at = app("architecture", query={"arch": PRESETS["seed-first"].to_code()})
+    applies = {button.help: button for button in at.button if button.label == "Apply"}
+    assert "Apply: Drop BatchNorm after conv 2" in applies
+    assert "Apply: Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7" in applies
+    assert any("One edit" in text for text in texts(at.markdown))
+    applies["Apply: Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7"].click().run()
+    assert metrics(at)["Total params"] == "14,960" and at.session_state["arch"] == PRESETS["seed-final"]
+    assert any(text.startswith("Last change: Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7: -128 total")
+               for text in texts(at.caption))
+    assert any("No single addition fits in the 40 spare parameters" in text for text in texts(at.markdown))
+
+
+def test_the_network_picture_follows_every_edit(app):
+    at = app("architecture")
+    before = at.get("graphviz_chart")[0].proto.spec
+    toggle(at, "batchnorm of conv 6").set_value(True).run()
+    after = at.get("graphviz_chart")[0].proto.spec
+    assert "conv 6" in after and before != after and "+BN" in after.split("conv 6")[1].split("conv 7")[0]

@@ -87,3 +87,44 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "Run 1 failed: The training worker failed to start 3 times in a row: " \
            "ImportError: no TensorFlow here (test)" in out.stderr
+
+
+def one_conv_spec(tmp_path):
+    """A spec file of one conv: a study of it is 3 runs (baseline, BatchNorm on, Dropout on)."""
+    from mnist_core.spec import Architecture
+
+    path = tmp_path / "one-conv.json"
+    path.write_text(Architecture.from_code("c3x10l_gap_sm").to_json())
+    return str(path)
+
+
+def test_study_prints_each_run_as_it_finishes_then_the_table(tmp_path):
+    out = cli("study", "--spec", one_conv_spec(tmp_path), "--recipe", "quick", "--epochs", "1", "--subset", "256",
+              "--seeds", "1", home=tmp_path / "lab")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Study 1: custom, 3 runs (3 variants x 1 seed(s)), 1 epochs on 256 images"
+    finished = [line for line in lines if line.startswith("[")]
+    assert [line[:6] for line in finished] == ["[1/3] ", "[2/3] ", "[3/3] "]
+    assert finished[1].startswith("[2/3] Ablation of custom: Add BatchNorm after conv 1, seed 0: completed, ")
+    assert "Study 1 (Ablation of custom) finished: 3/3 runs done (3 completed)" in out.stdout
+    table = {line.split("  ")[0]: line for line in lines}
+    assert set(table) >= {"Baseline", "Add BatchNorm after conv 1", "Add Dropout after conv 1"}
+    assert " +40 " in table["Add BatchNorm after conv 1"] and "seed std" in out.stdout
+    assert table["Add Dropout after conv 1"].endswith("(1 seed: tentative)")
+
+
+def test_ctrl_c_stops_every_run_of_the_study(tmp_path):
+    home = tmp_path / "lab"
+    env = dict(os.environ, MNIST_LAB_HOME=str(home))
+    process = subprocess.Popen([sys.executable, "-m", "mnist_core", "study", "--spec", one_conv_spec(tmp_path),
+                                "--epochs", "30", "--subset", "4096", "--seeds", "2"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (home / "runs.sqlite").exists() or not _has_events(home):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert "Stopping the study..." in stdout and "finished: 6/6 runs done (6 stopped)" in stdout, stdout + stderr
+    assert "Traceback" not in stderr and process.returncode == 130

@@ -3,6 +3,7 @@
 import json
 import sqlite3
 import threading
+from contextlib import closing
 
 import pytest
 
@@ -193,3 +194,74 @@ def test_unwritable_location_is_refused_before_anything_starts(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="Cannot create the run store"):
         RunStore(blocker / "lab")
+
+
+PREVIOUS_RUNS_TABLE = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, spec_json TEXT NOT NULL, recipe_json TEXT NOT NULL,
+    total_params INTEGER NOT NULL, trainable_params INTEGER NOT NULL, test_accuracy REAL, test_loss REAL,
+    duration REAL, error TEXT, versions_json TEXT, stop_requested INTEGER NOT NULL DEFAULT 0, worker_pid INTEGER,
+    submitter_pid INTEGER)"""
+
+
+def test_a_database_from_before_studies_gains_the_columns_and_keeps_its_runs(lab_home):
+    """ALTER TABLE adds study_id and variant in place: rows, ids and the id sequence survive."""
+    lab_home.mkdir()
+    with closing(sqlite3.connect(lab_home / "runs.sqlite")) as conn, conn:
+        conn.execute(PREVIOUS_RUNS_TABLE)
+        conn.execute("INSERT INTO runs (id, name, status, created_at, spec_json, recipe_json, total_params, "
+                     "trainable_params, test_accuracy, submitter_pid) VALUES (5, 'old', 'completed', 1.0, ?, "
+                     "'{\"epochs\": 1}', 14960, 14800, 0.97, 7)", (json.dumps(FINAL.to_dict()),))
+    store = RunStore(lab_home)
+    (old,) = store.list()
+    assert (old.id, old.name, old.test_accuracy, old.submitter_pid, old.study_id, old.variant) == \
+        (5, "old", 0.97, 7, None, None)
+    study_id = store.create_study("s", FINAL, {"epochs": 1}, [0])
+    run_id = store.create_run("new", FINAL, {"epochs": 1}, 14_960, 14_800, study_id=study_id, variant="baseline")
+    assert run_id == 6 and [run.variant for run in store.study_runs(study_id)] == ["baseline"]
+    with closing(sqlite3.connect(store.db_path)) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+    assert columns[-3:] == ["submitter_pid", "study_id", "variant"]  # added in place, not copied
+    assert [run.id for run in RunStore(lab_home).list()] == [6, 5]  # reopening changes nothing
+
+
+def test_a_rebuilt_database_keeps_its_studies_and_their_runs(lab_home):
+    """studies/<id>.json and each run's manifest (study_id, variant) restore a study whole."""
+    from mnist_core.study import summarize_study
+
+    store = RunStore(lab_home)
+    study_id = store.create_study("ablation", FINAL, {"epochs": 1, "seed": 0}, [0, 1])
+    for variant, accuracy in (("baseline", 0.98), ("bn-off:conv1", 0.97)):
+        run_id = store.create_run(variant, FINAL, {"epochs": 1}, 14_960, 14_800, study_id=study_id, variant=variant)
+        store.claim_next(1)
+        store.finish(run_id, "completed", test_accuracy=accuracy)
+    queued = store.create_run("queued", FINAL, {"epochs": 1, "seed": 1}, 14_960, 14_800, study_id=study_id,
+                              variant="baseline")
+    lone = new_run(store)
+    before = summarize_study(store, study_id)
+    store.db_path.write_bytes(b"damaged" * 100)
+
+    rebuilt = RunStore(lab_home)
+    assert "rebuilt from 4 run folder(s) and 0 sample file(s), with 1 study file(s)." in rebuilt.notice
+    assert rebuilt.get_study(study_id) == before.study
+    assert [(run.id, run.variant) for run in rebuilt.study_runs(study_id)] == \
+        [(1, "baseline"), (2, "bn-off:conv1"), (queued, "baseline")]
+    assert rebuilt.get(queued).status == "interrupted" and rebuilt.get(lone).study_id is None
+    after = summarize_study(rebuilt, study_id)
+    results = [[(row.key, row.accuracies, row.delta_accuracy, row.verdict) for row in summary.rows]
+               for summary in (before, after)]
+    assert results[0] == results[1] and after.rows[0].statuses == {0: "completed", 1: "interrupted"}
+    assert rebuilt.create_study("next", FINAL, {}, [0]) == study_id + 1 == len(rebuilt.list_studies())
+
+
+def test_a_manifest_from_before_studies_still_imports(lab_home):
+    """Run folders written before study_id and variant rebuild the index as runs of no study."""
+    store = RunStore(lab_home)
+    run_id = new_run(store)
+    manifest = store.run_dir(run_id) / "run.json"
+    data = json.loads(manifest.read_text())
+    del data["study_id"], data["variant"]
+    manifest.write_text(json.dumps(data))
+    store.db_path.write_bytes(b"damaged" * 100)
+    (run,) = RunStore(lab_home).list()
+    assert (run.id, run.status, run.study_id, run.variant) == (run_id, "interrupted", None, None)

@@ -1,0 +1,53 @@
+"""The Architecture page's budget advisor and its picture of the network."""
+
+import streamlit as st
+
+from mnist_core.advisor import fits, single_edits, spare
+from mnist_core.diagram import network_dot
+from pages import common
+
+GROUPS = {1: "One edit", 2: "Two edits (the notebook's kind of fix: two BatchNorms)", 3: "Three edits"}
+
+
+def _apply(arch, change, label: str) -> None:
+    common.set_arch(change.apply(arch), f"{label}: {change.delta.total:+,} total / {change.delta.trainable:+,} trainable")
+
+
+def _row(arch, change, label: str, note: str, key: str) -> None:
+    line = st.columns([5, 2, 1], vertical_alignment="center")
+    line[0].write(label)
+    line[1].write(note)
+    line[2].button("Apply", key=key, on_click=_apply, args=(arch, change, label), help=f"Apply: {label}")
+
+
+def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
+    """What to drop to fit the budget (or what the spare parameters buy), each applied with one click."""
+    st.subheader("Budget advisor")
+    if not verdict.within:
+        plans = fits(arch, budget)
+        if not plans:
+            st.warning("No combination of up to three edits brings this network under the budget: "
+                       "remove a layer or reduce filters by more.")
+        for size in sorted({len(plan.edits) for plan in plans}):
+            st.markdown(f"**{GROUPS[size]}** that fit" + (" (fewest edits)" if size == len(plans[0].edits) else ""))
+            for plan in (plan for plan in plans if len(plan.edits) == size):
+                _row(arch, plan, plan.label, f"{plan.delta.counted(budget.counting):+,} → {plan.margin:,} to spare",
+                     "plan-" + "+".join(edit.key for edit in plan.edits))
+    else:
+        buys = spare(arch, budget)
+        st.markdown(f"**What the {verdict.margin:,} spare parameters could buy**" if buys else
+                    f"No single addition fits in the {verdict.margin:,} spare parameters "
+                    f"(the rule is strictly under {budget.limit:,}).")
+        for edit in buys:
+            _row(arch, edit, edit.label, f"{edit.delta.counted(budget.counting):+,}", f"buy-{edit.key}")
+    with st.expander("Every single edit and what it costs"):
+        st.dataframe([{"edit": edit.label, "total": edit.delta.total, "trainable": edit.delta.trainable,
+                       "within budget after": "yes" if edit.fits else "no",
+                       "measured effect": measured.get(edit.key, "")}
+                      for edit in single_edits(arch, budget, free=True)], hide_index=True, width="stretch")
+
+
+def picture(arch, budget) -> None:
+    """The layer stack as a diagram that follows every edit: shapes, params, marks, share of the budget."""
+    st.subheader("The network")
+    st.graphviz_chart(network_dot(arch, budget))

@@ -1,0 +1,29 @@
+"""The Predict page's 'what the model sees' section: saliency, top 3, feature maps, a second model."""
+
+import streamlit as st
+
+from mnist_core.charts import saliency_figure
+from mnist_core.explain import occlusion_saliency, tile_maps, top_classes
+from mnist_core.predict import enlarge
+
+MAP_ZOOM = 3  # feature maps are 3-26 px: enlarged so a projected class can see them
+
+
+def answer(column, title: str, model, digit28) -> None:
+    """One model's reading of the digit: its top three and the regions its answer relies on."""
+    probabilities = model.probabilities(digit28)
+    best = top_classes(probabilities)
+    column.markdown(f"**{title}**")
+    column.write(" · ".join(f"**{digit}** {p:.1%}" if rank == 0 else f"{digit} {p:.1%}"
+                            for rank, (digit, p) in enumerate(best)))
+    column.plotly_chart(saliency_figure(digit28, occlusion_saliency(model, digit28, best[0][0])),
+                        width="stretch", config={"displayModeBar": False},
+                        key=f"saliency_{title}")
+    column.caption(f"Red: where blanking the input lowers the answer '{best[0][0]}' most.")
+
+
+def feature_maps(model, digit28) -> None:
+    """Every conv layer's output channels as small multiples, each scaled to its own range."""
+    for name, maps in model.feature_maps(digit28):
+        st.caption(f"{name}: {maps.shape[2]} channels of {maps.shape[0]}x{maps.shape[1]}")
+        st.image(enlarge(tile_maps(maps) / 255.0, MAP_ZOOM), clamp=True)

@@ -1,0 +1,69 @@
+"""My handwriting in AppTest: an empty set, saved samples as a grid, delete, import/export, judging every model."""
+
+import io
+
+import numpy as np
+
+from mnist_core.predict import Predictor, bundled_model
+from mnist_core.samples import SampleStore
+from mnist_core.spec import PRESETS
+from mnist_core.store import RunStore
+from tests.app.conftest import texts
+
+
+def saved_digits(home, mnist, count=12, wrong_every=4):
+    """MNIST test digits saved as samples; every `wrong_every`-th is given a wrong label on purpose."""
+    samples = SampleStore(RunStore(home))
+    labels = []
+    for index in range(count):
+        label = int(mnist.y_test[index]) if index % wrong_every else (int(mnist.y_test[index]) + 1) % 10
+        samples.add(mnist.x_test[index], label, "canvas")
+        labels.append(label)
+    return labels
+
+
+def test_an_empty_set_says_how_to_fill_it(app):
+    at = app("handwriting")
+    assert any("No samples yet" in text for text in texts(at.info))
+
+
+def test_judging_every_model_counts_the_wrong_samples(app, lab_home, mnist):
+    labels = saved_digits(lab_home, mnist)
+    at = app("handwriting")
+    assert any(text.startswith("12 samples") for text in texts(at.caption))
+    next(b for b in at.button if b.label == "Evaluate every model").click().run()
+    table = at.dataframe[0].value
+    model = Predictor(PRESETS["seed-final"], bundled_model().path)
+    predicted = [int(model.probabilities(mnist.x_test[i] / 255.0).argmax()) for i in range(12)]
+    wrong = sum(p != label for p, label in zip(predicted, labels))
+    assert list(table["model"]) == [bundled_model().label]
+    assert list(table["wrong"]) == [wrong] and list(table["n"]) == [12]
+    assert abs(table["accuracy"][0] - (12 - wrong) / 12) < 1e-9
+    assert len(at.image) == 12 + wrong  # the grid, then the samples this model misreads
+
+
+def test_deleting_a_sample_and_a_bad_import_keep_the_rest(app, lab_home, mnist):
+    saved_digits(lab_home, mnist, count=3)
+    at = app("handwriting")
+    newest = SampleStore(RunStore(lab_home)).list()[0].id
+    at.multiselect[0].set_value([newest]).run()
+    next(b for b in at.button if b.label == "Delete 1 sample(s)").click().run()
+    assert SampleStore(RunStore(lab_home)).count() == 2
+    at.file_uploader[0].upload("bad.npz", b"not an npz")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert any(text.startswith("Not imported: The file is not a .npz archive") for text in texts(at.error))
+    assert SampleStore(RunStore(lab_home)).count() == 2
+
+
+def test_an_exported_set_imports_into_another_lab(app, lab_home, mnist, tmp_path):
+    saved_digits(lab_home, mnist, count=5)
+    exported = SampleStore(RunStore(lab_home)).export_npz()
+    other = tmp_path / "other-lab"
+    at = app("handwriting")
+    assert np.load(io.BytesIO(exported))["images"].shape == (5, 28, 28)
+    SampleStore(RunStore(other)).import_npz(exported)
+    assert [s.label for s in SampleStore(RunStore(other)).list()] == [s.label for s in SampleStore(RunStore(lab_home)).list()]
+    at.file_uploader[0].upload("mine.npz", exported)
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert "Imported 5 sample(s)." in texts(at.success)
+    assert SampleStore(RunStore(lab_home)).count() == 10

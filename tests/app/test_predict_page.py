@@ -1,0 +1,56 @@
+"""The Predict page in AppTest with a photographed digit: the steps, the answer, saving it with a
+corrected label, what the model sees, a second model side by side, and bad uploads."""
+
+import io
+
+from PIL import Image, ImageDraw
+
+from mnist_core.predict import bundled_model
+from mnist_core.samples import SampleStore
+from mnist_core.store import RunStore
+from tests.app.conftest import metrics, texts
+from tests.app.test_other_pages import finished_run
+
+
+def photo_of_a_one() -> bytes:
+    """Dark ink on light paper, as a phone would see a '1' written with a marker."""
+    paper = Image.new("L", (400, 300), 215)
+    ImageDraw.Draw(paper).line([(205, 50), (200, 150), (196, 250)], fill=50, width=16)
+    out = io.BytesIO()
+    paper.convert("RGB").save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def open_photo(app, data: bytes, name="digit.jpg"):
+    at = app("predict")
+    at.segmented_control(key="digit_source").set_value("Photo").run()
+    at.file_uploader[0].upload(name, data, "image/jpeg").run()
+    return at
+
+
+def test_a_photo_is_read_step_by_step_and_saved_with_a_corrected_label(app, lab_home):
+    at = open_photo(app, photo_of_a_one())
+    assert metrics(at)["Prediction"] == "1"
+    assert len(at.image) >= 3  # the photo's steps, then the 28x28 the model saw
+    assert "What the model sees" in texts(at.subheader)
+    label = at.selectbox(key="sample_label_1")
+    label.set_value(7).run()
+    next(b for b in at.button if b.label == "Save to my handwriting set").click().run()
+    saved = SampleStore(RunStore(lab_home)).list()
+    assert [(sample.label, sample.source) for sample in saved] == [(7, "photo")]
+    assert any(link.proto.label.startswith(f"Saved as sample {saved[0].id}") for link in at.get("page_link"))
+
+
+def test_a_second_model_reads_the_same_digit_side_by_side(app, lab_home):
+    finished_run(lab_home, accuracy=0.97, model_from=bundled_model().path)
+    at = open_photo(app, photo_of_a_one())
+    charts_alone = len(at.get("plotly_chart"))
+    at.selectbox(key="compare_choice").select_index(1).run()
+    assert len(at.get("plotly_chart")) == charts_alone + 1
+    assert sum("Run 1: seed-final" in text for text in texts(at.markdown)) == 1
+
+
+def test_bad_uploads_get_one_clear_message(app):
+    at = open_photo(app, b"this is not an image", name="notes.jpg")
+    assert any(text.startswith("This image cannot be read:") for text in texts(at.error))
+    assert "Upload or take a photo of one digit to see what the model thinks." in texts(at.info)

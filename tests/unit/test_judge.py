@@ -1,0 +1,71 @@
+"""Judging models on the user's digits, checked against a direct count with the same predictor."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from mnist_core.budget import summarize
+from mnist_core.judge import Miss, evaluate, evaluate_all
+from mnist_core.predict import bundled_model, load_predictor
+from mnist_core.samples import SampleStore
+from mnist_core.spec import PRESETS
+from mnist_core.store import RunStore
+
+
+def finished(store: RunStore) -> int:
+    """A completed run whose model file is a copy of the bundled model."""
+    summary = summarize(PRESETS["seed-final"])
+    run_id = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 1}, summary.total, summary.trainable)
+    store.claim_next(0)
+    store.finish(run_id, "completed", test_accuracy=0.97)
+    shutil.copy(bundled_model().path, store.model_path(run_id))
+    return run_id
+
+
+@pytest.fixture
+def mislabelled(lab_home, mnist):
+    """50 MNIST test digits, every 7th given the wrong label, as the user's samples."""
+    samples = SampleStore(RunStore(lab_home))
+    labels = [int(label) for label in mnist.y_test[:50]]
+    for index in range(0, 50, 7):
+        labels[index] = (labels[index] + 1) % 10
+    for image, label in zip(mnist.x_test[:50], labels):
+        samples.add(image, label, "canvas")
+    return samples, labels
+
+
+def test_accuracy_and_wrong_list_equal_a_direct_count(mnist, mislabelled):
+    samples, labels = mislabelled
+    predictor = load_predictor(bundled_model())
+    expected = []
+    for index, (image, label) in enumerate(zip(mnist.x_test[:50], labels)):
+        probabilities = predictor.probabilities(image.astype(np.float32) / 255.0)
+        digit = int(probabilities.argmax())
+        if digit != label:
+            expected.append(Miss(index + 1, label, digit, pytest.approx(float(probabilities.max()))))
+    verdict = evaluate(bundled_model(), samples.list())
+    assert verdict.n == 50 and verdict.error is None
+    assert verdict.accuracy == (50 - len(expected)) / 50
+    assert sorted(verdict.misses, key=lambda miss: miss.sample_id) == expected
+    assert {index + 1 for index in range(0, 50, 7)} <= {miss.sample_id for miss in verdict.misses}
+    assert verdict.row() == {"model": bundled_model().label, "accuracy": verdict.accuracy,
+                             "wrong": len(expected), "n": 50, "error": ""}
+
+
+def test_a_broken_model_is_reported_and_the_others_still_evaluate(mislabelled):
+    samples, _ = mislabelled
+    store = samples.runs
+    good, broken = finished(store), finished(store)
+    store.model_path(broken).write_bytes(b"garbage, not a .keras archive")
+    verdicts = evaluate_all(store, samples.list()[:10])
+    assert [verdict.run_id for verdict in verdicts] == [broken, good, None]
+    failed, run, bundled = verdicts
+    assert "corrupted (not a .keras archive)" in failed.error and failed.accuracy is None
+    assert failed.row()["wrong"] is None and failed.row()["n"] == 10
+    assert run.error is None and run.misses == bundled.misses and run.accuracy == bundled.accuracy
+
+
+def test_an_empty_set_has_no_accuracy():
+    verdict = evaluate(bundled_model(), [])
+    assert (verdict.n, verdict.accuracy, verdict.misses, verdict.error) == (0, None, (), None)
