@@ -37,6 +37,7 @@ def home() -> None:
     st.page_link(TRAIN, label="Train: watch it learn, live")
     st.page_link(PREDICT, label="Predict: draw or photograph a digit and see what the model sees")
     st.page_link(RUNS, label="Runs: compare, download, reload or delete past runs")
+    st.page_link(STUDIES, label="Studies: measure what each BatchNorm and Dropout buys")
     st.page_link(HANDWRITING, label="My handwriting: your own digits, to judge every model on")
     common.end_page(notices)
 
@@ -46,6 +47,7 @@ ARCHITECTURE = st.Page("pages/architecture.py", title="Architecture", icon=":mat
 TRAIN = st.Page("pages/train.py", title="Train", icon=":material/monitoring:")
 PREDICT = st.Page("pages/predict.py", title="Predict", icon=":material/draw:")
 RUNS = st.Page("pages/runs.py", title="Runs", icon=":material/history:")
+STUDIES = st.Page("pages/studies.py", title="Studies", icon=":material/science:")
 HANDWRITING = st.Page("pages/handwriting.py", title="My handwriting", icon=":material/collections:")
 
-st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS, HANDWRITING]).run()
+st.navigation([HOME, ARCHITECTURE, TRAIN, PREDICT, RUNS, STUDIES, HANDWRITING]).run()

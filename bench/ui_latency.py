@@ -69,8 +69,9 @@ def prediction() -> None:
     import tensorflow as tf
 
     from mnist_core.model import build_model
-    from mnist_core.predict import Predictor, bundled_model
+    from mnist_core.predict import Predictor, bundled_model, limit_blas_threads
 
+    limit_blas_threads()  # as the app's server does
     predictor = Predictor(PRESETS["seed-final"], bundled_model().path)
     model = build_model(PRESETS["seed-final"])
     model.load_weights(bundled_model().path)

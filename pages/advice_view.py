@@ -1,10 +1,19 @@
 """The Architecture page's budget advisor and its picture of the network."""
 
+from functools import lru_cache
+
 import streamlit as st
 
-from mnist_core.advisor import fits, single_edits, spare
+from mnist_core import advisor as advice
 from mnist_core.diagram import network_dot
+from mnist_core.spec import SpecError
+from mnist_core.store import StoreError
+from mnist_core.study import summarize_study
 from pages import common
+
+# The advice depends only on the network and the budget (both immutable): a rerun after a toggle
+# back, or another student on the same preset, gets it without searching again.
+fits, single_edits, spare = (lru_cache(maxsize=256)(f) for f in (advice.fits, advice.single_edits, advice.spare))
 
 GROUPS = {1: "One edit", 2: "Two edits (the notebook's kind of fix: two BatchNorms)", 3: "Three edits"}
 
@@ -17,7 +26,19 @@ def _row(arch, change, label: str, note: str, key: str) -> None:
     line = st.columns([5, 2, 1], vertical_alignment="center")
     line[0].write(label)
     line[1].write(note)
-    line[2].button("Apply", key=key, on_click=_apply, args=(arch, change, label), help=f"Apply: {label}")
+    line[2].button("Apply", key=key, on_click=_apply, args=(arch, change, change.label), help=f"Apply: {change.label}")
+
+
+def measured_effects(lab, arch) -> dict[str, str]:
+    """Edit key -> its measured accuracy effect, from the newest study of exactly this network."""
+    try:
+        for study in lab.store.list_studies() if lab is not None else []:
+            if study.spec == arch:
+                return {row.key: f"{row.delta_accuracy:+.2%} ({row.verdict})"
+                        for row in summarize_study(lab.store, study.id).rows if row.delta_accuracy is not None}
+    except (StoreError, SpecError):
+        pass  # the advice stands without measurements
+    return {}
 
 
 def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
@@ -31,7 +52,9 @@ def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
         for size in sorted({len(plan.edits) for plan in plans}):
             st.markdown(f"**{GROUPS[size]}** that fit" + (" (fewest edits)" if size == len(plans[0].edits) else ""))
             for plan in (plan for plan in plans if len(plan.edits) == size):
-                _row(arch, plan, plan.label, f"{plan.delta.counted(budget.counting):+,} → {plan.margin:,} to spare",
+                effects = [measured[edit.key] for edit in plan.edits if edit.key in measured]
+                _row(arch, plan, plan.label + (f" · measured: {'; '.join(effects)}" if effects else ""),
+                     f"{plan.delta.counted(budget.counting):+,} → {plan.margin:,} to spare",
                      "plan-" + "+".join(edit.key for edit in plan.edits))
     else:
         buys = spare(arch, budget)

@@ -117,7 +117,9 @@ for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
     if stats.non_trainable:
         row[7].caption(f"{stats.non_trainable} fixed")
 
-advice_view.advisor(arch, budget, verdict, measured={})
+advice_view.advisor(arch, budget, verdict, advice_view.measured_effects(common.get_lab(), arch))
+st.page_link("pages/studies.py", label="Measure what each BatchNorm and Dropout buys: study this architecture →",
+             icon=":material/science:")
 advice_view.picture(arch, budget)
 
 with st.expander("Spec as JSON: view, download, edit or upload", expanded=JSON_ERROR in st.session_state):

@@ -9,8 +9,11 @@ import streamlit as st
 from mnist_core import config
 from mnist_core.budget import DEFAULT_LIMIT, Budget
 from mnist_core.jobs import Lab
+from mnist_core.predict import limit_blas_threads
 from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
 from mnist_core.store import StoreError
+
+limit_blas_threads()  # the server's numpy forward passes are small: threads only contend
 
 ARCH, BUDGET, LAST_CHANGE, NOTICE, GENERATION = "arch", "budget", "last_change", "notice", "widget_generation"
 NAVIGATED = "navigated"

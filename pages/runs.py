@@ -7,7 +7,7 @@ from mnist_core.charts import overlay_figure
 from mnist_core.predict import ModelFileError, check_model_file
 from mnist_core.report import run_rows
 from mnist_core.store import StoreError, spec_or_error
-from pages import common
+from pages import analysis_view, common
 
 notices = common.begin_page()
 st.title("Runs")
@@ -76,4 +76,6 @@ if run.status not in ("queued", "running"):
             lab.store.delete(run.id)
             st.toast(f"Run {run.id} deleted.")
             st.rerun()
+if run.status in ("completed", "stopped"):
+    analysis_view.mistakes(lab, run, has_model=model_path.exists())
 common.end_page(notices)

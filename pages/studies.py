@@ -1,0 +1,84 @@
+"""Studies: one click trains a baseline and each BatchNorm/Dropout flipped on its own; what did each buy?"""
+
+import streamlit as st
+
+from mnist_core.budget import summarize
+from mnist_core.charts import study_figure
+from mnist_core.store import StoreError
+from mnist_core.study import MAX_SEEDS, summarize_study, variants
+from mnist_core.train import Recipe
+from pages import common
+
+QUICK_RUN = dict(epochs=2, train_subset=10_000, bn_momentum=0.9)  # the Train page's Quick run
+RECIPES = {"Quick run (10,000 images, 2 epochs)": QUICK_RUN, "The notebook's recipe (20 epochs)": {}}
+CHOSEN = "study_id"
+
+notices = common.begin_page()
+st.title("Studies")
+st.write("What does each BatchNorm or Dropout actually buy? A study trains the current network and one "
+         "variant per toggle, each flipped on its own, with the same recipe and seeds, then compares them.")
+lab = common.get_lab()
+if lab is None:
+    common.stop(notices)
+arch = common.current_arch()
+
+with st.form("new_study"):
+    planned = variants(arch)
+    st.markdown(f"**Study {arch.name}** ({summarize(arch).total:,} params): the baseline and "
+                f"{len(planned) - 1} variants.")
+    options = st.columns(3)
+    recipe_name = options[0].selectbox("Recipe", list(RECIPES))
+    seeds = options[1].number_input("Seeds per variant", 1, MAX_SEEDS, 1,
+                                    help="More seeds tell a real effect from seed noise; each one adds a run per variant.")
+    presets = options[2].checkbox("Also the two seed presets")
+    if st.form_submit_button("Study this architecture", type="primary"):
+        try:
+            st.session_state[CHOSEN] = lab.submit_study(arch, Recipe(**RECIPES[recipe_name]),
+                                                        seeds=tuple(range(int(seeds))), include_presets=presets)
+        except (StoreError, ValueError) as err:
+            st.error(f"Study not started: {err}")
+
+try:
+    studies = lab.store.list_studies()
+except StoreError as err:
+    st.error(str(err))
+    common.stop(notices)
+if not studies:
+    st.info("No studies yet. Press 'Study this architecture' to queue one.")
+    common.stop(notices)
+by_id = {study.id: study for study in studies}
+chosen = st.selectbox("Study", list(by_id), format_func=lambda i: f"Study {i}: {by_id[i].name}",
+                      index=list(by_id).index(st.session_state.get(CHOSEN, studies[0].id))
+                      if st.session_state.get(CHOSEN) in by_id else 0)
+
+
+@st.fragment(run_every=2.0)
+def study_view(study_id: int) -> None:
+    """Progress, then the table and scatter; refreshed from the store while the study trains."""
+    try:
+        summary = summarize_study(lab.store, study_id)
+    except StoreError as err:
+        st.error(str(err))
+        return
+    counts = " · ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
+    st.progress(summary.done / max(summary.total, 1), text=f"{summary.done} of {summary.total} runs done ({counts})")
+    if summary.status != "finished":
+        st.button("Stop the whole study", on_click=lab.stop_study, args=(study_id,), key=f"stop_study_{study_id}")
+    st.dataframe([{"variant": row.label, "Δ params": f"{row.delta_params:+,}",
+                   "test accuracy": row.mean,
+                   "Δ accuracy": "" if row.delta_accuracy is None else f"{row.delta_accuracy:+.2%}",
+                   "seeds": ", ".join(f"{seed}: {acc:.2%}" for seed, acc in row.accuracies.items()),
+                   "verdict": row.verdict} for row in summary.rows],
+                 hide_index=True, width="stretch",
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    if summary.seed_std is not None:
+        source = ("measured across this study's seeds" if summary.seed_std_source == "observed" else
+                  "typical for this recipe: with one seed an effect cannot be told from noise")
+        st.caption(f"Seed noise: one standard deviation is {summary.seed_std:.2%} ({source}). "
+                   f"A difference within about two of them is called within seed noise.")
+    if any(row.delta_accuracy is not None for row in summary.rows[1:]):
+        st.plotly_chart(study_figure(summary), width="stretch", key=f"study_figure_{study_id}")
+
+
+study_view(chosen)
+common.end_page(notices)
