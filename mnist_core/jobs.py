@@ -67,6 +67,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def ahead_of(run: Run, active: list[Run]) -> list[Run]:
+    """The active runs that train before queued `run`: those running, then the queue's order
+    (single runs before study runs, each oldest first), as `RunStore.claim_next` takes them."""
+    def order(other: Run) -> tuple[bool, int]:
+        return other.study_id is not None, other.id
+
+    return [other for other in active if other.id != run.id
+            and (other.status == "running" or order(other) < order(run))]
+
+
 class Lab:
     """The run store plus the worker processes that train its queued runs; safe to share between threads."""
 
@@ -235,7 +245,7 @@ class Lab:
                                        summary.trainable, submitter_pid=os.getpid())
         self.ensure_worker()
         # Counted after inserting, so two simultaneous starts cannot both see an empty queue.
-        return Submitted(run_id, sum(run.id < run_id for run in self.active()))
+        return Submitted(run_id, len(ahead_of(self.store.get(run_id), self.active())))
 
     def submit_study(self, arch: Architecture, recipe: Recipe, seeds: tuple[int, ...] = (0,),
                      include_presets: bool = False, name: str | None = None) -> int:

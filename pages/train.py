@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
+from mnist_core.jobs import ahead_of
 from mnist_core.report import epochs_text, progress_text
 from mnist_core.store import StoreError
 from mnist_core.train import Recipe
@@ -115,7 +116,7 @@ def _run_view(run, events, active) -> None:
     st.subheader(f"Run {run.id}: {run.name} · {run.status}")
     last = events[-1] if events else None
     if run.status == "queued":
-        ahead = [other.id for other in active if other.id < run.id]
+        ahead = ahead_of(run, active)
         st.info(f"Run {run.id} is queued: {len(ahead)} run(s) ahead of it train first "
                 f"(one training at a time keeps this machine responsive)." if ahead else
                 "Waiting for the training worker (it loads TensorFlow once, then stays warm)...")

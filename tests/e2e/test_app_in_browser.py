@@ -107,6 +107,11 @@ def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(serv
     cells = row.locator('[role="gridcell"]').all_inner_texts()
     assert cells[1] == "completed" and f"{float(cells[2]):.2%}" == accuracy
     expect(page.locator(".js-plotly-plot").filter(has_text=f"Run {run_id}: seed-final (completed)")).to_be_visible()
+    # The worker analysed the run's mistakes when it ended: the confusion matrix is there at once.
+    expect(page.get_by_text(re.compile(rf"^{re.escape(accuracy)} right: [\d,]+ of 10,000 test digits misread"))
+           ).to_be_visible()
+    expect(page.get_by_text("most confident mistakes")).to_be_visible()
+    screenshot(page, "runs-mistakes")
 
 
 def test_stop_ends_a_live_run_and_the_page_says_so(server, page):
@@ -222,3 +227,31 @@ def test_my_handwriting_journey_draw_inspect_save_photo_and_judge(server, page, 
     page.get_by_role("button", name="Evaluate every model").click()
     expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
     screenshot(page, "handwriting")
+
+
+def test_advisor_fixes_seed_first_in_one_click_and_the_picture_follows(server, page):
+    page.goto(f"{server.url}/architecture?arch={PRESETS['seed-first'].to_code()}")
+    expect(page.get_by_text("over the 15,000 budget by 88")).to_be_visible()
+    expect(page.get_by_text("Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7")).to_be_visible()
+    expect(page.locator('[data-testid="stGraphVizChart"] svg')).to_be_visible()
+    screenshot(page, "architecture-advisor")
+    page.get_by_role("button", name="Apply").first.click()
+    expect(page.get_by_text("Last change: Drop BatchNorm after conv 2: -128 total / -64 trainable")).to_be_visible()
+    assert metric_value(page, "Total params") == "14,960"
+    expect(page.locator('[data-testid="stGraphVizChart"] svg')).to_contain_text("conv 2")
+
+
+def test_a_study_trains_every_toggle_and_compares_them(server, page):
+    """A small network studied with the quickest recipe: every variant trains, then the table and the
+    scatter say what each toggle changed and whether it is within seed noise."""
+    small = "c3x8b_p2_c3x8bd0.1_c1x10l_gap_sm"
+    page.goto(f"{server.url}/studies?arch={small}")
+    page.get_by_role("combobox", name="Recipe").click()
+    page.get_by_role("option", name=re.compile("A first look")).click()
+    page.get_by_role("button", name="Study this architecture").click()
+    expect(page.get_by_text(re.compile(r"\d+ of \d+ runs done"))).to_be_visible()
+    screenshot(page, "studies-running")
+    expect(page.get_by_text(re.compile(r"(\d+) of \1 runs done"))).to_be_visible(timeout=420_000)
+    expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_be_visible()
+    screenshot(page, "studies")

@@ -265,3 +265,19 @@ def test_a_manifest_from_before_studies_still_imports(lab_home):
     store.db_path.write_bytes(b"damaged" * 100)
     (run,) = RunStore(lab_home).list()
     assert (run.id, run.status, run.study_id, run.variant) == (run_id, "interrupted", None, None)
+
+
+def test_a_single_run_is_claimed_before_a_queued_studys_runs(lab_home):
+    """A student's run is not kept waiting behind a teacher's 17-variant study."""
+    from mnist_core.jobs import ahead_of
+
+    store = RunStore(lab_home)
+    summary = summarize(FINAL)
+    study = store.create_study("Ablation", FINAL, {"epochs": 1}, [0])
+    studied = [store.create_run("variant", FINAL, {"epochs": 1}, summary.total, summary.trainable, study_id=study,
+                                variant="baseline") for _ in range(3)]
+    single = new_run(store)
+    queued = sorted(store.list(("queued",)), key=lambda run: run.id)
+    assert [run.id for run in ahead_of(store.get(single), queued)] == []
+    assert [run.id for run in ahead_of(store.get(studied[1]), queued)] == [studied[0], single]
+    assert [store.claim_next(1).id for _ in range(4)] == [single, *studied]
