@@ -25,7 +25,8 @@ def training_figure(events: Sequence[Event], epochs: int | None = None, title: s
                            specs=[[{"secondary_y": True}], [{}]])
     ends = [e for e in events if e.kind == "epoch"]
     x = [e.epoch for e in events]
-    figure.add_scatter(x=x, y=[e.accuracy for e in events], name="train accuracy", mode="lines",
+    # Keras averages a metric over the epoch so far: it restarts, higher, at each new epoch.
+    figure.add_scatter(x=x, y=[e.accuracy for e in events], name="train accuracy (epoch so far)", mode="lines",
                        line={"color": PALETTE[0]}, row=1, col=1)
     figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_accuracy for e in ends], name="test accuracy",
                        mode="lines+markers", line={"color": PALETTE[1]}, row=1, col=1)
@@ -37,7 +38,7 @@ def training_figure(events: Sequence[Event], epochs: int | None = None, title: s
                        mode="lines+markers", line={"color": PALETTE[3]}, row=2, col=1)
     figure.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1, secondary_y=False)
     figure.update_yaxes(title_text="learning rate", rangemode="tozero", row=1, col=1, secondary_y=True,
-                        showgrid=False)
+                        showgrid=False, tickformat=".4~f")
     figure.update_yaxes(title_text="loss", rangemode="tozero", row=2, col=1)
     figure.update_xaxes(title_text="epoch", row=2, col=1)
     if epochs:

@@ -29,6 +29,13 @@ def load_preset(name: str) -> None:
     common.set_arch(PRESETS[name], f"Loaded preset {name}")
 
 
+def reset() -> None:
+    load_preset(DEFAULT_PRESET)
+    st.session_state[common.BUDGET] = Budget()
+    for key in ("budget_limit", "budget_counting"):
+        st.session_state.pop(key, None)  # the widgets show the default budget again
+
+
 def set_budget() -> None:
     st.session_state[common.BUDGET] = Budget(int(st.session_state["budget_limit"]),
                                              st.session_state["budget_counting"])
@@ -64,7 +71,7 @@ verdict = budget.verdict(summary)
 with st.container(horizontal=True, vertical_alignment="center"):
     for name, preset in PRESETS.items():
         st.button(f"{name} ({summarize(preset).total:,})", on_click=load_preset, args=(name,))
-    st.button("Reset", on_click=load_preset, args=(DEFAULT_PRESET,))
+    st.button("Reset", on_click=reset, help=f"{DEFAULT_PRESET} and the notebook's budget: 15,000 total params")
     st.caption(f"Current: **{arch.name}** · {summary.macs:,} multiply-adds per image")
 
 counter = st.columns(3)
@@ -122,7 +129,8 @@ st.page_link("pages/studies.py", label="Measure what each BatchNorm and Dropout 
              icon=":material/science:")
 advice_view.picture(arch, budget)
 
-with st.expander("Spec as JSON: view, download, edit or upload", expanded=JSON_ERROR in st.session_state):
+# A fixed key keeps the section open across the reruns a refusal or an edit causes.
+with st.expander("Spec as JSON: view, download, edit or upload", key="json_section"):
     st.download_button("Download spec JSON", arch.to_json(), file_name=f"{arch.name}.json", mime="application/json")
     st.text_area("Edit the spec", arch.to_json(), height=300, key=f"json_{generation}")
     st.button("Apply JSON", on_click=apply_json, args=(f"json_{generation}",))

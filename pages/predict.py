@@ -53,6 +53,9 @@ choices = choices or [bundled_model()]
 wanted = st.query_params.get("model")
 default = next((c for c in choices if str(c.run_id) == wanted or (wanted == "bundled" and c.run_id is None)),
                best_model(choices))
+if wanted and wanted != "bundled" and str(default.run_id) != wanted:
+    st.info(f"Run {wanted}'s model is not available (deleted, or it never finished an epoch): "
+            f"showing {default.title}.")
 choice = st.selectbox("Model", choices, index=choices.index(default), format_func=lambda c: c.label,
                       key="model_choice", on_change=remember_model,
                       help="Default: the most accurate model so far; the bundled model works before any training.")

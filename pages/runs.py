@@ -9,6 +9,8 @@ from mnist_core.report import run_rows
 from mnist_core.store import StoreError, spec_or_error
 from pages import analysis_view, common
 
+CHOSEN = "runs_chosen"
+
 notices = common.begin_page()
 st.title("Runs")
 lab = common.get_lab()
@@ -36,17 +38,19 @@ by_id = {run.id: run for run in runs}
 label = {run.id: f"Run {run.id}: {run.name} ({run.status})" for run in runs}
 trained = [run.id for run in runs if epochs_done[run.id]]
 compare = st.multiselect("Overlay test accuracy and learning rate of", trained, format_func=label.get,
-                         default=[run.id for run in runs if run.status == "completed"][:3])
+                         default=[run.id for run in runs if run.status == "completed" and run.id in trained][:3])
 if compare:
     st.plotly_chart(overlay_figure([(label[run_id], events[run_id]) for run_id in compare]), width="stretch")
 
 st.subheader("One run")
-# Preselect a run that has something to show: the newest one that trained at all.
-run = by_id[st.selectbox("Run", list(by_id), format_func=label.get,
-                         index=list(by_id).index(trained[0]) if trained else 0)]
+# Keep the chosen run chosen while runs come and go; else preselect the newest one that trained at all.
+chosen = st.session_state.get(CHOSEN)
+preselect = chosen if chosen in by_id else trained[0] if trained else runs[0].id
+run = by_id[st.selectbox("Run", list(by_id), format_func=label.get, index=list(by_id).index(preselect))]
+st.session_state[CHOSEN] = run.id
 arch, spec_error = spec_or_error(run)
-if run.error:
-    st.caption(f"Note: {run.error}")
+st.caption(f"{run.status} · test accuracy {'none' if run.test_accuracy is None else f'{run.test_accuracy:.2%}'} · "
+           f"{epochs_done[run.id]} / {run.recipe.get('epochs')} epochs" + (f" · {run.error}" if run.error else ""))
 actions = st.columns(4)
 if spec_error:
     st.error(spec_error)
@@ -65,13 +69,18 @@ elif run.status == "completed" or (run.status == "stopped" and events[run.id]) o
     except ModelFileError as err:
         st.error(f"Run {run.id}'s model cannot be used: {err}")
     else:
-        actions[2].download_button("Download model (.keras)", model_path.read_bytes,  # read only when clicked
+        if run.test_accuracy is not None:
+            st.page_link("pages/predict.py", label=f"Draw a digit for run {run.id}'s model",
+                         icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
+        # The bytes themselves (~100 KB), not a deferred reader: a deferred one was lost between reruns.
+        actions[2].download_button("Download model (.keras)", model_path.read_bytes(),
                                    file_name=f"run-{run.id}.keras", mime="application/zip")
 else:
     st.caption(f"Run {run.id} has no model: it ended {run.status} before one was saved.")
 if run.status not in ("queued", "running"):
-    with actions[3].popover("Delete run"):
-        st.write(f"Delete run {run.id} and its model for good?")
+    # One popover per run: after a delete it closes instead of offering the next run's deletion.
+    with actions[3].popover("Delete run", key=f"delete_popover_{run.id}"):
+        st.write(f"Delete run {run.id}" + (" and its model" if model_path.exists() else "") + " for good?")
         if st.button("Yes, delete", type="primary", key=f"delete_{run.id}"):
             lab.store.delete(run.id)
             st.toast(f"Run {run.id} deleted.")

@@ -26,24 +26,26 @@ if lab is None:
 lab.ensure_worker()  # warm up TensorFlow in the worker while the user reads the recipe
 
 quick = st.toggle(f"Quick run: {QUICK_RUN['train_subset']:,} training images, {QUICK_RUN['epochs']} epochs "
-                  f"(about a minute)", key="quick_run",
+                  f"(about a minute)", key="quick_run", persist_state="session",
                   help="BatchNorm momentum 0.9 in quick runs, so its statistics settle in few steps.")
 shown = Recipe(**QUICK_RUN) if quick else Recipe()
-with st.form("recipe"):
+with st.form("recipe", enter_to_submit=False):  # Enter confirms a field; only the button starts a run
     # Quick-run fields show the values the run will use and are locked; keys differ so they refill.
     mode = "quick" if quick else "full"
-    first, second = st.columns(4), st.columns(4)
-    epochs = first[0].number_input("Epochs", 1, 200, shown.epochs, disabled=quick, key=f"epochs_{mode}")
+    first, second = st.columns(3), st.columns(4)  # three a row keep every value whole at 1024 px
+    kept = dict(persist_state="session")  # a page switch or a reload of the page keeps what was typed
+    epochs = first[0].number_input("Epochs", 1, 200, shown.epochs, disabled=quick, key=f"epochs_{mode}", **kept)
     images = first[1].number_input("Training images", 100, 60_000, shown.train_subset or 60_000, step=1_000,
-                                   disabled=quick, key=f"images_{mode}")
-    batch_size = first[2].number_input("Batch size", 8, 4096, shown.batch_size)
-    seed = first[3].number_input("Seed", 0, 2**31 - 1, shown.seed)
-    learning_rate = second[0].number_input("Adam learning rate", 0.0001, 0.1, shown.learning_rate, step=0.0005,
-                                           format="%.4f")
-    lr_decay = second[1].number_input("LR decay", 0.0, 10.0, shown.lr_decay, step=0.01, format="%.3f",
-                                      help="lr = rate / (1 + decay x epoch)")
-    bn_momentum = second[2].number_input("BatchNorm momentum", 0.0, 0.999, shown.bn_momentum, step=0.01,
-                                         format="%.3f", disabled=quick, key=f"momentum_{mode}")
+                                   disabled=quick, key=f"images_{mode}", **kept)
+    batch_size = first[2].number_input("Batch size", 8, 4096, shown.batch_size, key="batch_size", **kept)
+    seed = second[0].number_input("Seed", 0, 2**31 - 1, shown.seed, key="seed", **kept)
+    learning_rate = second[1].number_input("Learning rate", 0.0001, 0.1, shown.learning_rate, step=0.0005,
+                                           format="%.4f", key="learning_rate", help="Adam's initial rate", **kept)
+    lr_decay = second[2].number_input("LR decay", 0.0, 10.0, shown.lr_decay, step=0.01, format="%.3f",
+                                      help="lr = rate / (1 + decay x epoch)", key="lr_decay", **kept)
+    bn_momentum = second[3].number_input("BN momentum", 0.0, 0.999, shown.bn_momentum, step=0.01,
+                                         format="%.3f", disabled=quick, key=f"momentum_{mode}",
+                                         help="How fast BatchNorm's moving statistics follow the data", **kept)
     confirmed = True
     if not verdict.within:
         confirmed = st.checkbox(f"Train anyway: this network is {verdict.over_by:,} params over the "
@@ -108,7 +110,6 @@ def _stop_button(where, run) -> None:
 def _stop(run_id: int) -> None:
     # A callback, so the page drawn right after the click already shows the run stopping or stopped.
     lab.stop(run_id)
-    st.toast(f"Stopping run {run_id}...")
 
 
 def _run_view(run, events, active) -> None:
@@ -141,13 +142,14 @@ def _final(run, events) -> None:
     elif run.status == "stopped":
         st.info(f"Run {run.id} was stopped: {run.error or 'at your request.'}")
     cols = st.columns(4)
-    accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "none (no full epoch)"
-    cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy (last full epoch)",
-                   accuracy)
+    accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "none"
+    cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy", accuracy,
+                   help=None if run.status == "completed" else "After the last full epoch; none if no epoch ended")
     cols[1].metric("Epochs", epochs_text(run, events))
     cols[2].metric("Duration", f"{run.duration or 0:.0f} s")
     cols[3].metric("Params", f"{run.total_params:,}")
-    if run.status in ("completed", "stopped") and lab.store.model_path(run.id).exists():
+    if run.status in ("completed", "stopped") and run.test_accuracy is not None \
+            and lab.store.model_path(run.id).exists():
         st.page_link("pages/predict.py", label=f"Try run {run.id}'s model on the Predict page",
                      icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
 

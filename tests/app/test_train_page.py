@@ -48,7 +48,7 @@ def test_live_run_in_epoch_two_shows_its_chart_then_stop_shows_the_stopped_run(a
     assert any("was stopped" in text for text in texts(at.info))
     done = sum(e.kind == "epoch" for e in store.events(run_id))
     assert metrics(at)["Epochs"] == f"{done} / 50" and done >= 1
-    assert metrics(at)["Test accuracy (last full epoch)"].endswith("%")
+    assert metrics(at)["Test accuracy"].endswith("%")
     assert at.get("plotly_chart") and not any(b.label == "Stop" for b in at.button)
 
 
@@ -124,3 +124,12 @@ def test_quick_run_fields_show_the_values_it_uses(app):
     at.toggle[0].set_value(True).run()
     epochs, images = at.number_input(key="epochs_quick"), at.number_input(key="images_quick")
     assert (epochs.value, images.value) == (2, 10_000) and epochs.disabled and images.disabled
+
+
+def test_quick_run_survives_a_page_switch(app):
+    """Quick run is still on after visiting another page (a new user lost it, then started a 20-epoch run)."""
+    at = app("train")
+    at.toggle[0].set_value(True).run()
+    at.switch_page("pages/predict.py").run()
+    at.switch_page("pages/train.py").run()
+    assert at.toggle[0].value is True and at.number_input(key="epochs_quick").value == 2

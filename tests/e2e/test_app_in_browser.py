@@ -52,7 +52,7 @@ def test_batchnorm_toggle_changes_the_counter_exactly(server, page):
     expect(page.get_by_text("Last change: BatchNorm after conv 6: +64 total / +32 trainable")).to_be_visible()
     assert metric_value(page, "Total params") == "15,024"
     assert metric_value(page, "Trainable") == "14,832"
-    expect(page.get_by_text("over the 15,000 budget by 24")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentError").get_by_text("over the 15,000 budget by 24")).to_be_visible()
     expect(page).to_have_url(re.compile(r"arch=.*c3x16bd0\.1_c3x16d0\.1_c1x10l"))
     screenshot(page, "architecture")
 
@@ -231,7 +231,7 @@ def test_my_handwriting_journey_draw_inspect_save_photo_and_judge(server, page, 
 
 def test_advisor_fixes_seed_first_in_one_click_and_the_picture_follows(server, page):
     page.goto(f"{server.url}/architecture?arch={PRESETS['seed-first'].to_code()}")
-    expect(page.get_by_text("over the 15,000 budget by 88")).to_be_visible()
+    expect(page.get_by_test_id("stAlertContentError").get_by_text("over the 15,000 budget by 88")).to_be_visible()
     expect(page.get_by_text("Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7")).to_be_visible()
     expect(page.locator('[data-testid="stGraphVizChart"] svg')).to_be_visible()
     screenshot(page, "architecture-advisor")
@@ -255,3 +255,17 @@ def test_a_study_trains_every_toggle_and_compares_them(server, page):
     expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_be_visible()
     screenshot(page, "studies")
+
+
+def test_enter_in_a_recipe_field_does_not_start_training(server, page):
+    """Enter confirms a value; only the Start button starts a run (Enter used to submit the form)."""
+    from mnist_core.store import RunStore
+
+    before = len(RunStore(server.home).list())
+    page.goto(f"{server.url}/train")
+    seed = page.get_by_role("spinbutton", name="Seed")
+    seed.fill("5")
+    seed.press("Enter")
+    expect(seed).to_have_value("5")
+    page.wait_for_timeout(3000)
+    assert len(RunStore(server.home).list()) == before

@@ -31,7 +31,7 @@ def test_training_figure_after_epochs_serialises_and_spans_the_whole_run():
 
 def test_live_figure_before_any_epoch_end():
     figure = json.loads(training_figure(events(1)[:2], epochs=2).to_json())
-    train_accuracy = next(trace for trace in figure["data"] if trace["name"] == "train accuracy")
+    train_accuracy = next(trace for trace in figure["data"] if trace["name"] == "train accuracy (epoch so far)")
     assert train_accuracy["x"] == [0.25, 0.5]
 
 

@@ -221,3 +221,18 @@ def test_available_models_lists_runs_then_the_bundled_model(lab_home):
     assert choices[0].label == f"Run {stopped}: seed-final, stopped (99.20%)"
     assert best_model(choices).run_id == stopped
     assert best_model(choices[1:]).run_id is None  # the bundled 98.61% beats the 96.9% quick run
+
+
+def test_a_run_stopped_before_its_first_epoch_is_not_offered(lab_home):
+    """Its weights are untrained (10% for every digit): not a model to draw for."""
+    import shutil
+
+    from mnist_core.budget import summarize
+
+    store = RunStore(lab_home)
+    summary = summarize(PRESETS["seed-final"])
+    run_id = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 20}, summary.total, summary.trainable)
+    store.claim_next(worker_pid=0)
+    shutil.copy(bundled_model().path, store.model_path(run_id))
+    store.finish(run_id, "stopped")
+    assert [choice.run_id for choice in available_models(store)] == [None]
