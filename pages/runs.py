@@ -44,10 +44,9 @@ if compare:
 
 st.subheader("One run")
 # Keep the chosen run chosen while runs come and go; else preselect the newest one that trained at all.
-chosen = st.session_state.get(CHOSEN)
-preselect = chosen if chosen in by_id else trained[0] if trained else runs[0].id
-run = by_id[st.selectbox("Run", list(by_id), format_func=label.get, index=list(by_id).index(preselect))]
-st.session_state[CHOSEN] = run.id
+if st.session_state.get(CHOSEN) not in by_id:
+    st.session_state[CHOSEN] = trained[0] if trained else runs[0].id
+run = by_id[st.selectbox("Run", list(by_id), format_func=label.get, key=CHOSEN)]
 arch, spec_error = spec_or_error(run)
 st.caption(f"{run.status} · test accuracy {'none' if run.test_accuracy is None else f'{run.test_accuracy:.2%}'} · "
            f"{epochs_done[run.id]} / {run.recipe.get('epochs')} epochs" + (f" · {run.error}" if run.error else ""))

@@ -107,13 +107,17 @@ def test_runs_page_does_not_call_a_never_trained_run_broken(app, lab_home):
     assert f"Run {never} has no model: it ended stopped before one was saved." in texts(at.caption)
 
 
-def test_runs_page_stops_an_active_run(app, lab_home):
+def test_runs_page_stops_an_active_run_and_keeps_it_selected(app, lab_home):
+    """After Stop the page stays on that run (it used to jump to another, with its own Stop in place)."""
+    finished_run(lab_home, model_from=bundled_model().path)
     store = RunStore(lab_home)
     summary = summarize(PRESETS["seed-final"])
     queued = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 20}, summary.total, summary.trainable)
     at = app("runs")
+    at.selectbox(key="runs_chosen").set_value(queued).run()
     next(b for b in at.button if b.label == "Stop").click().run()
     assert store.get(queued).status == "stopped"
+    assert at.selectbox(key="runs_chosen").value == queued
 
 
 def test_runs_page_loads_an_architecture_back_and_deletes_after_confirming(app, lab_home):
