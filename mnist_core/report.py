@@ -15,6 +15,14 @@ def architecture_text(arch: Architecture) -> str:
     return " · ".join(text for text in (layer.text() for layer in arch.layers) if text)
 
 
+NONE = "—"  # a table cell with no value: Streamlit would print "None"
+
+
+def percent(value: float | None) -> str:
+    """A table cell for an accuracy: '98.61%', or a dash when there is none."""
+    return NONE if value is None else f"{value:.2%}"
+
+
 def epochs_text(run: Run, events: Sequence[Event]) -> str:
     """Full epochs done out of those planned, e.g. '7 / 20'."""
     return f"{sum(event.kind == 'epoch' for event in events)} / {run.recipe.get('epochs', '?')}"
@@ -40,7 +48,7 @@ def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> li
         rows.append({
             "run": run.id,
             "status": run.status,
-            "test accuracy": run.test_accuracy,
+            "test accuracy": percent(run.test_accuracy),
             "total params": run.total_params,
             "budget": "within" if counted < budget.limit else f"over by {counted - budget.limit:,}",
             "architecture": architecture,
@@ -51,7 +59,7 @@ def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> li
             "name": run.name,
             "trainable params": run.trainable_params,
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
-            "duration (s)": round(run.duration, 1) if run.duration is not None else None,
+            "duration": f"{run.duration:,.0f} s" if run.duration is not None else NONE,
             "note": run.error or "",
         })
     return rows

@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.judge import evaluate_all
 from mnist_core.predict import enlarge
+from mnist_core.report import NONE, percent
 from mnist_core.samples import SampleError, SampleStore
 from mnist_core.store import StoreError
 from pages import common
@@ -75,8 +76,9 @@ if st.button("Evaluate every model", icon=":material/fact_check:"):
         st.session_state["verdicts"] = evaluate_all(lab.store, saved)
 verdicts = st.session_state.get("verdicts")
 if verdicts:
-    st.dataframe([verdict.row() for verdict in verdicts], hide_index=True, width="stretch",
-                 column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+    st.dataframe([{"model": verdict.model, "accuracy": percent(verdict.accuracy),
+                   "wrong": NONE if verdict.error else f"{len(verdict.misses):,}", "of": verdict.n,
+                   "error": verdict.error or ""} for verdict in verdicts], hide_index=True, width="stretch")
     by_label = {verdict.model: verdict for verdict in verdicts if verdict.error is None}
     chosen = st.selectbox("Which samples does this model get wrong?", list(by_label))
     misses = by_label[chosen].misses if chosen else ()

@@ -29,8 +29,7 @@ if not runs:
 
 epochs_done = {run_id: sum(event.kind == "epoch" for event in history) for run_id, history in events.items()}
 st.dataframe(run_rows(runs, common.current_budget(), epochs_done), hide_index=True, width="stretch",
-             column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                            "total params": st.column_config.NumberColumn(format="localized"),
+             column_config={"total params": st.column_config.NumberColumn(format="localized"),
                             "trainable params": st.column_config.NumberColumn(format="localized"),
                             "architecture": st.column_config.TextColumn(width="large")})
 

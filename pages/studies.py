@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import study_figure
+from mnist_core.report import percent
 from mnist_core.store import StoreError
 from mnist_core.study import MAX_SEEDS, summarize_study, variants
 from mnist_core.train import Recipe
@@ -67,12 +68,11 @@ def study_view(study_id: int) -> None:
     if summary.status != "finished":
         st.button("Stop the whole study", on_click=lab.stop_study, args=(study_id,), key=f"stop_study_{study_id}")
     st.dataframe([{"variant": row.label, "Δ params": f"{row.delta_params:+,}",
-                   "test accuracy": row.mean,
+                   "test accuracy": percent(row.mean),
                    "Δ accuracy": "" if row.delta_accuracy is None else f"{row.delta_accuracy:+.2%}",
                    "seeds": ", ".join(f"{seed}: {acc:.2%}" for seed, acc in row.accuracies.items()),
                    "verdict": row.verdict} for row in summary.rows],
-                 hide_index=True, width="stretch",
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+                 hide_index=True, width="stretch")
     if summary.seed_std is not None:
         source = ("measured across this study's seeds" if summary.seed_std_source == "observed" else
                   "typical for this recipe: with one seed an effect cannot be told from noise")

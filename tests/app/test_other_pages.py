@@ -87,7 +87,7 @@ def test_runs_table_lists_runs_with_their_numbers(app, lab_home):
     assert list(table["run"]) == [2, 1]
     assert list(table["total params"]) == [15_088, 14_960]
     assert list(table["budget"]) == ["over by 88", "within"]
-    assert list(table["test accuracy"]) == [0.99, 0.9812]
+    assert list(table["test accuracy"]) == ["99.00%", "98.12%"]
     assert list(table["epochs"]) == ["7 / 20", "2 / 2"]
     assert table["recipe"][0].startswith("batch 128 · lr 0.003")
     assert list(table.columns[:6]) == ["run", "status", "test accuracy", "total params", "budget", "architecture"]
