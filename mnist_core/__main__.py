@@ -12,10 +12,10 @@ from .budget import Budget, summarize
 from .spec import PRESETS, Architecture, SpecError
 from .store import Run, StoreError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
-from .train import Recipe
+from .train import QUICK_RUN, Recipe
 
 # Named recipes for `study`: the app's Quick run, and the notebook's full training.
-RECIPES = {"quick": Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9), "notebook": Recipe()}
+RECIPES = {"quick": QUICK_RUN, "notebook": Recipe()}
 
 
 def _architecture(args: argparse.Namespace) -> Architecture:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .predict import ImageError, to_mnist
+from .predict import ImageError, digit_from_ink
 
 MAX_BYTES = 10_000_000  # a 12-megapixel phone JPEG is 2-6 MB
 MAX_PIXELS = 40_000_000  # read from the header, before any pixel is decoded
@@ -67,7 +67,7 @@ def read_photo(data: bytes) -> PhotoReading:
         raise ImageError(ALL_DARK if np.median(grey) < DARK_PHOTO else NO_DIGIT)
     kept = _keep_digit(parts[light_ink])
     ink = _ink_image(signal, kept)
-    digit28 = to_mnist(ink)
+    digit28 = digit_from_ink(ink)
     steps = [("Photo", grey), ("Ink light on dark", grey if light_ink else 1 - grey),
              ("Shading flattened", signal / max(float(signal.max()), MIN_CONTRAST)), ("Otsu threshold", mask),
              ("Digit kept", kept), ("Ink image", ink), ("28x28", digit28)]

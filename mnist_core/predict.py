@@ -40,7 +40,11 @@ def to_mnist(image: np.ndarray) -> np.ndarray | None:
 
     Ink is light on a dark or transparent background, as on MNIST. Returns None for a blank canvas.
     """
-    ink_map = ink(image)
+    return digit_from_ink(ink(image))
+
+
+def digit_from_ink(ink_map: np.ndarray) -> np.ndarray | None:
+    """The MNIST-style 28x28 of an ink map (H, W, 0-1, as `ink` gives); None when it holds no ink."""
     rows, cols = np.nonzero(ink_map >= INK_LEVEL)
     if rows.size < MIN_INK_PIXELS:
         return None

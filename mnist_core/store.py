@@ -88,8 +88,24 @@ class StoreError(RuntimeError):
     """The run store cannot do what was asked; the message says why and what to do."""
 
 
+class _SpecAndRecipe:
+    """What a run and a study share: a stored spec and recipe, read back on demand."""
+
+    spec_json: str
+    recipe_json: str
+
+    @property
+    def spec(self) -> Architecture:
+        """The validated architecture; raises SpecError if the stored spec is damaged."""
+        return Architecture.from_json(self.spec_json)
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return json.loads(self.recipe_json)
+
+
 @dataclass(frozen=True)
-class Run:
+class Run(_SpecAndRecipe):
     """One row of the run history."""
 
     id: int
@@ -114,21 +130,12 @@ class Run:
     variant: str | None = None  # its place in that study: 'baseline', an edit key like 'bn-off:conv2', 'preset:...'
 
     @property
-    def spec(self) -> Architecture:
-        """The validated architecture; raises SpecError if the stored spec is damaged."""
-        return Architecture.from_json(self.spec_json)
-
-    @property
-    def recipe(self) -> dict[str, Any]:
-        return json.loads(self.recipe_json)
-
-    @property
     def finished(self) -> bool:
         return self.status in TERMINAL
 
 
 @dataclass(frozen=True)
-class Study:
+class Study(_SpecAndRecipe):
     """One ablation study: a baseline spec, a recipe and the seeds its runs were queued with."""
 
     id: int
@@ -137,15 +144,6 @@ class Study:
     spec_json: str
     recipe_json: str  # the shared recipe; each run's own recipe has one of `seeds` as its seed
     seeds_json: str
-
-    @property
-    def spec(self) -> Architecture:
-        """The baseline architecture; raises SpecError if the stored spec is damaged."""
-        return Architecture.from_json(self.spec_json)
-
-    @property
-    def recipe(self) -> dict[str, Any]:
-        return json.loads(self.recipe_json)
 
     @property
     def seeds(self) -> list[int]:
@@ -463,6 +461,12 @@ class RunStore:
             rows = conn.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE run_id = ? AND seq > ? "
                                 f"ORDER BY seq", (run_id, after_seq)).fetchall()
         return [Event(**dict(row)) for row in rows]
+
+    def progress_counts(self) -> dict[int, tuple[int, int]]:
+        """run id -> (events, epoch events) for every run that has any, in one query (not one per run)."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT run_id, COUNT(*), SUM(kind = 'epoch') FROM events GROUP BY run_id").fetchall()
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     def run_dir(self, run_id: int) -> Path:
         return self.runs_dir / str(run_id)

@@ -56,6 +56,10 @@ class Recipe:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
+QUICK_RUN = Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9)  # ~40 s on 2 cores: a classroom demo
+FIRST_LOOK = Recipe(epochs=1, train_subset=2_000, bn_momentum=0.9)  # seconds a run: a study's first look
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """How a training ended; `model` is the trained Keras model."""

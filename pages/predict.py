@@ -12,10 +12,10 @@ from mnist_core.predict import (
     available_models,
     best_model,
     bundled_model,
+    digit_from_ink,
     enlarge,
     ink,
     load_predictor,
-    to_mnist,
 )
 from mnist_core.spec import SpecError
 from mnist_core.store import StoreError
@@ -76,7 +76,8 @@ with left:
             st.caption("Draw one digit, large or small, anywhere: it is cropped, scaled and centred like MNIST.")
             image = drawing.canvas().image_data
             if image is not None:
-                ink_map, digit28 = ink(image), to_mnist(image)
+                ink_map = ink(image)
+                digit28 = digit_from_ink(ink_map)
         else:
             upload = st.file_uploader("A photo of one digit on paper", type=["png", "jpg", "jpeg"],
                                       max_upload_size=10)

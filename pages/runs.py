@@ -19,7 +19,7 @@ if lab is None:
 try:
     lab.reap()  # a run whose worker died shows as interrupted, not running forever
     runs = lab.store.list()
-    events = {run.id: lab.store.events(run.id) for run in runs}
+    progress = lab.store.progress_counts()
 except StoreError as err:
     st.error(str(err))
     common.stop(notices)
@@ -27,7 +27,7 @@ if not runs:
     st.info("No runs yet. Train a network on the Train page and it appears here.")
     common.stop(notices)
 
-epochs_done = {run_id: sum(event.kind == "epoch" for event in history) for run_id, history in events.items()}
+epochs_done = {run.id: progress.get(run.id, (0, 0))[1] for run in runs}
 st.dataframe(run_rows(runs, common.current_budget(), epochs_done), hide_index=True, width="stretch",
              column_config={"total params": st.column_config.NumberColumn(format="localized"),
                             "trainable params": st.column_config.NumberColumn(format="localized"),
@@ -39,7 +39,12 @@ trained = [run.id for run in runs if epochs_done[run.id]]
 compare = st.multiselect("Overlay test accuracy and learning rate of", trained, format_func=label.get,
                          default=[run.id for run in runs if run.status == "completed" and run.id in trained][:3])
 if compare:
-    st.plotly_chart(overlay_figure([(label[run_id], events[run_id]) for run_id in compare]), width="stretch")
+    try:
+        curves = [(label[run_id], lab.store.events(run_id)) for run_id in compare]  # only the runs shown
+    except StoreError as err:
+        st.error(str(err))
+    else:
+        st.plotly_chart(overlay_figure(curves), width="stretch")
 
 st.subheader("One run")
 # Keep the chosen run chosen while runs come and go; else preselect the newest one that trained at all.
@@ -61,7 +66,7 @@ else:
 model_path = lab.store.model_path(run.id)
 if run.status in ("queued", "running"):
     actions[2].button("Stop", key=f"stop_{run.id}", on_click=lab.stop, args=(run.id,))
-elif run.status == "completed" or (run.status == "stopped" and events[run.id]) or model_path.exists():
+elif run.status == "completed" or (run.status == "stopped" and run.id in progress) or model_path.exists():
     try:
         check_model_file(model_path)
     except ModelFileError as err:

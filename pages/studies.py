@@ -7,13 +7,12 @@ from mnist_core.charts import study_figure
 from mnist_core.report import percent
 from mnist_core.store import StoreError
 from mnist_core.study import MAX_SEEDS, summarize_study, variants
-from mnist_core.train import Recipe
+from mnist_core.train import FIRST_LOOK, QUICK_RUN, Recipe
 from pages import common
 
-QUICK_RUN = dict(epochs=2, train_subset=10_000, bn_momentum=0.9)  # the Train page's Quick run
 RECIPES = {"Quick run (10,000 images, 2 epochs)": QUICK_RUN,
-           "A first look (2,000 images, 1 epoch: seconds a variant)": dict(epochs=1, train_subset=2_000, bn_momentum=0.9),
-           "The notebook's recipe (20 epochs)": {}}
+           "A first look (2,000 images, 1 epoch: seconds a variant)": FIRST_LOOK,
+           "The notebook's recipe (20 epochs)": Recipe()}
 CHOSEN = "study_id"
 
 notices = common.begin_page()
@@ -36,7 +35,7 @@ with st.form("new_study"):
     presets = options[2].checkbox("Also the two seed presets")
     if st.form_submit_button("Study this architecture", type="primary"):
         try:
-            st.session_state[CHOSEN] = lab.submit_study(arch, Recipe(**RECIPES[recipe_name]),
+            st.session_state[CHOSEN] = lab.submit_study(arch, RECIPES[recipe_name],
                                                         seeds=tuple(range(int(seeds))), include_presets=presets)
         except (StoreError, ValueError) as err:
             st.error(f"Study not started: {err}")

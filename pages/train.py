@@ -7,10 +7,9 @@ from mnist_core.charts import training_figure
 from mnist_core.jobs import ahead_of
 from mnist_core.report import epochs_text, progress_text
 from mnist_core.store import StoreError
-from mnist_core.train import Recipe
+from mnist_core.train import QUICK_RUN, Recipe
 from pages import common
 
-QUICK_RUN = dict(epochs=2, train_subset=10_000, bn_momentum=0.9)  # ~40 s on 2 cores: a classroom demo
 WATCH = "watch_run"
 
 notices = common.begin_page()
@@ -25,10 +24,10 @@ if lab is None:
     common.stop(notices)
 lab.ensure_worker()  # warm up TensorFlow in the worker while the user reads the recipe
 
-quick = st.toggle(f"Quick run: {QUICK_RUN['train_subset']:,} training images, {QUICK_RUN['epochs']} epochs "
+quick = st.toggle(f"Quick run: {QUICK_RUN.train_subset:,} training images, {QUICK_RUN.epochs} epochs "
                   f"(about a minute)", key="quick_run", persist_state="session",
                   help="BatchNorm momentum 0.9 in quick runs, so its statistics settle in few steps.")
-shown = Recipe(**QUICK_RUN) if quick else Recipe()
+shown = QUICK_RUN if quick else Recipe()
 with st.form("recipe", enter_to_submit=False):  # Enter confirms a field; only the button starts a run
     # Quick-run fields show the values the run will use and are locked; keys differ so they refill.
     mode = "quick" if quick else "full"

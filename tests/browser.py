@@ -80,29 +80,41 @@ def browser():
         browser.close()
 
 
-# Reports every Streamlit exception box the moment it appears, on any page the context opens.
+EXCEPTION_BOX = "[data-testid='stException']"  # Streamlit's red box for an uncaught exception
+# Reports every exception box the moment it appears, on any page the context opens.
 _EXCEPTION_OBSERVER = """
 (() => {
   const reported = new WeakSet();
-  const scan = () => document.querySelectorAll("[data-testid='stException']").forEach((box) => {
+  const scan = () => document.querySelectorAll("EXCEPTION_BOX").forEach((box) => {
     if (!reported.has(box)) { reported.add(box); window.reportStreamlitException(box.innerText); }
   });
   new MutationObserver(scan).observe(document, {childList: true, subtree: true});
 })();
-"""
+""".replace("EXCEPTION_BOX", EXCEPTION_BOX)
 
 
 class ExceptionWatch:
     """Collects the exception boxes shown in a browser context, at any step of a test."""
 
     def __init__(self, context):
+        self.context = context
         self.seen: list[str] = []
         context.expose_binding("reportStreamlitException",
                                lambda source, text: self.seen.append(f"{source['page'].url}: {text}"))
         context.add_init_script(_EXCEPTION_OBSERVER)
 
     def check(self) -> None:
+        """Fail on any box seen at any step, and on any box still on an open page now."""
+        for page in self.context.pages:
+            self.seen += [f"{page.url}: {text}" for text in page.locator(EXCEPTION_BOX).all_inner_texts()]
         assert not self.seen, f"the app showed an exception: {self.seen}"
+
+
+def no_exception_box(page) -> None:
+    """Fail now if the page shows Streamlit's exception box (the context's watch also fails at the end)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(EXCEPTION_BOX)).to_have_count(0)
 
 
 @pytest.fixture
@@ -120,10 +132,12 @@ def watched_context(browser):
         return context
 
     yield open_context
-    for context, watch in opened:
-        context.close()
-    for context, watch in opened:
-        watch.check()
+    try:
+        for _, watch in opened:
+            watch.check()
+    finally:
+        for context, _ in opened:
+            context.close()
 
 
 @pytest.fixture

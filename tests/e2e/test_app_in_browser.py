@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mnist_core.spec import PRESETS
-from tests.browser import Server, draw, metric_value, screenshot
+from tests.browser import ExceptionWatch, Server, draw, metric_value, no_exception_box, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -89,12 +89,14 @@ def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(serv
     accuracy = metric_value(page, "Final test accuracy")
     assert re.fullmatch(r"\d\d\.\d\d%", accuracy) and float(accuracy[:-1]) > 90
     assert metric_value(page, "Epochs") == "2 / 2"
+    no_exception_box(page)
     screenshot(page, "train-completed")
 
     page.get_by_role("link", name=f"Try run {run_id}'s model on the Predict page").click()
     expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(rf"^Run {run_id}: seed-final"))
     draw(page, STROKES[7])
     expect(predicted_digit(page)).to_have_text("7")
+    no_exception_box(page)
     screenshot(page, "predict")
 
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Runs").click()
@@ -111,6 +113,7 @@ def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(serv
     expect(page.get_by_text(re.compile(rf"^{re.escape(accuracy)} right: [\d,]+ of 10,000 test digits misread"))
            ).to_be_visible()
     expect(page.get_by_text("most confident mistakes")).to_be_visible()
+    no_exception_box(page)
     screenshot(page, "runs-mistakes")
 
 
@@ -269,3 +272,23 @@ def test_enter_in_a_recipe_field_does_not_start_training(server, page):
     expect(seed).to_have_value("5")
     page.wait_for_timeout(3000)
     assert len(RunStore(server.home).list()) == before
+
+
+def test_the_exception_watch_catches_a_red_box_even_one_that_is_gone(server, browser):
+    """The check every browser test relies on: a box shown for a moment, then removed, still fails."""
+    context = browser.new_context()
+    try:
+        watch = ExceptionWatch(context)
+        page = context.new_page()
+        page.goto(server.url)
+        expect(page.get_by_text("Best model so far")).to_be_visible()
+        watch.check()
+        page.evaluate("""() => { const box = document.createElement("div");
+            box.setAttribute("data-testid", "stException"); box.textContent = "TypeError: boom";
+            document.body.appendChild(box); setTimeout(() => box.remove(), 50); }""")
+        page.wait_for_timeout(500)
+        assert page.locator("[data-testid='stException']").count() == 0
+        with pytest.raises(AssertionError, match="TypeError: boom"):
+            watch.check()
+    finally:
+        context.close()
