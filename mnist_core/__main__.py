@@ -12,10 +12,24 @@ from .budget import Budget, summarize
 from .spec import PRESETS, Architecture, SpecError
 from .store import Run, StoreError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
-from .train import QUICK_RUN, Recipe
+from .train import RECIPES, Recipe
 
-# Named recipes for `study`: the app's Quick run, and the notebook's full training.
-RECIPES = {"quick": QUICK_RUN, "notebook": Recipe()}
+# Command-line flags that override one field of the chosen recipe: flag -> (field, type).
+RECIPE_FLAGS = {"--epochs": ("epochs", int), "--batch-size": ("batch_size", int), "--lr": ("learning_rate", float),
+                "--seed": ("seed", int), "--subset": ("train_subset", int), "--lr-decay": ("lr_decay", float),
+                "--bn-momentum": ("bn_momentum", float), "--schedule": ("schedule", str),
+                "--warmup": ("warmup", float), "--optimizer": ("optimizer", str),
+                "--weight-decay": ("weight_decay", float), "--label-smoothing": ("label_smoothing", float),
+                "--rotate": ("rotate", float), "--shift": ("shift", float), "--zoom": ("zoom", float)}
+RECIPE_HELP = {"notebook": "the notebook's 20 epochs (default)", "fast": "one-cycle, 5 epochs",
+               "best": "one-cycle with augmentation, 15 epochs", "quick": "the fast recipe, one pass"}
+
+
+def _recipe(args: argparse.Namespace) -> Recipe:
+    """The named recipe with every field given on the command line replaced."""
+    overrides = {field: getattr(args, field) for field, _ in RECIPE_FLAGS.values()
+                 if getattr(args, field, None) is not None}
+    return replace(RECIPES[args.recipe], **overrides)
 
 
 def _architecture(args: argparse.Namespace) -> Architecture:
@@ -51,13 +65,13 @@ def _train(args: argparse.Namespace) -> int:
     from .jobs import Lab
 
     arch = _architecture(args)
-    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                    train_subset=args.subset)
+    recipe = _recipe(args)
     lab = Lab(home=args.home, data_dir=args.data_dir)
     try:
         submitted = lab.submit(arch, recipe, name=args.name or arch.name)
         run_id = submitted.run_id
-        print(f"Run {run_id}: {arch.name}, {summarize(arch).total:,} params, {recipe.epochs} epochs"
+        print(f"Run {run_id}: {arch.name}, {summarize(arch).total:,} params, {args.recipe} recipe, {recipe.epochs} "
+              f"epochs on {recipe.images:,} images; {recipe.describe()}"
               + (f" (queued behind {submitted.ahead} run(s))" if submitted.ahead else ""))
         seen, run = -1, None
         try:
@@ -94,9 +108,7 @@ def _study(args: argparse.Namespace) -> int:
     from .jobs import Lab
 
     arch, seeds = _architecture(args), check_seeds(range(args.seeds))
-    recipe = replace(RECIPES[args.recipe], **{key: value for key, value in
-                                              (("epochs", args.epochs), ("train_subset", args.subset))
-                                              if value is not None})
+    recipe = _recipe(args)
     lab = Lab(home=args.home, data_dir=args.data_dir)
     try:
         study_id = lab.submit_study(arch, recipe, seeds=tuple(seeds), include_presets=args.presets, name=args.name)
@@ -181,11 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--limit", type=int, default=15_000, help="parameter budget (strict <)")
             sub.add_argument("--count", choices=("total", "trainable"), default="total")
         else:
-            sub.add_argument("--epochs", type=int, default=20)
-            sub.add_argument("--batch-size", type=int, default=128)
-            sub.add_argument("--lr", type=float, default=0.003)
-            sub.add_argument("--seed", type=int, default=0)
-            sub.add_argument("--subset", type=int, help="train on this many images for a quick run")
+            _recipe_arguments(sub, default="notebook")
             sub.add_argument("--name", help="run name (default: the architecture's)")
             sub.add_argument("--home", help="run store folder (default $MNIST_LAB_HOME)")
             sub.add_argument("--data-dir", help="MNIST folder (default $MNIST_DATA_DIR)")
@@ -202,15 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _recipe_arguments(sub, default: str) -> None:
+    help_text = "; ".join(f"{name}: {text}" for name, text in RECIPE_HELP.items())
+    sub.add_argument("--recipe", choices=list(RECIPES), default=default, help=help_text)
+    overrides = sub.add_argument_group("recipe fields", "each replaces one field of the chosen recipe")
+    for flag, (field, kind) in RECIPE_FLAGS.items():
+        overrides.add_argument(flag, dest=field, type=kind, metavar=field.upper())
+
+
 def _study_parser(commands) -> None:
     sub = commands.add_parser("study", help="ablation study: train each BatchNorm/Dropout toggle against the spec")
     source = sub.add_mutually_exclusive_group()
     source.add_argument("--preset", choices=sorted(PRESETS), default="seed-final")
     source.add_argument("--spec", help="architecture JSON file")
-    sub.add_argument("--recipe", choices=sorted(RECIPES), default="quick",
-                     help="quick: 2 epochs on 10,000 images; notebook: 20 epochs on all 60,000")
-    sub.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    sub.add_argument("--subset", type=int, help="override the recipe's training subset")
+    _recipe_arguments(sub, default="quick")
     sub.add_argument("--seeds", type=int, default=1, help="train each variant with seeds 0..N-1 (1-5)")
     sub.add_argument("--presets", action="store_true", help="also train the seed presets")
     sub.add_argument("--name", help="study name (default: 'Ablation of <architecture>')")

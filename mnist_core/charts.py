@@ -15,10 +15,11 @@ OK_GREEN, OVER_RED, NEUTRAL = "#2e9d5b", "#d62728", "#9aa5b1"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def training_figure(events: Sequence[Event], epochs: int | None = None, title: str = "") -> go.Figure:
+def training_figure(events: Sequence[Event], epochs: int | None = None, title: str = "",
+                    peak_lr: float | None = None) -> go.Figure:
     """Accuracy (train and validation) and learning rate on top, loss below, against epoch.
 
-    With `epochs`, the x axis spans the whole run from the start, so a live chart fills in
+    With `epochs` and `peak_lr`, the axes span the whole run from the start, so a live chart fills in
     instead of rescaling at every point.
     """
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
@@ -38,11 +39,11 @@ def training_figure(events: Sequence[Event], epochs: int | None = None, title: s
                        mode="lines+markers", line={"color": PALETTE[3]}, row=2, col=1)
     figure.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1, secondary_y=False)
     figure.update_yaxes(title_text="learning rate", rangemode="tozero", row=1, col=1, secondary_y=True,
-                        showgrid=False, tickformat=".4~f")
+                        showgrid=False, tickformat=".4~f", range=[0, peak_lr * 1.05] if peak_lr else None)
     figure.update_yaxes(title_text="loss", rangemode="tozero", row=2, col=1)
     figure.update_xaxes(title_text="epoch", row=2, col=1)
     if epochs:
-        figure.update_xaxes(range=[0, epochs])
+        figure.update_xaxes(range=[0, epochs * 1.03])  # the last epoch's marker is drawn whole
     figure.update_layout(title=title, height=520, margin={"t": 40 if title else 10, "b": 10},
                          legend={"orientation": "h", "y": -0.12}, uirevision="keep")
     return figure

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .predict import ImageError, digit_from_ink
+from .predict import ImageError, read_ink
+from .strokes import StrokeChange
 
 MAX_BYTES = 10_000_000  # a 12-megapixel phone JPEG is 2-6 MB
 MAX_PIXELS = 40_000_000  # read from the header, before any pixel is decoded
@@ -46,6 +47,7 @@ class PhotoReading:
     steps: list[tuple[str, np.ndarray]]  # (step name, uint8 picture) in order, for display
     ink: np.ndarray  # CANVAS x CANVAS float32 0-1, light ink on black, like a drawing
     digit28: np.ndarray  # the 28x28 float32 the model sees, made from `ink` as for a drawing
+    strokes: StrokeChange | None  # how the strokes were brought toward MNIST's width
 
 
 def read_photo(data: bytes) -> PhotoReading:
@@ -67,11 +69,11 @@ def read_photo(data: bytes) -> PhotoReading:
         raise ImageError(ALL_DARK if np.median(grey) < DARK_PHOTO else NO_DIGIT)
     kept = _keep_digit(parts[light_ink])
     ink = _ink_image(signal, kept)
-    digit28 = digit_from_ink(ink)
+    digit28, strokes = read_ink(ink)
     steps = [("Photo", grey), ("Ink light on dark", grey if light_ink else 1 - grey),
              ("Shading flattened", signal / max(float(signal.max()), MIN_CONTRAST)), ("Otsu threshold", mask),
              ("Digit kept", kept), ("Ink image", ink), ("28x28", digit28)]
-    return PhotoReading([(name, _picture(image)) for name, image in steps], ink, digit28)
+    return PhotoReading([(name, _picture(image)) for name, image in steps], ink, digit28, strokes)
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -137,9 +139,14 @@ def _grey(image) -> np.ndarray:
         rgba = image.convert("RGBA")
         grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
-        # Transparent areas become the ground that contrasts with what is drawn: white ink -> black.
-        opaque_level = float((grey * alpha).sum() / max(alpha.sum(), 1.0))
-        ground = 0.0 if opaque_level > 0.5 else 1.0
+        if alpha.mean() > 0.5:
+            # Mostly opaque: a photo with a transparent border cut around it. The border takes the
+            # photo's own background level, so its edge is not mistaken for a stroke.
+            ground = float(np.median(grey[alpha > 0.5]))
+        else:
+            # Mostly transparent: only the strokes are drawn. The ground contrasts with them: white ink -> black.
+            opaque_level = float((grey * alpha).sum() / max(alpha.sum(), 1.0))
+            ground = 0.0 if opaque_level > 0.5 else 1.0
         return grey * alpha + ground * (1 - alpha)
     grey = image if image.mode == "L" else image.convert("RGB").convert("L")
     return np.asarray(grey, dtype=np.float32) / 255

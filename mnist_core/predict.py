@@ -16,11 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import recipe_text
 from .spec import NUM_CLASSES, Architecture, Signal
 from .store import RunStore
+from .strokes import StrokeChange, normalise_width
+from .train import Recipe, recipe_name
 
 BOX = 20  # MNIST's size-normalisation box
 SIZE = 28
+CANVAS_BRUSH = 20  # the Predict canvas' brush, px of 280: MNIST strokes are about 2 px of 28
 INK_LEVEL = 0.1  # a pixel this bright (0-1) or more counts as ink
 MIN_INK_PIXELS = 4  # fewer is an empty canvas (or a speck of anti-aliasing), not a digit
 MAX_SIDE = 4096  # canvases are a few hundred pixels; refuse anything absurd
@@ -40,17 +44,33 @@ def to_mnist(image: np.ndarray) -> np.ndarray | None:
 
     Ink is light on a dark or transparent background, as on MNIST. Returns None for a blank canvas.
     """
-    return digit_from_ink(ink(image))
+    return read_ink(ink(image))[0]
 
 
-def digit_from_ink(ink_map: np.ndarray) -> np.ndarray | None:
-    """The MNIST-style 28x28 of an ink map (H, W, 0-1, as `ink` gives); None when it holds no ink."""
+def read_ink(ink_map: np.ndarray, normalise_strokes: bool = True) -> tuple[np.ndarray | None, StrokeChange | None]:
+    """The MNIST-style 28x28 of an ink map (H, W, 0-1, as `ink` gives), strokes brought near MNIST's
+    width, and how they changed.
+
+    (None, None) when the map holds no ink; `normalise_strokes=False` keeps the strokes as drawn.
+    """
+    crop = _ink_box(ink_map)
+    if crop is None:
+        return None, None
+    if not normalise_strokes:
+        return _centre_by_mass(_fit_box(crop)), None
+    crop, strokes = normalise_width(crop, BOX / max(crop.shape))
+    crop = _ink_box(crop) if strokes is not None and strokes.changed else crop
+    if crop is None:
+        return None, strokes
+    return _centre_by_mass(_fit_box(crop)), strokes
+
+
+def _ink_box(ink_map: np.ndarray) -> np.ndarray | None:
+    """The smallest rectangle holding all the ink, or None for too little ink."""
     rows, cols = np.nonzero(ink_map >= INK_LEVEL)
     if rows.size < MIN_INK_PIXELS:
         return None
-    crop = ink_map[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    box = _fit_box(crop)
-    return _centre_by_mass(box)
+    return ink_map[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 
 
 def ink(image: np.ndarray) -> np.ndarray:
@@ -310,12 +330,14 @@ class ModelChoice:
 
 
 def bundled_model() -> ModelChoice:
-    """The seed-final model shipped in `mnist_core/bundled`, so a first visitor can draw at once."""
-    meta = json.loads((BUNDLED_DIR / "seed-final.json").read_text())
-    return ModelChoice("Bundled seed-final", json.dumps(meta["spec"]), BUNDLED_DIR / "seed-final.keras",
+    """The model shipped in `mnist_core/bundled`, so a first visitor can draw at once."""
+    meta = json.loads((BUNDLED_DIR / "model.json").read_text())
+    recipe = Recipe.from_dict(meta["recipe"])
+    return ModelChoice(f"Bundled {meta['spec']['name']}", json.dumps(meta["spec"]), BUNDLED_DIR / "model.keras",
                        meta["test_accuracy"],
-                       description=f"Shipped with the app: seed-final, the notebook's recipe for "
-                                   f"{meta['recipe']['epochs']} epochs on all 60,000 training images.")
+                       description=f"Shipped with the app: {meta['spec']['name']}, {meta['test_accuracy']:.2%} on "
+                                   f"MNIST's 10,000 test digits after the {recipe_name(recipe)} recipe "
+                                   f"({recipe.epochs} epochs: {recipe.describe()}).")
 
 
 def available_models(store: RunStore) -> list[ModelChoice]:
@@ -325,12 +347,11 @@ def available_models(store: RunStore) -> list[ModelChoice]:
             if run.status == "completed" or (run.test_accuracy is not None and store.model_path(run.id).exists())]
     choices = []
     for run in runs:
-        recipe = run.recipe
-        images = f"{recipe['train_subset']:,}" if recipe.get("train_subset") else "all 60,000"
+        accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "no"
         choices.append(ModelChoice(f"Run {run.id}: {run.name}, {run.status}", run.spec_json,
                                    store.model_path(run.id), run.test_accuracy, run.id,
-                                   f"Trained in this lab on {images} training images, {recipe.get('epochs')} "
-                                   f"epochs planned, batch {recipe.get('batch_size')}, seed {recipe.get('seed')}."))
+                                   f"Run {run.id}, {run.status}: {accuracy} test accuracy. Trained in this lab, "
+                                   f"recipe: {recipe_text(run.recipe)}."))
     return choices + [bundled_model()]
 
 

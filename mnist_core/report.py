@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from .budget import Budget
 from .spec import Architecture, SpecError
 from .store import Event, Run
+from .train import Recipe, closest_recipe
 
 
 def architecture_text(arch: Architecture) -> str:
@@ -53,9 +54,7 @@ def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> li
             "budget": "within" if counted < budget.limit else f"over by {counted - budget.limit:,}",
             "architecture": architecture,
             "epochs": f"{epochs_done.get(run.id, 0)} / {recipe.get('epochs')}",
-            "recipe": (f"batch {recipe.get('batch_size')} · lr {recipe.get('learning_rate')}"
-                       + (f" · {recipe['train_subset']:,} imgs" if recipe.get("train_subset") else "")
-                       + f" · seed {recipe.get('seed')}"),
+            "recipe": recipe_text(recipe),
             "name": run.name,
             "trainable params": run.trainable_params,
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
@@ -63,3 +62,24 @@ def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> li
             "note": run.error or "",
         })
     return rows
+
+
+def recipe_text(recipe: dict) -> str:
+    """A stored run's recipe in a few words: the named recipe it is closest to, what it changed, its seed."""
+    try:
+        named = Recipe.from_dict(recipe)
+    except (TypeError, ValueError):
+        return "unreadable recipe"
+    name, changes = closest_recipe(named)
+    changed = ", ".join(f"{FIELD_WORDS.get(key, key.replace('_', ' '))} {_value_text(value)}"
+                        for key, value in changes.items())
+    return name + (f" with {changed}" if changed else "") + f" · seed {named.seed}"
+
+
+FIELD_WORDS = {"train_subset": "images", "learning_rate": "lr", "batch_size": "batch", "bn_momentum": "BN momentum"}
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)

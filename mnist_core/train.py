@@ -5,8 +5,9 @@ This module trains in whatever process calls it; `mnist_core.jobs` runs it in a 
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -16,19 +17,31 @@ from .spec import Architecture
 from .store import Event
 
 
+SCHEDULES = ("inverse-time", "one-cycle")
+OPTIMIZERS = ("adam", "adamw")
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to train; the defaults are the notebook's."""
 
     epochs: int = 20
     batch_size: int = 128
-    learning_rate: float = 0.003  # Adam's initial rate
-    lr_decay: float = 0.319  # lr = learning_rate / (1 + lr_decay * epoch), epoch counted from 0
+    learning_rate: float = 0.003  # the initial rate (inverse-time) or the peak (one-cycle)
+    lr_decay: float = 0.319  # inverse-time: lr = learning_rate / (1 + lr_decay * epoch), epoch counted from 0
     seed: int = 0
     train_subset: int | None = None  # train on this many images (drawn by the seed) for quick demos
     val_batch_size: int = 1000  # large validation batches save 1-2 s per epoch
     progress_every: int = 10  # batches between live events: ~0.4 s at 3,400 images/s
-    bn_momentum: float = 0.99  # Keras' default; quick runs use 0.9 so BatchNorm's statistics settle
+    bn_momentum: float = 0.99  # Keras' default; short runs use 0.9 so BatchNorm's statistics settle
+    schedule: str = "inverse-time"  # or "one-cycle": per batch, linear warm-up to the peak, cosine decay to 0
+    warmup: float = 0.0  # one-cycle: the fraction of all batches spent warming up
+    optimizer: str = "adam"  # or "adamw": Adam with decoupled weight decay
+    weight_decay: float = 0.0  # AdamW only
+    label_smoothing: float = 0.0  # targets become (1 - s) one-hot + s / 10
+    rotate: float = 0.0  # augmentation: random rotation up to this many degrees
+    shift: float = 0.0  # augmentation: random translation up to this fraction of the image
+    zoom: float = 0.0  # augmentation: random zoom in or out up to this fraction
 
     def __post_init__(self) -> None:
         checks = [(1 <= self.epochs <= 200, "epochs must be 1-200"),
@@ -38,14 +51,64 @@ class Recipe:
                   (self.train_subset is None or 100 <= self.train_subset <= 60000,
                    "training subset must be 100-60,000 images"),
                   (0 <= self.bn_momentum < 1, "BatchNorm momentum must be in [0, 1)"),
-                  (self.val_batch_size >= 1 and self.progress_every >= 1, "batch counts must be positive")]
+                  (self.val_batch_size >= 1 and self.progress_every >= 1, "batch counts must be positive"),
+                  (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+                  (0 <= self.warmup <= 0.5, "warm-up must be 0-0.5 of the batches"),
+                  (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+                  (0 <= self.weight_decay <= 0.1, "weight decay must be 0-0.1"),
+                  (self.weight_decay == 0 or self.optimizer == "adamw", "weight decay needs the adamw optimizer"),
+                  (0 <= self.label_smoothing <= 0.3, "label smoothing must be 0-0.3"),
+                  (0 <= self.rotate <= 45, "rotation must be 0-45 degrees"),
+                  (0 <= self.shift <= 0.3, "shift must be 0-0.3 of the image"),
+                  (0 <= self.zoom <= 0.5, "zoom must be 0-0.5")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"Invalid recipe: {message}.")
 
+    @property
+    def augments(self) -> bool:
+        """Whether training images are randomly transformed (never at inference)."""
+        return bool(self.rotate or self.shift or self.zoom)
+
+    @property
+    def images(self) -> int:
+        """Training images per epoch."""
+        return self.train_subset or 60_000
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.images // self.batch_size)
+
     def lr_at(self, epoch: int) -> float:
-        """The learning rate of 0-based `epoch`."""
+        """The inverse-time learning rate of 0-based `epoch`."""
         return self.learning_rate / (1 + self.lr_decay * epoch)
+
+    def lr_at_step(self, step: int) -> float:
+        """The learning rate used for 0-based batch `step` of the whole run."""
+        if self.schedule == "inverse-time":
+            return self.lr_at(step // self.steps_per_epoch)
+        total = self.epochs * self.steps_per_epoch
+        warm = round(self.warmup * total)
+        if step < warm:
+            return self.learning_rate * step / warm  # from 0, as Keras' CosineDecay warms up
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def describe(self) -> str:
+        """The schedule, optimizer, loss and augmentation in one line, e.g. for a caption."""
+        if self.schedule == "one-cycle":
+            parts = [f"one-cycle: warm-up over {self.warmup:.0%} of the batches to {self.learning_rate:g}, "
+                     f"cosine decay to 0"]
+        else:
+            parts = [f"inverse-time: {self.learning_rate:g} / (1 + {self.lr_decay:g} x epoch)"]
+        parts.append(f"AdamW (weight decay {self.weight_decay:g})" if self.optimizer == "adamw" else "Adam")
+        if self.label_smoothing:
+            parts.append(f"label smoothing {self.label_smoothing:g}")
+        moves = [text for value, text in ((self.rotate, f"±{self.rotate:g}° rotation"),
+                                          (self.shift, f"±{self.shift:.0%} shift"),
+                                          (self.zoom, f"±{self.zoom:.0%} zoom")) if value]
+        parts.append("augmentation: " + ", ".join(moves) if moves else "no augmentation")
+        return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,8 +119,30 @@ class Recipe:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
-QUICK_RUN = Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9)  # ~40 s on 2 cores: a classroom demo
+# The notebook's training, exactly: the app's default and reference.
+NOTEBOOK = Recipe()
+# One-cycle to a 0.01 peak and label smoothing: the notebook's 20-epoch accuracy in 5 epochs. Augmentation
+# cost accuracy this short (99.30% against 99.40%, seed 0): a 15K-parameter net needs the epochs to learn it.
+FAST = Recipe(epochs=5, learning_rate=0.01, schedule="one-cycle", warmup=0.2, bn_momentum=0.9, label_smoothing=0.1)
+# The strongest measured here: the fast recipe, three times longer, on randomly rotated, shifted and zoomed digits.
+BEST = replace(FAST, epochs=15, rotate=8.0, shift=0.08, zoom=0.08)
+QUICK_RUN = replace(FAST, epochs=1)  # one pass over the 60,000 images: a classroom demo
+RECIPES = {"notebook": NOTEBOOK, "fast": FAST, "best": BEST, "quick": QUICK_RUN}
 FIRST_LOOK = Recipe(epochs=1, train_subset=2_000, bn_momentum=0.9)  # seconds a run: a study's first look
+
+
+def recipe_name(recipe: Recipe) -> str:
+    """The named recipe `recipe` is, whatever its seed: 'notebook', 'fast', 'best', 'quick', or 'custom'."""
+    return next((name for name, named in RECIPES.items() if replace(recipe, seed=named.seed) == named), "custom")
+
+
+def closest_recipe(recipe: Recipe) -> tuple[str, dict[str, Any]]:
+    """The named recipe `recipe` differs least from, and the fields it changes (the seed not counted)."""
+    mine = recipe.to_dict()
+    changes = {name: {key: value for key, value in mine.items() if key != "seed" and named.to_dict()[key] != value}
+               for name, named in RECIPES.items()}
+    name = min(changes, key=lambda name: len(changes[name]))
+    return name, changes[name]
 
 
 @dataclass(frozen=True)
@@ -83,23 +168,17 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     from .model import build_model
 
     keras.utils.set_random_seed(recipe.seed)
-    x_train, y_train = data.x_train, data.y_train
-    if recipe.train_subset:
-        pick = np.random.default_rng(recipe.seed).permutation(len(x_train))[:recipe.train_subset]
-        x_train, y_train = x_train[pick], y_train[pick]
-    x_train, x_test = as_model_input(x_train), as_model_input(data.x_test)
-    y_train, y_test = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(data.y_test, 10)
+    x_train, y_train = training_images(data, recipe)
+    x_test, y_test = as_model_input(data.x_test), keras.utils.to_categorical(data.y_test, 10)
 
     model = build_model(arch, recipe.bn_momentum)
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(recipe.learning_rate),
-                  metrics=["accuracy"])
-    steps = -(-len(x_train) // recipe.batch_size)
-    progress = _Progress(recipe, steps, on_event, should_stop)
-    schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: recipe.lr_at(epoch))
+    model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                  optimizer=_optimizer(keras, recipe), metrics=["accuracy"])
+    progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop)
     try:
-        model.fit(x_train, y_train, batch_size=recipe.batch_size, epochs=recipe.epochs, verbose=0,
+        model.fit(training_batches(x_train, y_train, recipe), epochs=recipe.epochs, verbose=0, shuffle=False,
                   validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
-                  callbacks=[schedule, progress.callback(keras)])
+                  callbacks=[progress.callback(keras)])
         stopped = False
     except _StopRequested:
         stopped = True
@@ -107,6 +186,55 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     return TrainResult(status="stopped" if stopped else "completed",
                        test_accuracy=last.val_accuracy if last else None,
                        test_loss=last.val_loss if last else None, model=model)
+
+
+def _optimizer(keras, recipe: Recipe):
+    if recipe.optimizer == "adamw":
+        return keras.optimizers.AdamW(recipe.lr_at_step(0), weight_decay=recipe.weight_decay)
+    return keras.optimizers.Adam(recipe.lr_at_step(0))
+
+
+def training_images(data: Mnist, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """The training images and labels a run uses: all 60,000, or the recipe's subset drawn by its seed."""
+    if not recipe.train_subset:
+        return data.x_train, data.y_train
+    pick = np.random.default_rng(recipe.seed).permutation(len(data.x_train))[:recipe.train_subset]
+    return data.x_train[pick], data.y_train[pick]
+
+
+def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe):
+    """A shuffled, batched, prefetched tf.data pipeline of one-hot examples, augmented when the recipe says so.
+
+    Augmentation lives here, outside the model: it adds no parameters and never runs at inference.
+    """
+    import keras
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images[..., None], keras.utils.to_categorical(labels, 10)))
+    dataset = dataset.shuffle(len(images), seed=recipe.seed, reshuffle_each_iteration=True).batch(recipe.batch_size)
+    transform = _augmentation(keras, recipe)
+    dataset = dataset.map(lambda x, y: (transform(tf.cast(x, tf.float32) / 255.0), y),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _augmentation(keras, recipe: Recipe) -> Callable:
+    """The recipe's random rotation, shift and zoom, applied to a batch in training mode."""
+    steps = []
+    if recipe.rotate:
+        steps.append(keras.layers.RandomRotation(recipe.rotate / 360, fill_mode="constant", seed=recipe.seed))
+    if recipe.shift:
+        steps.append(keras.layers.RandomTranslation(recipe.shift, recipe.shift, fill_mode="constant",
+                                                    seed=recipe.seed + 1))
+    if recipe.zoom:
+        steps.append(keras.layers.RandomZoom(recipe.zoom, fill_mode="constant", seed=recipe.seed + 2))
+
+    def transform(batch):
+        for step in steps:
+            batch = step(batch, training=True)
+        return batch
+
+    return transform
 
 
 class _StopRequested(Exception):
@@ -133,6 +261,10 @@ class _Progress:
         class PublishProgress(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 progress.epoch = epoch
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self.model.optimizer.learning_rate.assign(
+                    progress.recipe.lr_at_step(progress.epoch * progress.steps + batch))
 
             def on_train_batch_end(self, batch, logs=None):
                 progress.batch_end(self.model, batch, logs or {})

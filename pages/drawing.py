@@ -6,8 +6,9 @@ import streamlit as st
 import streamlit_drawable_canvas
 from streamlit_drawable_canvas import st_canvas
 
+from mnist_core.predict import CANVAS_BRUSH
+
 SIZE = 280  # 10x MNIST's 28 pixels
-BRUSH = 20  # MNIST strokes are about 2 px of 28, so 20 px of 280
 DRAWING, VERSION = "drawing_base", "canvas_version"
 _CANVAS_COMPONENT = "streamlit-drawable-canvas.streamlit_drawable_canvas"
 
@@ -30,7 +31,7 @@ def canvas():
     """Draw the canvas and its Undo/Clear buttons; returns the canvas result (image_data may be None)."""
     _hide_canvas_toolbar()
     st.session_state.setdefault(VERSION, 0)
-    result = st_canvas(stroke_width=BRUSH, stroke_color="#FFFFFF", background_color="#000000", height=SIZE,
+    result = st_canvas(stroke_width=CANVAS_BRUSH, stroke_color="#FFFFFF", background_color="#000000", height=SIZE,
                        width=SIZE, drawing_mode="freedraw", return_image_data=True,
                        initial_drawing=st.session_state.get(DRAWING), key=f"canvas_{st.session_state[VERSION]}")
     strokes = (result.json_data or {}).get("objects", [])

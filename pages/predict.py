@@ -12,10 +12,10 @@ from mnist_core.predict import (
     available_models,
     best_model,
     bundled_model,
-    digit_from_ink,
     enlarge,
     ink,
     load_predictor,
+    read_ink,
 )
 from mnist_core.spec import SpecError
 from mnist_core.store import StoreError
@@ -69,7 +69,7 @@ except (ModelFileError, SpecError) as err:
 source = st.segmented_control("Digit from", [DRAW, PHOTO], default=DRAW, key="digit_source", required=True,
                               help="Draw with the mouse, or photograph a digit written on paper.")
 left, right = st.columns([1.15, 1])  # at 1024 px with the sidebar open the left one still holds 280 px
-digit28 = ink_map = None
+digit28 = ink_map = strokes = None
 with left:
     try:
         if source == DRAW:
@@ -77,7 +77,7 @@ with left:
             image = drawing.canvas().image_data
             if image is not None:
                 ink_map = ink(image)
-                digit28 = digit_from_ink(ink_map)
+                digit28, strokes = read_ink(ink_map)
         else:
             upload = st.file_uploader("A photo of one digit on paper", type=["png", "jpg", "jpeg"],
                                       max_upload_size=10)
@@ -85,7 +85,7 @@ with left:
             photo = shot or upload
             if photo is not None:
                 reading = read_photo(photo.getvalue())
-                ink_map, digit28 = reading.ink, reading.digit28
+                ink_map, digit28, strokes = reading.ink, reading.digit28, reading.strokes
                 st.image([step_image for _, step_image in reading.steps],
                          caption=[name for name, _ in reading.steps], width=110)
     except ImageError as err:
@@ -103,6 +103,8 @@ with right:
         answer[0].image(enlarge(digit28, 4), caption="What the model sees (28x28)")
         answer[1].metric("Best guess" if reasons else "Prediction", str(digit))
         answer[1].write(f"{probabilities[digit]:.1%} confident")
+        if strokes is not None:
+            st.caption(strokes.text())
         for reason in reasons:
             st.warning(reason)
         st.plotly_chart(probabilities_figure(probabilities), width="stretch", config={"displayModeBar": False})

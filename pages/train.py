@@ -5,12 +5,44 @@ import streamlit as st
 from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
 from mnist_core.jobs import ahead_of
-from mnist_core.report import epochs_text, progress_text
+from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.store import StoreError
-from mnist_core.train import QUICK_RUN, Recipe
+from mnist_core.train import OPTIMIZERS, RECIPES, SCHEDULES, Recipe
 from pages import common
 
 WATCH = "watch_run"
+RECIPE_CHOICES = {"quick": "Quick run", "fast": "Fast", "best": "Best", "notebook": "Notebook"}  # the link shows these
+
+# The recipe's fields, three a row so every value shows whole at 1024 px: (field, label, min or choices,
+# max, step, format, help).
+FIELD_ROWS = [
+    [("epochs", "Epochs", 1, 200, 1, None, None),
+     ("images", "Training images", 100, 60_000, 1_000, None, "Drawn by the seed from the 60,000"),
+     ("batch_size", "Batch size", 8, 4096, 1, None, None)],
+    [("seed", "Seed", 0, 2**31 - 1, 1, None, None),
+     ("optimizer", "Optimizer", OPTIMIZERS, None, None, None, "AdamW: Adam with decoupled weight decay"),
+     ("schedule", "LR schedule", SCHEDULES, None, None, None,
+      "inverse-time: the notebook's, once an epoch. one-cycle: every batch, a linear warm-up to the peak, then a "
+      "cosine decay to 0")],
+    [("learning_rate", "Learning rate", 0.0001, 0.1, 0.0005, "%.4f",
+      "The initial rate (inverse-time) or the peak (one-cycle)"),
+     ("warmup", "Warm-up", 0.0, 0.5, 0.05, "%.2f", "one-cycle only: the fraction of all batches spent warming up"),
+     ("lr_decay", "LR decay", 0.0, 10.0, 0.01, "%.3f", "inverse-time only: lr = rate / (1 + decay x epoch)")],
+    [("weight_decay", "Weight decay", 0.0, 0.1, 0.0001, "%.4f", "AdamW only"),
+     ("bn_momentum", "BN momentum", 0.0, 0.999, 0.01, "%.3f", "How fast BatchNorm's moving statistics follow the data"),
+     ("label_smoothing", "Label smoothing", 0.0, 0.3, 0.05, "%.2f",
+      "Targets become 1 - s for the true digit, s / 10 spread over all")],
+    [("rotate", "Rotate ±°", 0.0, 45.0, 1.0, "%.0f", "Augmentation: random rotation of training images"),
+     ("shift", "Shift ±", 0.0, 0.3, 0.02, "%.2f", "Augmentation: random shift, as a fraction of the image"),
+     ("zoom", "Zoom ±", 0.0, 0.5, 0.02, "%.2f", "Augmentation: random zoom in or out, as a fraction")],
+]
+
+
+def unused(field: str, values: dict) -> bool:
+    """Whether `field` has no effect given the choices made so far (it is then shown disabled)."""
+    return {"warmup": values.get("schedule") != "one-cycle", "lr_decay": values.get("schedule") != "inverse-time",
+            "weight_decay": values.get("optimizer") != "adamw"}.get(field, False)
+
 
 notices = common.begin_page()
 arch, budget = common.current_arch(), common.current_budget()
@@ -24,41 +56,46 @@ if lab is None:
     common.stop(notices)
 lab.ensure_worker()  # warm up TensorFlow in the worker while the user reads the recipe
 
-quick = st.toggle(f"Quick run: {QUICK_RUN.train_subset:,} training images, {QUICK_RUN.epochs} epochs "
-                  f"(about a minute)", key="quick_run", persist_state="session",
-                  help="BatchNorm momentum 0.9 in quick runs, so its statistics settle in few steps.")
-shown = QUICK_RUN if quick else Recipe()
-with st.form("recipe", enter_to_submit=False):  # Enter confirms a field; only the button starts a run
-    # Quick-run fields show the values the run will use and are locked; keys differ so they refill.
-    mode = "quick" if quick else "full"
-    first, second = st.columns(3), st.columns(4)  # three a row keep every value whole at 1024 px
-    kept = dict(persist_state="session")  # a page switch or a reload of the page keeps what was typed
-    epochs = first[0].number_input("Epochs", 1, 200, shown.epochs, disabled=quick, key=f"epochs_{mode}", **kept)
-    images = first[1].number_input("Training images", 100, 60_000, shown.train_subset or 60_000, step=1_000,
-                                   disabled=quick, key=f"images_{mode}", **kept)
-    batch_size = first[2].number_input("Batch size", 8, 4096, shown.batch_size, key="batch_size", **kept)
-    seed = second[0].number_input("Seed", 0, 2**31 - 1, shown.seed, key="seed", **kept)
-    learning_rate = second[1].number_input("Learning rate", 0.0001, 0.1, shown.learning_rate, step=0.0005,
-                                           format="%.4f", key="learning_rate", help="Adam's initial rate", **kept)
-    lr_decay = second[2].number_input("LR decay", 0.0, 10.0, shown.lr_decay, step=0.01, format="%.3f",
-                                      help="lr = rate / (1 + decay x epoch)", key="lr_decay", **kept)
-    bn_momentum = second[3].number_input("BN momentum", 0.0, 0.999, shown.bn_momentum, step=0.01,
-                                         format="%.3f", disabled=quick, key=f"momentum_{mode}",
-                                         help="How fast BatchNorm's moving statistics follow the data", **kept)
-    confirmed = True
-    if not verdict.within:
-        confirmed = st.checkbox(f"Train anyway: this network is {verdict.over_by:,} params over the "
-                                f"{budget.limit:,} budget")
-    start = st.form_submit_button("Start training", type="primary")
+recipe_name = st.segmented_control("Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True,
+                                   default="notebook", key="recipe", persist_state="session",
+                                   bind="query-params",  # a reload or a shared link keeps the recipe
+                                   help="Quick run: the fast recipe over the 60,000 images once, for a demo. "
+                                        "Fast: near the notebook's accuracy in a quarter of its epochs. Best: the "
+                                        "strongest recipe under the budget. Notebook: the original 20-epoch recipe.")
+shown = RECIPES[recipe_name]
+quick = recipe_name == "quick"
+st.caption(f"{shown.epochs} epoch{'s' if shown.epochs > 1 else ''} on {shown.images:,} images · {shown.describe()}."
+           + (" Augmentation moves training images only: it adds no parameters and is off "
+              "when the model reads a digit." if shown.augments else ""))
+# No form: a change reruns the page, so fields a choice makes irrelevant are disabled at once; only the
+# button starts a run. Each recipe's fields have their own keys, so picking one fills in its values and
+# keeps your edits to it; a page switch or a reload of the page keeps what was typed.
+values = {}
+for row in FIELD_ROWS:
+    for column, (field, label, low, high, step, shape, help_text) in zip(st.columns(len(row)), row):
+        options = dict(key=f"{field}_{recipe_name}", help=help_text, persist_state="session")
+        shown_value = getattr(shown, field)
+        if isinstance(low, tuple):  # a choice
+            values[field] = column.selectbox(label, low, low.index(shown_value), **options)
+        else:
+            # Quick-run epochs and images are locked: they are what makes it quick.
+            locked = quick and field in ("epochs", "images")
+            values[field] = column.number_input(label, low, high, type(low)(shown_value), step=step, format=shape,
+                                                disabled=locked or unused(field, values), **options)
+confirmed = True
+if not verdict.within:
+    confirmed = st.checkbox(f"Train anyway: this network is {verdict.over_by:,} params over the "
+                            f"{budget.limit:,} budget")
+start = st.button("Start training", type="primary")
 
 if start:
     if not confirmed:
         st.error(f"Over budget by {verdict.over_by:,} params: tick 'Train anyway' to train it regardless.")
     else:
         try:
-            recipe = Recipe(epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
-                            lr_decay=float(lr_decay), seed=int(seed), bn_momentum=float(bn_momentum),
-                            train_subset=None if int(images) == 60_000 else int(images))
+            images = values.pop("images")
+            used = {field: value for field, value in values.items() if not unused(field, values)}
+            recipe = Recipe(**used, train_subset=None if images == 60_000 else images)
             st.session_state[WATCH] = lab.submit(arch, recipe).run_id
         except (StoreError, ValueError) as err:
             st.error(f"Training not started: {err}")
@@ -114,6 +151,8 @@ def _stop(run_id: int) -> None:
 def _run_view(run, events, active) -> None:
     recipe = Recipe.from_dict(run.recipe)
     st.subheader(f"Run {run.id}: {run.name} · {run.status}")
+    st.caption(f"Recipe: {recipe_text(run.recipe)}; {recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''} "
+               f"on {recipe.images:,} images.")
     last = events[-1] if events else None
     if run.status == "queued":
         ahead = ahead_of(run, active)
@@ -127,7 +166,8 @@ def _run_view(run, events, active) -> None:
                     "Starting (loading data and compiling the model)...")
         _stop_button(st, run)
     if events:
-        st.plotly_chart(training_figure(events, recipe.epochs), width="stretch", key=f"chart_{run.id}")
+        st.plotly_chart(training_figure(events, recipe.epochs, peak_lr=recipe.learning_rate), width="stretch",
+                        key=f"chart_{run.id}")
     if run.finished:
         _final(run, events)
 
@@ -139,7 +179,9 @@ def _final(run, events) -> None:
     if run.status == "interrupted":
         st.warning(f"Run {run.id} was interrupted: {run.error} Its history so far is kept.")
     elif run.status == "stopped":
-        st.info(f"Run {run.id} was stopped: {run.error or 'at your request.'}")
+        st.info(f"Run {run.id} was stopped: {run.error or 'at your request.'}" + (
+            "" if run.test_accuracy is not None else " It stopped before its first epoch ended, so it has no test "
+                                                     "accuracy and no model to draw for: train at least one epoch."))
     cols = st.columns(4)
     accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "none"
     cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy", accuracy,

@@ -9,8 +9,8 @@ from mnist_core.store import RunStore
 from tests.app.conftest import metrics, texts
 from tests.conftest import wait_for
 
-LONG = {"epochs_full": 50, "images_full": 2048}  # ~3 s an epoch here: long enough to act on mid-run
-SHORT = {"epochs_full": 1, "images_full": 256}
+LONG = {"epochs_notebook": 50, "images_notebook": 2048}  # ~3 s an epoch here: long enough to act on mid-run
+SHORT = {"epochs_notebook": 1, "images_notebook": 256}
 
 
 def start(at, **fields):
@@ -118,18 +118,59 @@ def test_second_start_queues_both_runs_show_with_their_own_stop(app, lab_home):
     wait_for(lambda: RunStore(lab_home).get(first).finished, timeout=60)
 
 
-def test_quick_run_fields_show_the_values_it_uses(app):
+def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home):
+    """Notebook is the default; Fast shows one-cycle; Best adds augmentation; Quick run locks one pass of 60,000."""
     at = app("train")
-    assert at.number_input(key="epochs_full").value == 20 and at.number_input(key="images_full").value == 60_000
-    at.toggle[0].set_value(True).run()
+    assert at.segmented_control(key="recipe").value == "notebook"
+    assert at.number_input(key="epochs_notebook").value == 20 and at.number_input(key="images_notebook").value == 60_000
+    assert at.selectbox(key="schedule_notebook").value == "inverse-time"
+    at.segmented_control(key="recipe").set_value("fast").run()
+    assert at.selectbox(key="schedule_fast").value == "one-cycle" and at.number_input(key="epochs_fast").value == 5
+    assert at.number_input(key="label_smoothing_fast").value > 0 and at.number_input(key="rotate_fast").value == 0
+    assert any(text.startswith("5 epochs on 60,000 images · one-cycle: warm-up") for text in texts(at.caption))
+    at.segmented_control(key="recipe").set_value("best").run()
+    assert at.number_input(key="rotate_best").value > 0 and at.number_input(key="zoom_best").value > 0
+    assert any("it adds no parameters" in text for text in texts(at.caption))
+    at.segmented_control(key="recipe").set_value("quick").run()
     epochs, images = at.number_input(key="epochs_quick"), at.number_input(key="images_quick")
-    assert (epochs.value, images.value) == (2, 10_000) and epochs.disabled and images.disabled
+    assert (epochs.value, images.value) == (1, 60_000) and epochs.disabled and images.disabled
 
 
-def test_quick_run_survives_a_page_switch(app):
-    """Quick run is still on after visiting another page (a new user lost it, then started a 20-epoch run)."""
+def test_a_run_trains_with_every_field_of_the_form(app, lab_home):
+    """Edited fields of the Fast recipe are what the stored run trains with."""
     at = app("train")
-    at.toggle[0].set_value(True).run()
+    at.segmented_control(key="recipe").set_value("fast").run()
+    at.selectbox(key="optimizer_fast").set_value("adamw").run()  # weight decay applies to AdamW only
+    at.number_input(key="weight_decay_fast").set_value(0.0005)
+    run_id = start(at, epochs_fast=1, images_fast=256, rotate_fast=5.0, label_smoothing_fast=0.05)
+    recipe = RunStore(lab_home).get(run_id).recipe
+    assert (recipe["schedule"], recipe["optimizer"], recipe["weight_decay"], recipe["rotate"],
+            recipe["label_smoothing"], recipe["epochs"], recipe["train_subset"]) == (
+        "one-cycle", "adamw", 0.0005, 5.0, 0.05, 1, 256)
+    assert Lab(lab_home).wait(run_id, timeout=240).status == "completed"
+
+
+def test_fields_a_choice_makes_irrelevant_are_disabled_and_left_out(app, lab_home):
+    """Notebook (inverse-time, Adam): warm-up and weight decay are off; one-cycle turns warm-up on and LR decay off."""
+    at = app("train")
+    assert at.number_input(key="warmup_notebook").disabled and at.number_input(key="weight_decay_notebook").disabled
+    assert not at.number_input(key="lr_decay_notebook").disabled
+    at.selectbox(key="schedule_notebook").set_value("one-cycle").run()
+    assert not at.number_input(key="warmup_notebook").disabled and at.number_input(key="lr_decay_notebook").disabled
+    at.selectbox(key="optimizer_notebook").set_value("adamw").run()
+    at.number_input(key="weight_decay_notebook").set_value(0.001).run()
+    at.selectbox(key="optimizer_notebook").set_value("adam").run()  # the typed weight decay no longer applies
+    run_id = start(at, epochs_notebook=1, images_notebook=256)
+    recipe = RunStore(lab_home).get(run_id).recipe
+    assert (recipe["schedule"], recipe["optimizer"], recipe["weight_decay"]) == ("one-cycle", "adam", 0.0)
+    Lab(lab_home).wait(run_id, timeout=240)
+
+
+def test_the_chosen_recipe_survives_a_page_switch(app):
+    """Quick run is still chosen after visiting another page (a new user lost it, then started a 20-epoch run)."""
+    at = app("train")
+    at.segmented_control(key="recipe").set_value("quick").run()
     at.switch_page("pages/predict.py").run()
     at.switch_page("pages/train.py").run()
-    assert at.toggle[0].value is True and at.number_input(key="epochs_quick").value == 2
+    assert at.segmented_control(key="recipe").value == "quick"
+    assert at.number_input(key="epochs_quick").value == 1

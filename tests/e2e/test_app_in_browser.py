@@ -20,6 +20,7 @@ STROKES = {
     0: [[(140 + 62 * math.sin(t / 20 * math.tau), 140 - 92 * math.cos(t / 20 * math.tau)) for t in range(22)]],
     7: [[(70, 50), (210, 50), (170, 130), (125, 240)]],
 }
+SMALL_SEVEN = [[(30, 30), (78, 30), (63, 58), (48, 95)]]  # 65 px tall: the brush is a third of its width
 PREDICTION = '[data-testid="stMetric"]'
 
 
@@ -39,7 +40,7 @@ def test_home_shows_the_budget_and_the_best_model(server, page, trained_run):
     page.goto(server.url)
     expect(page.get_by_text("Best model so far")).to_be_visible()
     assert metric_value(page, "Current architecture") == "14,960"
-    assert metric_value(page, "Best model so far: Bundled seed-final") == "98.61%"
+    assert metric_value(page, "Best model so far: Bundled seed-final") == "99.46%"
     screenshot(page, "home")
 
 
@@ -68,13 +69,26 @@ def test_drawn_digit_is_recognised_by_the_best_model(server, page, digit):
     expect(predicted_digit(page)).to_have_text(str(digit))
 
 
+def test_a_small_bold_digit_is_thinned_to_mnist_strokes_and_read(server, page):
+    page.goto(f"{server.url}/predict")
+    draw(page, SMALL_SEVEN)
+    thinned = re.compile(r"^Strokes thinned from \d+\.\d to \d\.\d px \(of 28\): above MNIST's")
+    expect(page.get_by_text(thinned)).to_be_visible()
+    expect(predicted_digit(page)).to_have_text("7")
+    no_exception_box(page)
+
+
 def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(server, page):
-    """Quick run from the Train page: the chart grows over two epochs, the run completes with its test
-    accuracy, the Predict page uses that run's model on a drawn 7, and Runs lists it with its curve."""
+    """The fast recipe, shortened to 2 epochs on 10,000 images: the chart grows over two epochs, the run
+    completes with its test accuracy, the Predict page uses that run's model on a drawn 7, and Runs lists it
+    with its curve."""
     page.goto(f"{server.url}/train")
-    page.get_by_role("switch", name=re.compile("Quick run")).click(force=True)
-    expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("2")
-    expect(page.get_by_role("spinbutton", name="Training images")).to_have_value("10000")
+    page.get_by_role("radio", name=re.compile("^Fast")).click()
+    expect(page.get_by_text(re.compile(r"^5 epochs on 60,000 images · one-cycle: warm-up"))).to_be_visible()
+    expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("5")
+    for field, value in (("Epochs", "2"), ("Training images", "10000")):  # a short run of the fast recipe
+        page.get_by_role("spinbutton", name=field).fill(value)
+        page.get_by_role("spinbutton", name=field).press("Enter")
     page.get_by_role("button", name="Start training").click()
     heading = page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · running"))
     expect(heading).to_be_visible(timeout=120_000)
@@ -117,9 +131,23 @@ def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(serv
     screenshot(page, "runs-mistakes")
 
 
+def test_the_recipe_is_in_the_link_and_survives_a_reload(server, page):
+    page.goto(f"{server.url}/train")
+    page.get_by_role("radio", name=re.compile("^Best")).click()
+    expect(page).to_have_url(re.compile(r"recipe=Best"))
+    page.reload()
+    expect(page.get_by_text(re.compile(r"^15 epochs on 60,000 images · one-cycle"))).to_be_visible()
+    expect(page.get_by_role("spinbutton", name="Rotate ±°")).to_have_value("8")
+    expect(page.get_by_role("spinbutton", name="Warm-up")).to_be_enabled()
+    expect(page.get_by_role("spinbutton", name="LR decay")).to_be_disabled()
+    no_exception_box(page)
+
+
 def test_stop_ends_a_live_run_and_the_page_says_so(server, page):
     page.goto(f"{server.url}/train")
-    page.get_by_role("switch", name=re.compile("Quick run")).click(force=True)
+    page.get_by_role("radio", name=re.compile("^Quick run")).click()
+    expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("1")
+    expect(page.get_by_role("spinbutton", name="Training images")).to_have_value("60000")
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · running"))).to_be_visible(
         timeout=120_000)

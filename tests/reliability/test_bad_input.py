@@ -71,8 +71,8 @@ def test_a_broken_mnist_file_fails_the_run_with_one_message_on_the_train_page(ap
     path = broken / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:50_000])
     at, home = app_with_data(broken)
-    at.toggle[0].set_value(True)
-    at.button[0].click().run()
+    at.segmented_control(key="recipe").set_value("quick").run()
+    next(b for b in at.button if b.label == "Start training").click().run()
     store = RunStore(home)
     deadline = time.monotonic() + 120
     while store.list()[0].status in ("queued", "running") and time.monotonic() < deadline:

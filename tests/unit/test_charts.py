@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from mnist_core.charts import overlay_figure, training_figure
 from mnist_core.store import Event
 
@@ -22,8 +24,9 @@ def test_training_figure_after_epochs_serialises_and_spans_the_whole_run():
     """After the first epoch ends the figure still serialises (it raised 'Event is not JSON
     serializable'), the x axis spans all planned epochs, and the test accuracy has one point per epoch."""
     for done in (1, 2, 3):
-        figure = json.loads(training_figure(events(done), epochs=20).to_json())
-        assert figure["layout"]["xaxis"]["range"] == [0, 20]
+        figure = json.loads(training_figure(events(done), epochs=20, peak_lr=0.01).to_json())
+        assert figure["layout"]["xaxis"]["range"][0] == 0 and 20 < figure["layout"]["xaxis"]["range"][1] <= 21
+        assert figure["layout"]["yaxis2"]["range"] == [0, pytest.approx(0.0105)]  # the rate's axis stays put
         test_accuracy = next(trace for trace in figure["data"] if trace["name"] == "test accuracy")
         assert test_accuracy["x"] == list(range(1, done + 1))
         assert test_accuracy["y"] == [0.95 + epoch / 100 for epoch in range(done)]

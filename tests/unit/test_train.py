@@ -1,10 +1,14 @@
-"""The training engine on small slices: events, learning-rate schedule, stop, determinism."""
+"""The training engine on small slices: events, learning-rate schedules, augmentation, stop, determinism."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
+from mnist_core.budget import summarize
 from mnist_core.data import as_model_input
 from mnist_core.spec import PRESETS
-from mnist_core.train import Recipe, train
+from mnist_core.train import FAST, NOTEBOOK, QUICK_RUN, RECIPES, Recipe, recipe_name, train, training_batches
 
 TINY = dict(train_subset=512, batch_size=128, progress_every=1)  # 4 steps an epoch
 
@@ -74,6 +78,15 @@ def test_same_seed_same_metrics_other_seed_differs(mnist):
     (dict(train_subset=5), "training subset must be 100-60,000"),
     (dict(learning_rate=0), "learning rate"),
     (dict(bn_momentum=1.0), "BatchNorm momentum"),
+    (dict(schedule="step"), "schedule must be one of inverse-time, one-cycle"),
+    (dict(warmup=0.6), "warm-up must be 0-0.5"),
+    (dict(optimizer="sgd"), "optimizer must be one of adam, adamw"),
+    (dict(weight_decay=0.01), "weight decay needs the adamw optimizer"),
+    (dict(optimizer="adamw", weight_decay=0.5), "weight decay must be 0-0.1"),
+    (dict(label_smoothing=0.5), "label smoothing must be 0-0.3"),
+    (dict(rotate=90), "rotation must be 0-45 degrees"),
+    (dict(shift=-0.1), "shift must be 0-0.3"),
+    (dict(zoom=0.9), "zoom must be 0-0.5"),
 ])
 def test_invalid_recipes_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -85,6 +98,87 @@ def test_recipe_defaults_are_the_notebooks():
     assert (recipe.epochs, recipe.batch_size, recipe.learning_rate, recipe.lr_decay) == (20, 128, 0.003, 0.319)
     assert [round(recipe.lr_at(e), 6) for e in (0, 1, 19)] == [0.003, 0.002274, 0.000425]
     assert Recipe.from_dict({**recipe.to_dict(), "unknown": 1}) == recipe
+    assert (recipe.schedule, recipe.optimizer, recipe.label_smoothing, recipe.augments) == ("inverse-time", "adam", 0,
+                                                                                         False)
+    assert RECIPES["notebook"] == NOTEBOOK == recipe
+
+
+def test_a_run_saved_before_the_new_fields_reads_as_the_notebooks_recipe():
+    old = {"epochs": 4, "batch_size": 128, "learning_rate": 0.003, "lr_decay": 0.319, "seed": 0,
+           "train_subset": None, "val_batch_size": 1000, "progress_every": 10, "bn_momentum": 0.99}
+    assert Recipe.from_dict(old) == Recipe(epochs=4)
+
+
+def test_one_cycle_warms_up_linearly_then_decays_by_cosine_to_zero():
+    """10 batches an epoch, 2 epochs, warm-up over 20%: 4 rising batches, then a half cosine."""
+    recipe = Recipe(epochs=2, train_subset=1_000, batch_size=100, learning_rate=0.01, schedule="one-cycle", warmup=0.2)
+    rates = [recipe.lr_at_step(step) for step in range(20)]
+    assert rates[:5] == pytest.approx([0.0, 0.0025, 0.005, 0.0075, 0.01])
+    assert rates[4 + 8] == pytest.approx(0.005)  # half-way down: half the peak
+    assert all(b < a for a, b in zip(rates[4:], rates[5:])) and rates[-1] == pytest.approx(0.01 * 0.5 * (1 + np.cos(
+        np.pi * 15 / 16)))
+
+
+def test_one_cycle_is_keras_cosine_decay_with_warm_up():
+    """The oracle: Keras' own CosineDecay with a linear warm-up gives the same rate at every batch."""
+    import keras
+
+    recipe = Recipe(epochs=3, train_subset=6_000, learning_rate=0.02, schedule="one-cycle", warmup=0.15)
+    total = recipe.epochs * recipe.steps_per_epoch
+    warm = round(recipe.warmup * total)
+    keras_rate = keras.optimizers.schedules.CosineDecay(0.0, total - warm, warmup_target=0.02, warmup_steps=warm)
+    assert [recipe.lr_at_step(step) for step in range(total)] == pytest.approx(
+        [float(keras_rate(step)) for step in range(total)], rel=1e-5, abs=1e-9)
+
+
+def test_inverse_time_changes_once_an_epoch():
+    recipe = Recipe(epochs=3, train_subset=1_000, batch_size=100)
+    assert [recipe.lr_at_step(step) for step in (0, 9, 10, 29)] == pytest.approx(
+        [0.003, 0.003, 0.003 / 1.319, 0.003 / (1 + 2 * 0.319)])
+
+
+def test_training_uses_the_one_cycle_rate_of_every_batch(mnist):
+    """The optimizer's rate at each batch event is the recipe's rate for that batch, across epochs."""
+    recipe = dict(epochs=2, schedule="one-cycle", learning_rate=0.01, warmup=0.25, optimizer="adamw",
+                  weight_decay=0.0005, label_smoothing=0.1)
+    result, events = run(mnist, **recipe)
+    expected = Recipe(**{**TINY, **recipe})
+    assert result.status == "completed"
+    assert [e.lr for e in events] == pytest.approx([expected.lr_at_step(e.step - 1) for e in events])
+    assert events[2].lr == pytest.approx(0.01) and events[-1].lr < 0.002  # 8 batches, 2 warming up from 0
+    assert type(result.model.optimizer).__name__ == "AdamW" and result.model.loss.label_smoothing == 0.1
+
+
+def test_augmentation_moves_training_images_only_and_adds_no_parameters(mnist):
+    """Augmented batches differ from the images; the trained model has the spec's parameters, no random
+    layers, and reads the same image the same way every time."""
+    images, labels = mnist.x_train[:256], mnist.y_train[:256]
+    augmented = Recipe(rotate=15, shift=0.1, zoom=0.1, train_subset=256, batch_size=256)
+    plain = Recipe(train_subset=256, batch_size=256)
+    seen = next(iter(training_batches(images, labels, augmented)))[0].numpy()
+    kept = next(iter(training_batches(images, labels, plain)))[0].numpy()
+    assert sorted(map(bytes, kept)) == sorted(map(bytes, as_model_input(images)))  # plain batches: only shuffled
+    assert not np.isin([bytes(image) for image in seen], [bytes(image) for image in as_model_input(images)]).any()
+    assert seen.min() >= 0 and seen.max() <= 1
+
+    result, _ = run(mnist, epochs=1, rotate=15, shift=0.1, zoom=0.1)
+    model = result.model
+    assert model.count_params() == summarize(PRESETS["seed-final"]).total == 14_960
+    assert not any(layer.__class__.__name__.startswith("Random") for layer in model.layers)
+    digits = as_model_input(mnist.x_test[:8])
+    np.testing.assert_array_equal(model.predict(digits, verbose=0), model.predict(digits, verbose=0))
+
+
+def test_named_recipes_and_their_names():
+    """fast is one-cycle in 5 epochs; best adds augmentation; the quick run is fast over the 60,000 once."""
+    assert list(RECIPES) == ["notebook", "fast", "best", "quick"]
+    assert FAST.schedule == "one-cycle" and FAST.epochs <= 5 and not FAST.augments
+    assert RECIPES["best"].augments and RECIPES["best"].epochs <= 30
+    assert QUICK_RUN.epochs * QUICK_RUN.images <= 60_000
+    assert "one-cycle" in FAST.describe() and "no augmentation" in NOTEBOOK.describe()
+    assert "±8° rotation" in RECIPES["best"].describe()
+    assert [recipe_name(replace(recipe, seed=7)) for recipe in RECIPES.values()] == list(RECIPES)
+    assert recipe_name(replace(FAST, epochs=4)) == "custom"
 
 
 @pytest.mark.slow
