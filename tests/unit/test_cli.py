@@ -71,7 +71,8 @@ def test_ctrl_c_stops_cleanly_and_records_a_stopped_run(tmp_path):
     home = tmp_path / "lab"
     env = dict(os.environ, MNIST_LAB_HOME=str(home))
     process = subprocess.Popen([sys.executable, "-m", "mnist_core", "train", "--epochs", "30", "--subset", "4096"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_interruptible)
     deadline = time.monotonic() + 120
     while not (home / "runs" / "1" / "run.json").exists() or not _has_events(home):
         assert time.monotonic() < deadline and process.poll() is None
@@ -80,6 +81,11 @@ def test_ctrl_c_stops_cleanly_and_records_a_stopped_run(tmp_path):
     stdout, stderr = process.communicate(timeout=120)
     assert "Stopping..." in stdout and "Run 1 stopped" in stdout, stdout + stderr
     assert "Traceback" not in stderr and process.returncode == 130
+
+
+def _interruptible() -> None:
+    """Ctrl-C reaches the CLI even when the tests run in a background job, which starts with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _has_events(home):
@@ -138,7 +144,8 @@ def test_ctrl_c_stops_every_run_of_the_study(tmp_path):
     env = dict(os.environ, MNIST_LAB_HOME=str(home))
     process = subprocess.Popen([sys.executable, "-m", "mnist_core", "study", "--spec", one_conv_spec(tmp_path),
                                 "--epochs", "30", "--subset", "4096", "--seeds", "2"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_interruptible)
     deadline = time.monotonic() + 120
     while not (home / "runs.sqlite").exists() or not _has_events(home):
         assert time.monotonic() < deadline and process.poll() is None
