@@ -131,9 +131,17 @@ RECIPES = {"notebook": NOTEBOOK, "fast": FAST, "best": BEST, "quick": QUICK_RUN}
 FIRST_LOOK = Recipe(epochs=1, train_subset=2_000, bn_momentum=0.9)  # seconds a run: a study's first look
 
 
+def unused_fields(choices: dict[str, Any]) -> set[str]:
+    """The recipe fields that have no effect given the `schedule` and `optimizer` in `choices`."""
+    return ({"warmup"} if choices.get("schedule") != "one-cycle" else set()) \
+        | ({"lr_decay"} if choices.get("schedule") != "inverse-time" else set()) \
+        | ({"weight_decay"} if choices.get("optimizer") != "adamw" else set())
+
+
 def recipe_name(recipe: Recipe) -> str:
     """The named recipe `recipe` is, whatever its seed: 'notebook', 'fast', 'best', 'quick', or 'custom'."""
-    return next((name for name, named in RECIPES.items() if replace(recipe, seed=named.seed) == named), "custom")
+    name, changes = closest_recipe(recipe)
+    return "custom" if changes else name
 
 
 def closest_recipe(recipe: Recipe) -> tuple[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ from mnist_core.charts import training_figure
 from mnist_core.jobs import ahead_of
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.store import StoreError
-from mnist_core.train import OPTIMIZERS, RECIPES, SCHEDULES, Recipe
+from mnist_core.train import OPTIMIZERS, RECIPES, SCHEDULES, Recipe, unused_fields
 from pages import common
 
 WATCH = "watch_run"
@@ -36,12 +36,6 @@ FIELD_ROWS = [
      ("shift", "Shift ±", 0.0, 0.3, 0.02, "%.2f", "Augmentation: random shift, as a fraction of the image"),
      ("zoom", "Zoom ±", 0.0, 0.5, 0.02, "%.2f", "Augmentation: random zoom in or out, as a fraction")],
 ]
-
-
-def unused(field: str, values: dict) -> bool:
-    """Whether `field` has no effect given the choices made so far (it is then shown disabled)."""
-    return {"warmup": values.get("schedule") != "one-cycle", "lr_decay": values.get("schedule") != "inverse-time",
-            "weight_decay": values.get("optimizer") != "adamw"}.get(field, False)
 
 
 notices = common.begin_page()
@@ -81,7 +75,7 @@ for row in FIELD_ROWS:
             # Quick-run epochs and images are locked: they are what makes it quick.
             locked = quick and field in ("epochs", "images")
             values[field] = column.number_input(label, low, high, type(low)(shown_value), step=step, format=shape,
-                                                disabled=locked or unused(field, values), **options)
+                                                disabled=locked or field in unused_fields(values), **options)
 confirmed = True
 if not verdict.within:
     confirmed = st.checkbox(f"Train anyway: this network is {verdict.over_by:,} params over the "
@@ -94,7 +88,7 @@ if start:
     else:
         try:
             images = values.pop("images")
-            used = {field: value for field, value in values.items() if not unused(field, values)}
+            used = {field: value for field, value in values.items() if field not in unused_fields(values)}
             recipe = Recipe(**used, train_subset=None if images == 60_000 else images)
             st.session_state[WATCH] = lab.submit(arch, recipe).run_id
         except (StoreError, ValueError) as err:
