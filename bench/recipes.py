@@ -83,7 +83,9 @@ def figure(rows: list[dict], preset: str):
         fig.add_trace(go.Scatter(x=[e["seconds"] for e in row["epochs"]],
                                  y=[e["test_accuracy"] * 100 for e in row["epochs"]], mode="lines+markers",
                                  name=f"{row['recipe']} (seed {row['seed']})",
-                                 line={"color": colours.get(row["recipe"]), "width": 1.5}, marker={"size": 4}))
+                                 line={"color": colours.get(row["recipe"], "#BBBBBB"), "width": 1.5,
+                                       "dash": "solid" if row["recipe"] in colours else "dot"},  # a variant
+                                 marker={"size": 4}))
     fig.add_hline(y=TARGET * 100, line_dash="dot", annotation_text="99.4%")
     fig.update_layout(title=f"Test accuracy against training time, {preset}, one 2-core CPU",
                       xaxis_title="seconds of training", yaxis_title="test accuracy (%)",

@@ -8,6 +8,14 @@ from pathlib import Path
 DATA_DIR_ENV = "MNIST_DATA_DIR"  # a folder with the four IDX files (gzip or raw) or mnist.npz
 HOME_ENV = "MNIST_LAB_HOME"  # run store: runs.sqlite and one folder per run
 MAX_WORKERS_ENV = "MNIST_LAB_MAX_WORKERS"  # trainings at once; 1 suits a 2-core machine
+EXECUTOR_ENV = "MNIST_LAB_EXECUTOR"  # where runs train: "local" worker processes or a "ray" cluster
+RAY_CPUS_ENV = "MNIST_LAB_RAY_CPUS"  # CPUs one run asks the Ray cluster for
+RAY_GPUS_ENV = "MNIST_LAB_RAY_GPUS"  # GPUs one run asks for; default 1 where the cluster has GPUs, else 0
+EXECUTORS = ("local", "ray")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the app cannot use; the message names the variable and what it accepts."""
 
 
 def data_dir() -> Path | None:
@@ -28,3 +36,28 @@ def max_workers() -> int:
         return max(1, int(os.environ.get(MAX_WORKERS_ENV, "1")))
     except ValueError:
         return 1
+
+
+def executor() -> str:
+    """Where queued runs train: "local" (worker processes on this machine, the default) or "ray"."""
+    value = os.environ.get(EXECUTOR_ENV, "").strip().lower() or "local"
+    if value not in EXECUTORS:
+        raise ConfigError(f"{EXECUTOR_ENV} must be one of {', '.join(EXECUTORS)}, not {value!r}.")
+    return value
+
+
+def ray_resources() -> tuple[float, float | None]:
+    """(CPUs, GPUs) one run asks the Ray cluster for; GPUs None means 1 where the cluster has any."""
+    return _positive(RAY_CPUS_ENV, "1"), (_positive(RAY_GPUS_ENV, "0", allow_zero=True)
+                                          if os.environ.get(RAY_GPUS_ENV, "").strip() else None)
+
+
+def _positive(name: str, default: str, allow_zero: bool = False) -> float:
+    text = os.environ.get(name, "").strip() or default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, not {text!r}.")
+    return value

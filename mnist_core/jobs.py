@@ -84,7 +84,9 @@ class Lab:
                  max_workers: int | None = None, idle_timeout: float = 600.0):
         self.home = Path(home) if home is not None else config.lab_home()
         self.data_dir = data_dir if data_dir is not None else config.data_dir()
-        self.max_workers = max_workers or config.max_workers()
+        self.executor = config.executor()
+        # With Ray one dispatcher process serves every run; the cluster decides how many train at once.
+        self.max_workers = 1 if self.executor == "ray" else max_workers or config.max_workers()
         self.idle_timeout = idle_timeout
         self.store = RunStore(self.home)
         self.worker_error: str | None = None  # why workers cannot start; cleared by the next submit
@@ -107,6 +109,30 @@ class Lab:
                 pid = text.split()[0] if text else ""
                 alive[int(slot)] = int(pid) if pid.isdigit() else -1
         return alive
+
+    def where(self) -> str:
+        """Where runs train, in words: this machine's worker processes, or the Ray cluster and its size."""
+        if self.executor == "local":
+            return "on this machine, " + ("one at a time" if self.max_workers == 1
+                                          else f"up to {self.max_workers} at once")
+        status = self._cluster_status()
+        return status.text() if status else "on a Ray cluster (the dispatcher starts with the first run)"
+
+    def executor_problem(self) -> str | None:
+        """Why queued runs wait for the Ray cluster (it cannot be reached or joined), else None."""
+        status = self._cluster_status()
+        return status.message if status and status.state != "connected" and status.message else None
+
+    def _cluster_status(self):
+        """The dispatcher's last word about its cluster: a live one's, or a failure's until the next try."""
+        if self.executor != "ray":
+            return None
+        from .dispatcher import read_status
+
+        status = read_status(self.home)
+        if status and (status.state == "unreachable" or status.pid in self.live_workers().values()):
+            return status
+        return None
 
     def ensure_worker(self) -> None:
         """Start a worker on each free slot, so queued runs start and the next start is warm.
@@ -144,7 +170,8 @@ class Lab:
     def _spawn(self, slot: int) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])), TF_CPP_MIN_LOG_LEVEL="2")
-        command = [sys.executable, "-m", "mnist_core.worker", "--home", str(self.home), "--slot", str(slot),
+        module = "mnist_core.dispatcher" if self.executor == "ray" else "mnist_core.worker"
+        command = [sys.executable, "-m", module, "--home", str(self.home), "--slot", str(slot),
                    "--parent-pid", str(os.getpid()), "--idle-timeout", str(self.idle_timeout)]
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]

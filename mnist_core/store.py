@@ -309,7 +309,7 @@ class RunStore:
                          f"({', '.join('?' for _ in STUDY_FIELDS)})", values)
             conn.execute("COMMIT")
         # Written once: a study never changes after creation (its progress lives in its runs).
-        _write_atomically(self.studies_dir, f"{study_id}.json", json.dumps(dict(zip(STUDY_FIELDS, values))))
+        write_atomically(self.studies_dir, f"{study_id}.json", json.dumps(dict(zip(STUDY_FIELDS, values))))
         return study_id
 
     def claim_next(self, worker_pid: int) -> Run | None:
@@ -422,7 +422,7 @@ class RunStore:
         data["events"] = [{key: getattr(e, key) for key in EVENT_FIELDS} for e in self.events(run_id)]
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(folder, "run.json", json.dumps(data))
+        write_atomically(folder, "run.json", json.dumps(data))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -533,7 +533,7 @@ def _highest_file(folder: Path) -> int:
     return max((int(stem) for stem in stems if stem.isdigit()), default=0)
 
 
-def _write_atomically(folder: Path, name: str, text: str) -> None:
+def write_atomically(folder: Path, name: str, text: str) -> None:
     """Replace folder/name with `text` at once: a reader never sees half a file."""
     # A temp file of its own: two processes writing the same manifest never collide.
     with tempfile.NamedTemporaryFile("w", dir=folder, prefix=f"{name}.", suffix=".tmp", delete=False) as tmp:

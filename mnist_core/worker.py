@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .analysis import analyse, save_analysis
+from .analysis import Analysis, AnalysisError, analyse, save_analysis
 from .data import Mnist, MnistDataError, as_model_input, load_mnist
 from .jobs import INTERRUPTED, pid_alive
 from .spec import SpecError
@@ -44,6 +44,9 @@ class Worker:
         self.parent_pid, self.idle_timeout = parent_pid, idle_timeout
         self.exit_requested = False
 
+    def on_sigterm(self, *_) -> None:
+        self.exit_requested = True
+
     def parent_gone(self) -> bool:
         return self.parent_pid > 0 and os.getppid() != self.parent_pid
 
@@ -64,7 +67,7 @@ class Worker:
             try:
                 run = self.store.claim_next(os.getpid())
             except StoreError as err:
-                _log(f"cannot claim a run ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
+                log(f"cannot claim a run ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
                 time.sleep(STORE_RETRY_SECONDS)
                 continue
             if run is None:
@@ -89,25 +92,23 @@ class Worker:
             keras.backend.clear_session()  # drops the run's graphs and variables
             gc.collect()
 
-    def record(self, run: Run, ending: dict | None) -> None:
-        """Store how `run` ended (None: interrupted); a locked database is retried until SIGTERM."""
+    def record(self, run: Run, ending: dict | None, reason: str = INTERRUPTED) -> None:
+        """Store how `run` ended (None: interrupted for `reason`); a locked database is retried until SIGTERM."""
         while True:
             try:
                 if ending is None:
-                    self.store.mark_interrupted([run.id], INTERRUPTED)
+                    self.store.mark_interrupted([run.id], reason)
                 else:
                     self.store.finish(run.id, **ending)
                 return
             except StoreError as err:
                 if self.exit_requested:
                     return  # the next Lab to look marks the run interrupted
-                _log(f"cannot record how run {run.id} ended ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
+                log(f"cannot record how run {run.id} ended ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
                 time.sleep(STORE_RETRY_SECONDS)
 
     def outcome(self, run: Run) -> dict | None:
         """Train `run` and save its model: `finish` arguments, or None when it was abandoned."""
-        import keras
-
         seq = 0
 
         def publish(event) -> None:
@@ -118,44 +119,65 @@ class Worker:
         def should_stop() -> bool:
             return self.must_abandon(run) or self.store.stop_requested(run.id)
 
-        versions = {"python": platform.python_version(), "keras": keras.__version__,
-                    "tensorflow": _tensorflow_version()}
+        versions = run_versions()
         try:
             data = load_mnist(self.data_dir)
             result = train(run.spec, Recipe.from_dict(run.recipe), data, publish, should_stop)
             if result.status == "stopped" and not self.store.stop_requested(run.id):
                 return None
-            _save_model(result.model, self.store.model_path(run.id))
-            _save_analysis(self.store, run.id, result.model, data)  # before `record`: finished means analysed
+            save_model(result.model, self.store.model_path(run.id))
+            analysis = analyse_model(result.model, data, run.id)
+            if analysis is not None:  # saved before `record`: finished means analysed
+                save_analysis_or_log(self.store, run.id, analysis)
             return dict(status=result.status, test_accuracy=result.test_accuracy, test_loss=result.test_loss,
                         versions=versions)
-        except (MnistDataError, SpecError, ValueError, OSError) as err:
-            return dict(status="failed", error=str(err), versions=versions)
         except Exception as err:  # a worker must outlive any one bad run
-            return dict(status="failed", error=f"{type(err).__name__}: {err}", versions=versions)
+            return dict(status="failed", error=failure_text(err), versions=versions)
 
 
-def _save_model(model, path: Path) -> None:
+def run_versions() -> dict[str, str]:
+    """The versions a run records: Python, Keras and TensorFlow of the process that trained it."""
+    import keras
+
+    return {"python": platform.python_version(), "keras": keras.__version__, "tensorflow": _tensorflow_version()}
+
+
+def failure_text(err: Exception) -> str:
+    """What a failed run shows: the message of an error we expect, the type too for any other."""
+    if isinstance(err, (MnistDataError, SpecError, ValueError, OSError)):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def save_model(model, path: Path) -> None:
     """Write the .keras file atomically: a reader never sees a half-written model."""
     tmp = path.with_name("model.tmp.keras")
     model.save(tmp)
     tmp.replace(path)
 
 
-def _save_analysis(store: RunStore, run_id: int, model, data: Mnist) -> None:
-    """Save the model's error analysis on the test set; a failure is logged and never fails the run."""
+def analyse_model(model, data: Mnist, run_id: int) -> Analysis | None:
+    """The model's error analysis on the test set; None (logged) when it fails, which never fails the run."""
     try:
-        probabilities = model.predict(as_model_input(data.x_test), batch_size=1000, verbose=0)
-        save_analysis(store, run_id, analyse(probabilities, data.y_test))
+        return analyse(model.predict(as_model_input(data.x_test), batch_size=1000, verbose=0), data.y_test)
     except Exception as err:  # the trained model matters more than its analysis
-        _log(f"cannot analyse run {run_id} ({type(err).__name__}: {err}); the Runs page can analyse it later")
+        log(f"cannot analyse run {run_id} ({type(err).__name__}: {err}); the Runs page can analyse it later")
+        return None
 
 
-def _log(text: str) -> None:
+def save_analysis_or_log(store: RunStore, run_id: int, analysis: Analysis) -> None:
+    """Save an analysis beside its run; a failure is logged: the Runs page can analyse the run again."""
+    try:
+        save_analysis(store, run_id, analysis)
+    except AnalysisError as err:
+        log(f"{err} The Runs page can analyse it later.")
+
+
+def log(text: str) -> None:
     print(f"worker {os.getpid()}: {text}", flush=True)
 
 
-def _take(lock) -> bool:
+def take_slot(lock) -> bool:
     """Take the slot lock, waiting briefly: a Lab checking for live workers holds it for a moment."""
     for _ in range(LOCK_TRIES):
         try:
@@ -166,7 +188,7 @@ def _take(lock) -> bool:
     return False
 
 
-def _say(lock, text: str) -> None:
+def write_lock_text(lock, text: str) -> None:
     """Replace the lock file's text (read by `Lab.live_workers` and the start-up check)."""
     lock.truncate(0)
     lock.write(text)
@@ -179,30 +201,42 @@ def _tensorflow_version() -> str:
     return tf.__version__
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def slot_arguments(argv: list[str] | None, description: str) -> argparse.Namespace:
+    """The arguments `Lab` starts a worker (or the Ray dispatcher) with."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--home", required=True)
     parser.add_argument("--slot", type=int, default=0)
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--data-dir")
     parser.add_argument("--idle-timeout", type=float, default=600.0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def open_slot(args: argparse.Namespace):
+    """This slot's lock file, taken and holding our pid; None when another process already serves the slot."""
     lock = open(Path(args.home) / f"worker-{args.slot}.lock", "a+")
-    if not _take(lock):
-        return 0  # another worker already serves this slot
-    _say(lock, str(os.getpid()))
+    if not take_slot(lock):
+        lock.close()
+        return None
+    write_lock_text(lock, str(os.getpid()))
+    return lock
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = slot_arguments(argv, __doc__)
+    lock = open_slot(args)
+    if lock is None:
+        return 0
     try:
         store = RunStore(args.home)
     except StoreError as err:
         print(err, file=sys.stderr)
         return 1
     worker = Worker(store, args.data_dir, args.parent_pid, args.idle_timeout)
-    signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "exit_requested", True))
+    signal.signal(signal.SIGTERM, worker.on_sigterm)
     import keras  # warm up: a later run starts without paying the import
 
-    _say(lock, f"{os.getpid()} ready")
+    write_lock_text(lock, f"{os.getpid()} ready")
     print(f"worker {os.getpid()} ready on slot {args.slot} (keras {keras.__version__})", flush=True)
     if worker.loop():
         lock.close()  # the re-executed worker takes the slot again

@@ -126,7 +126,7 @@ def get_lab() -> Lab | None:
     """The process-wide Lab, or None after showing why the run store cannot be used."""
     try:
         lab = _lab(str(config.lab_home()))
-    except StoreError as err:
+    except (StoreError, config.ConfigError) as err:
         st.error(str(err))
         return None
     if lab.store.notice and not st.session_state.get("store_notice_shown"):

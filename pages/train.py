@@ -111,6 +111,9 @@ def live_runs() -> None:
         return
     if lab.worker_error:
         st.error(f"The training worker cannot start: {lab.worker_error}")
+    if problem := lab.executor_problem():
+        st.error(problem)
+    st.caption(f"Runs train {lab.where()}.")
     others = [run for run in active if focus is None or run.id != focus.id]
     if others:
         _active_runs(others)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -59,3 +62,27 @@ def wait_for(condition, timeout=120.0, every=0.1):
             return value
         time.sleep(every)
     raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory) -> dict[str, str]:
+    """A real one-node Ray cluster (2 CPUs, token authentication as Ray 2.60 defaults to), started with
+    `ray start --head` as an admin would; the environment a Lab needs to train on it."""
+    from tests.browser import free_port
+
+    port = free_port()
+    env = {"MNIST_LAB_EXECUTOR": "ray", "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    ray = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    "--disable-usage-stats"], env=dict(os.environ, **env), check=True, capture_output=True)
+    yield env
+    subprocess.run([ray, "stop", "--force"], env=dict(os.environ, **env), capture_output=True)
+
+
+@pytest.fixture
+def on_ray(ray_cluster, monkeypatch) -> dict[str, str]:
+    """This test's Labs (and the processes they start) train on the test's Ray cluster."""
+    for name, value in ray_cluster.items():
+        monkeypatch.setenv(name, value)
+    return ray_cluster

@@ -7,6 +7,7 @@ import signal
 from mnist_core.jobs import Lab
 from mnist_core.store import RunStore
 from tests.app.conftest import metrics, texts
+from tests.browser import free_port
 from tests.conftest import wait_for
 
 LONG = {"epochs_notebook": 50, "images_notebook": 2048}  # ~3 s an epoch here: long enough to act on mid-run
@@ -174,3 +175,29 @@ def test_the_chosen_recipe_survives_a_page_switch(app):
     at.switch_page("pages/train.py").run()
     assert at.segmented_control(key="recipe").value == "quick"
     assert at.number_input(key="epochs_quick").value == 1
+
+
+def test_the_page_says_where_runs_train(app):
+    at = app("train")
+    assert "Runs train on this machine, one at a time." in texts(at.caption)
+
+
+def test_an_unreachable_ray_cluster_is_one_clear_message_and_the_run_waits(app, lab_home, monkeypatch):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("MNIST_LAB_EXECUTOR", "ray")
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    at = app("train")
+    run_id = start(at, **SHORT)
+    wait_for(lambda: at.run() and any("Cannot reach the Ray cluster" in text for text in texts(at.error)), timeout=90)
+    [message] = [text for text in texts(at.error) if "Ray" in text]
+    assert message.startswith(f"Cannot reach the Ray cluster at {address}: ") and "Runs stay queued" in message
+    assert f"Runs train on the Ray cluster at {address}, which cannot be reached now." in texts(at.caption)
+    assert f"Run {run_id}: seed-final · queued" in headings(at)
+    assert RunStore(lab_home).get(run_id).status == "queued"
+
+
+def test_a_bad_executor_setting_is_named_on_the_page(app, monkeypatch):
+    monkeypatch.setenv("MNIST_LAB_EXECUTOR", "cluster")
+    at = app("train")
+    assert "MNIST_LAB_EXECUTOR must be one of local, ray, not 'cluster'." in texts(at.error)
+    monkeypatch.delenv("MNIST_LAB_EXECUTOR")  # the fixture's clean-up opens a Lab of its own
