@@ -40,6 +40,7 @@ STATUS_FILE = "dispatcher.json"
 POLL_SECONDS = 0.2  # how often progress, Stop and finished tasks are looked at
 RETRY_SECONDS = 10.0  # how often an unreachable cluster is tried again
 CONNECT_TIMEOUT = 3.0  # seconds to wait for the cluster's port before calling it unreachable
+HEALTH_SECONDS = 5.0  # how often a joined cluster's port is checked: a cluster gone shows within seconds
 JOIN_TIMEOUT = 60.0  # seconds joining a cluster may take: ~1 s here, more on a busy network
 RAY_INTERRUPTED = ("The Ray worker training this run stopped unexpectedly (killed, out of memory, or its node "
                    "left the cluster).")
@@ -138,6 +139,8 @@ class Dispatcher(Worker):
             self.relay = ray.remote(num_cpus=0)(Relay).remote()
             self.task = ray.remote(max_retries=0, max_calls=RUNS_BEFORE_RECYCLE)(train_task)
             self.connected = True
+            if self.address:
+                threading.Thread(target=self.watch_cluster, daemon=True).start()
             self.describe_cluster(ray.cluster_resources())
             return
         ray.shutdown()
@@ -225,6 +228,23 @@ class Dispatcher(Worker):
             time.sleep(POLL_SECONDS)
         if self.connected:
             ray.shutdown()
+
+    def watch_cluster(self) -> None:
+        """In a thread of its own: Ray's calls block while the cluster is gone, so its port is checked here."""
+        while True:
+            time.sleep(HEALTH_SECONDS)
+            if problem := unreachable(self.address):
+                self.lose_cluster(problem)
+
+    def lose_cluster(self, problem: str) -> None:
+        """The cluster went away: its runs are interrupted, the reason is said, and a fresh dispatcher takes
+        over (Ray's driver cannot leave a cluster that is gone, and would end this process a minute later)."""
+        for run in self.inflight.values():
+            self.record(run, None, f"The Ray cluster at {self.address} went away while this run trained.")
+        self.say("unreachable", f"Lost the Ray cluster at {self.address}: {problem}. Queued runs wait and start "
+                                f"when it answers again (tried every {RETRY_SECONDS:g} s).")
+        log(f"lost the Ray cluster: {problem}")
+        os._exit(4)
 
     def waiting(self) -> bool:
         """Runs wait in the queue that this dispatcher could still claim."""

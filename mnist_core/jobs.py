@@ -118,6 +118,20 @@ class Lab:
         status = self._cluster_status()
         return status.text() if status else "on a Ray cluster (the dispatcher starts with the first run)"
 
+    def waiting_text(self, run: Run, active: list[Run]) -> str:
+        """What a queued run waits for, in words, for the Train page."""
+        ahead = ahead_of(run, active)
+        if self.executor == "ray":
+            if self.executor_problem():
+                return f"Run {run.id} is queued until the Ray cluster answers."
+            queued_ahead = sum(other.status == "queued" for other in ahead)
+            return (f"Run {run.id} is queued: {queued_ahead} run(s) ahead of it wait for room on the Ray cluster."
+                    if queued_ahead else f"Run {run.id} goes to the Ray cluster as soon as it has room...")
+        if ahead:
+            return (f"Run {run.id} is queued: {len(ahead)} run(s) ahead of it train first "
+                    f"(one training at a time keeps this machine responsive).")
+        return "Waiting for the training worker (it loads TensorFlow once, then stays warm)..."
+
     def executor_problem(self) -> str | None:
         """Why queued runs wait for the Ray cluster (it cannot be reached or joined), else None."""
         status = self._cluster_status()

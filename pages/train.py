@@ -4,13 +4,13 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
-from mnist_core.jobs import ahead_of
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.store import StoreError
 from mnist_core.train import OPTIMIZERS, RECIPES, SCHEDULES, Recipe, unused_fields
 from pages import common
 
 WATCH = "watch_run"
+WATCH_PARAM = "run"
 RECIPE_CHOICES = {"quick": "Quick run", "fast": "Fast", "best": "Best", "notebook": "Notebook"}  # the link shows these
 
 # The recipe's fields, three a row so every value shows whole at 1024 px: (field, label, min or choices,
@@ -91,6 +91,7 @@ if start:
             used = {field: value for field, value in values.items() if field not in unused_fields(values)}
             recipe = Recipe(**used, train_subset=None if images == 60_000 else images)
             st.session_state[WATCH] = lab.submit(arch, recipe).run_id
+            st.query_params[WATCH_PARAM] = str(st.session_state[WATCH])  # a reload keeps watching this run
         except (StoreError, ValueError) as err:
             st.error(f"Training not started: {err}")
 
@@ -102,7 +103,8 @@ def live_runs() -> None:
         if lab.needs_worker():
             lab.ensure_worker()  # a worker that died while runs wait is replaced here, not only on a full rerun
         active = lab.active()
-        watched = lab.store.get(st.session_state[WATCH]) if WATCH in st.session_state else None
+        watched_id = st.session_state.get(WATCH) or _run_in_link()
+        watched = lab.store.get(watched_id) if watched_id else None
         focus = watched or next((run for run in active if run.status == "running"), None) \
             or next(iter(lab.store.list()), None)
         events = lab.store.events(focus.id) if focus else []
@@ -121,6 +123,12 @@ def live_runs() -> None:
         st.info("No training yet. Press Start to train the current architecture.")
         return
     _run_view(focus, events, active)
+
+
+def _run_in_link() -> int | None:
+    """The run this tab started, from its link (`?run=12`), so a reload shows that run, not another tab's."""
+    text = st.query_params.get(WATCH_PARAM, "")
+    return int(text) if text.isdigit() else None
 
 
 def _active_runs(others) -> None:
@@ -152,10 +160,7 @@ def _run_view(run, events, active) -> None:
                f"on {recipe.images:,} images.")
     last = events[-1] if events else None
     if run.status == "queued":
-        ahead = ahead_of(run, active)
-        st.info(f"Run {run.id} is queued: {len(ahead)} run(s) ahead of it train first "
-                f"(one training at a time keeps this machine responsive)." if ahead else
-                "Waiting for the training worker (it loads TensorFlow once, then stays warm)...")
+        st.info(lab.waiting_text(run, active))
         _stop_button(st, run)
     elif run.status == "running":
         done = last.elapsed / (last.elapsed + last.eta) if last and last.eta is not None else 0.0

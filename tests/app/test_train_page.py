@@ -201,3 +201,19 @@ def test_a_bad_executor_setting_is_named_on_the_page(app, monkeypatch):
     at = app("train")
     assert "MNIST_LAB_EXECUTOR must be one of local, ray, not 'cluster'." in texts(at.error)
     monkeypatch.delenv("MNIST_LAB_EXECUTOR")  # the fixture's clean-up opens a Lab of its own
+
+
+def test_a_reload_keeps_watching_the_run_this_tab_started(app, lab_home):
+    """Two tabs: the second tab's run is in its link, so its reload shows that run, not the first tab's."""
+    first_tab = app("train")
+    first = start(first_tab, **LONG)
+    second_tab = app("train")
+    second = start(second_tab, **SHORT)
+    assert second_tab.query_params["run"] == str(second)
+    reloaded = app("train", query={"run": str(second)})
+    shown = [heading for heading in headings(reloaded) if heading.startswith("Run ")]
+    assert shown == [f"Run {second}: seed-final · queued"]  # not the first tab's running run
+    assert "Also training or queued" in headings(reloaded)  # that one is listed, with its own Stop
+    button(reloaded, "Stop", f"Stop run {first}").click().run()
+    button(reloaded, "Stop", f"Stop run {second}").click().run()
+    wait_for(lambda: RunStore(lab_home).get(first).finished, timeout=60)

@@ -3,7 +3,10 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import keras
 import psutil
@@ -161,5 +164,29 @@ def test_without_an_address_the_dispatcher_starts_ray_on_this_machine(ray_cluste
         run = lab.wait(lab.submit(PRESETS["seed-final"], SMALL).run_id, timeout=300)
         assert run.status == "completed" and lab.store.model_path(run.id).exists()
         assert lab.where().startswith("on a Ray instance on this machine (1 node, ")
+    finally:
+        lab.shutdown()
+
+
+def test_a_cluster_that_goes_away_mid_run_is_said_within_seconds(on_ray, lab_home, mnist_dir, monkeypatch):
+    """A second cluster, whose head is killed mid-run: the run is interrupted and the Lab says the cluster is gone."""
+    port = free_port()
+    ray = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                    "--disable-usage-stats"], env=dict(os.environ, RAY_ADDRESS=""), check=True, capture_output=True)
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    lab = Lab(home=lab_home, data_dir=mnist_dir)
+    try:
+        run_id = lab.submit(PRESETS["seed-final"], LONG).run_id
+        wait_for(lambda: len(lab.store.events(run_id)) >= 3, timeout=300)
+        head = [process for process in psutil.process_iter(["cmdline"])
+                if f"--gcs_server_port={port}" in " ".join(process.info["cmdline"] or [])]
+        for process in head:
+            process.kill()
+        problem = wait_for(lambda: (text := lab.executor_problem()) and text.startswith("Lost") and text, timeout=30)
+        assert problem.startswith(f"Lost the Ray cluster at 127.0.0.1:{port}: ")
+        run = wait_for(lambda: (run := lab.store.get(run_id)).finished and run, timeout=30)
+        assert run.status == "interrupted" and len(lab.store.events(run_id)) >= 3
+        assert "cannot be reached" in lab.where()
     finally:
         lab.shutdown()
