@@ -239,7 +239,7 @@ class Dispatcher(Worker):
     def lose_cluster(self, problem: str) -> None:
         """The cluster went away: its runs are interrupted, the reason is said, and a fresh dispatcher takes
         over (Ray's driver cannot leave a cluster that is gone, and would end this process a minute later)."""
-        for run in self.inflight.values():
+        for run in list(self.inflight.values()):  # a copy: the main thread may be changing it
             self.record(run, None, f"The Ray cluster at {self.address} went away while this run trained.")
         self.say("unreachable", f"Lost the Ray cluster at {self.address}: {problem}. Queued runs wait and start "
                                 f"when it answers again (tried every {RETRY_SECONDS:g} s).")

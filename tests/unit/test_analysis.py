@@ -17,7 +17,7 @@ from mnist_core.predict import BUNDLED_DIR, Predictor, bundled_model, load_predi
 from mnist_core.spec import PRESETS, Architecture
 from mnist_core.store import RunStore
 from mnist_core.train import Recipe
-from mnist_core.worker import _save_analysis
+from mnist_core.worker import analyse_model
 
 QUICK = Recipe(epochs=1, train_subset=256, progress_every=1)
 SAMPLE = 500  # test digits checked through the single-image forward pass (~40 ms each on a busy CPU)
@@ -221,7 +221,7 @@ def test_an_analysis_failure_in_the_worker_is_logged_not_raised(store, mnist, ca
             raise MemoryError("out of memory (test)")
 
     run_id = finished_run(store)
-    _save_analysis(store, run_id, BrokenModel(), mnist)
+    assert analyse_model(BrokenModel(), mnist, run_id) is None
     assert f"cannot analyse run {run_id} (MemoryError: out of memory (test))" in capsys.readouterr().out
     assert load_analysis(store, run_id) is None
 
