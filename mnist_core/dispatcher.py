@@ -340,14 +340,7 @@ class Dispatcher(Worker):
 
     def user_stopped(self, run: Run) -> bool:
         """Whether the user asked `run` to stop; a busy store is asked again, as `record` retries."""
-        while True:
-            try:
-                return self.store.stop_requested(run.id)
-            except StoreError as err:
-                if self.exit_requested:
-                    return False
-                log(f"cannot read run {run.id} ({err}); retrying")
-                time.sleep(1.0)
+        return self.until_stored(lambda: self.store.stop_requested(run.id), f"read run {run.id}", when_leaving=False)
 
     def keep(self, run: Run, ending: dict) -> dict | None:
         """Save a returned model and analysis beside the run; the `finish` arguments (None: interrupted)."""

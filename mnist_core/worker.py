@@ -94,17 +94,24 @@ class Worker:
 
     def record(self, run: Run, ending: dict | None, reason: str = INTERRUPTED) -> None:
         """Store how `run` ended (None: interrupted for `reason`); a locked database is retried until SIGTERM."""
+        def store_ending() -> None:
+            if ending is None:
+                self.store.mark_interrupted([run.id], reason)
+            else:
+                self.store.finish(run.id, **ending)
+
+        self.until_stored(store_ending, f"record how run {run.id} ended")
+
+    def until_stored(self, action, what: str, when_leaving=None):
+        """`action()`, retried while the store is locked or busy; `when_leaving` once told to exit
+        (the next Lab to look marks an unrecorded run interrupted)."""
         while True:
             try:
-                if ending is None:
-                    self.store.mark_interrupted([run.id], reason)
-                else:
-                    self.store.finish(run.id, **ending)
-                return
+                return action()
             except StoreError as err:
                 if self.exit_requested:
-                    return  # the next Lab to look marks the run interrupted
-                log(f"cannot record how run {run.id} ended ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
+                    return when_leaving
+                log(f"cannot {what} ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
                 time.sleep(STORE_RETRY_SECONDS)
 
     def outcome(self, run: Run) -> dict | None:
