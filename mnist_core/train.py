@@ -181,9 +181,10 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     x_test, y_test = as_model_input(data.x_test), keras.utils.to_categorical(data.y_test, 10)
 
     model = build_model(arch, recipe.bn_momentum)
+    rate = learning_rate_schedule(keras, recipe)
     model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-                  optimizer=_optimizer(keras, recipe), metrics=["accuracy"])
-    progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop)
+                  optimizer=_optimizer(keras, recipe, rate), metrics=["accuracy"])
+    progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate)
     try:
         model.fit(training_batches(x_train, y_train, recipe), epochs=recipe.epochs, verbose=0, shuffle=False,
                   validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
@@ -197,10 +198,26 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
                        test_loss=last.val_loss if last else None, model=model)
 
 
-def _optimizer(keras, recipe: Recipe):
+def _optimizer(keras, recipe: Recipe, rate):
     if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(recipe.lr_at_step(0), weight_decay=recipe.weight_decay)
-    return keras.optimizers.Adam(recipe.lr_at_step(0))
+        return keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay)
+    return keras.optimizers.Adam(rate)
+
+
+def learning_rate_schedule(keras, recipe: Recipe):
+    """The recipe's schedule as a Keras schedule: the optimizer computes each batch's rate inside the graph.
+
+    It gives `recipe.lr_at_step(step)` at every step, with no Python call between batches to set it.
+    """
+    steps = recipe.epochs * recipe.steps_per_epoch
+    if recipe.schedule == "inverse-time":
+        return keras.optimizers.schedules.InverseTimeDecay(recipe.learning_rate, recipe.steps_per_epoch,
+                                                           recipe.lr_decay, staircase=True)
+    warm = round(recipe.warmup * steps)
+    if not warm:
+        return keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
+    return keras.optimizers.schedules.CosineDecay(0.0, steps - warm, warmup_target=recipe.learning_rate,
+                                                  warmup_steps=warm)
 
 
 def training_images(data: Mnist, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -256,8 +273,8 @@ class _Progress:
     STOP_POLL_SECONDS = 0.2  # how often `should_stop` is asked: a stop lands within ~one batch
 
     def __init__(self, recipe: Recipe, steps: int, on_event: Callable[[Event], None],
-                 should_stop: Callable[[], bool]):
-        self.recipe, self.steps = recipe, steps
+                 should_stop: Callable[[], bool], rate: Callable):
+        self.recipe, self.steps, self.rate = recipe, steps, rate
         self.on_event, self.should_stop = on_event, should_stop
         self.start = time.perf_counter()
         self.last_poll = 0.0
@@ -270,10 +287,6 @@ class _Progress:
         class PublishProgress(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 progress.epoch = epoch
-
-            def on_train_batch_begin(self, batch, logs=None):
-                self.model.optimizer.learning_rate.assign(
-                    progress.recipe.lr_at_step(progress.epoch * progress.steps + batch))
 
             def on_train_batch_end(self, batch, logs=None):
                 progress.batch_end(self.model, batch, logs or {})
@@ -288,9 +301,13 @@ class _Progress:
         total = self.recipe.epochs * self.steps
         elapsed = time.perf_counter() - self.start
         return Event(kind=kind, epoch=self.epoch + (batch + 1) / self.steps, batch=batch + 1, step=done,
-                     lr=float(model.optimizer.learning_rate), loss=float(logs.get("loss", np.nan)),
+                     lr=self.rate_used(model), loss=float(logs.get("loss", np.nan)),
                      accuracy=float(logs.get("accuracy", np.nan)), elapsed=elapsed,
                      eta=elapsed / done * (total - done), **extra)
+
+    def rate_used(self, model) -> float:
+        """The learning rate the optimizer applied at its last step."""
+        return float(self.rate(model.optimizer.iterations - 1))
 
     def batch_end(self, model, batch: int, logs: dict) -> None:
         if (batch + 1) % self.recipe.progress_every == 0 and batch + 1 < self.steps:

@@ -8,7 +8,8 @@ import pytest
 from mnist_core.budget import summarize
 from mnist_core.data import as_model_input
 from mnist_core.spec import PRESETS
-from mnist_core.train import FAST, NOTEBOOK, QUICK_RUN, RECIPES, Recipe, recipe_name, train, training_batches
+from mnist_core.train import (FAST, NOTEBOOK, QUICK_RUN, RECIPES, Recipe, learning_rate_schedule, recipe_name, train,
+                               training_batches)
 
 TINY = dict(train_subset=512, batch_size=128, progress_every=1)  # 4 steps an epoch
 
@@ -129,6 +130,19 @@ def test_one_cycle_is_keras_cosine_decay_with_warm_up():
     keras_rate = keras.optimizers.schedules.CosineDecay(0.0, total - warm, warmup_target=0.02, warmup_steps=warm)
     assert [recipe.lr_at_step(step) for step in range(total)] == pytest.approx(
         [float(keras_rate(step)) for step in range(total)], rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("changes", [dict(schedule="one-cycle", warmup=0.15), dict(schedule="one-cycle", warmup=0.0),
+                                     dict(schedule="inverse-time", lr_decay=0.319)])
+def test_the_optimizers_schedule_gives_the_recipes_rate_at_every_batch(changes):
+    """Training sets the rate inside the graph with a Keras schedule; it must match the recipe batch for batch."""
+    import keras
+
+    recipe = Recipe(epochs=3, train_subset=6_000, learning_rate=0.02, **changes)
+    schedule = learning_rate_schedule(keras, recipe)
+    steps = range(recipe.epochs * recipe.steps_per_epoch)
+    assert [float(schedule(step)) for step in steps] == pytest.approx(
+        [recipe.lr_at_step(step) for step in steps], rel=1e-5, abs=1e-9)
 
 
 def test_inverse_time_changes_once_an_epoch():
