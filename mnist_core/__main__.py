@@ -225,7 +225,7 @@ def _study_parser(commands) -> None:
     source.add_argument("--spec", help="architecture JSON file")
     _recipe_arguments(sub, default="quick")
     sub.add_argument("--seeds", type=int, default=1, help="train each variant with seeds 0..N-1 (1-5)")
-    sub.add_argument("--presets", action="store_true", help="also train the seed presets")
+    sub.add_argument("--presets", action="store_true", help="also train the presets")
     sub.add_argument("--name", help="study name (default: 'Ablation of <architecture>')")
     sub.add_argument("--home", help="run store folder (default $MNIST_LAB_HOME)")
     sub.add_argument("--data-dir", help="MNIST folder (default $MNIST_DATA_DIR)")

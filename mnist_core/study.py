@@ -1,7 +1,7 @@
 """Ablation studies: what does each BatchNorm or Dropout actually buy?
 
 A study trains a baseline architecture beside one variant per toggle (each BatchNorm and each
-Dropout flipped on its own) and, optionally, the seed presets, all with one recipe and each of a
+Dropout flipped on its own) and, optionally, the presets, all with one recipe and each of a
 few seeds. `variants` plans them, `Lab.submit_study` queues them, and `summarize_study` turns the
 finished runs into one row per variant: the parameter change, the accuracy change, and whether that
 change is larger than the noise from the random seed alone.

@@ -32,7 +32,7 @@ with st.form("new_study"):
     recipe_name = options[0].selectbox("Recipe", list(RECIPES))
     seeds = options[1].number_input("Seeds per variant", 1, MAX_SEEDS, 1,
                                     help="More seeds tell a real effect from seed noise; each one adds a run per variant.")
-    presets = options[2].checkbox("Also the two seed presets")
+    presets = options[2].checkbox("Also the other presets")
     if st.form_submit_button("Study this architecture", type="primary"):
         try:
             st.session_state[CHOSEN] = lab.submit_study(arch, RECIPES[recipe_name],

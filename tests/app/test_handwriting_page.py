@@ -4,9 +4,8 @@ import io
 
 import numpy as np
 
-from mnist_core.predict import Predictor, bundled_model
+from mnist_core.predict import bundled_model, load_predictor
 from mnist_core.samples import SampleStore
-from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
 from tests.app.conftest import texts
 
@@ -33,7 +32,7 @@ def test_judging_every_model_counts_the_wrong_samples(app, lab_home, mnist):
     assert any(text.startswith("12 samples") for text in texts(at.caption))
     next(b for b in at.button if b.label == "Evaluate every model").click().run()
     table = at.dataframe[0].value
-    model = Predictor(PRESETS["seed-final"], bundled_model().path)
+    model = load_predictor(bundled_model())
     predicted = [int(model.probabilities(mnist.x_test[i] / 255.0).argmax()) for i in range(12)]
     wrong = sum(p != label for p, label in zip(predicted, labels))
     assert list(table["model"]) == [bundled_model().label]

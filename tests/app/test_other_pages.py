@@ -1,10 +1,12 @@
 """Home, Train (budget rule), Predict and Runs pages in AppTest, against a real run store."""
 
 from mnist_core.budget import summarize
-from mnist_core.spec import PRESETS
+from mnist_core.spec import PRESETS, Architecture
 from mnist_core.store import RunStore
 from mnist_core.predict import bundled_model
 from tests.app.conftest import metrics, texts
+
+BUNDLED = Architecture.from_json(bundled_model().spec_json).name  # the preset the shipped model was trained as
 
 
 def finished_run(home, name="seed-final", accuracy=0.985, status="completed", epochs=2, planned=2,
@@ -33,12 +35,12 @@ def test_home_shows_the_count_and_the_best_model(app, lab_home):
     """Before any run the bundled model is the best; a better run, even a stopped one, takes over."""
     at = app()
     assert metrics(at)["Current architecture (seed-final), total params"] == "14,960"
-    assert metrics(at)["Best model so far: Bundled seed-final"] == "99.46%"
+    assert metrics(at)[f"Best model so far: Bundled {BUNDLED}"] == "99.52%"
     finished_run(lab_home, accuracy=0.9812)
-    best = finished_run(lab_home, name="seed-first", accuracy=0.9951, status="stopped",
+    best = finished_run(lab_home, name="seed-first", accuracy=0.9961, status="stopped",
                         model_from=bundled_model().path)
     at = app()
-    assert metrics(at)[f"Best model so far: Run {best}: seed-first, stopped"] == "99.51%"
+    assert metrics(at)[f"Best model so far: Run {best}: seed-first, stopped"] == "99.61%"
 
 
 def test_over_budget_needs_an_explicit_confirmation(app, lab_home):
@@ -58,13 +60,13 @@ def test_over_budget_needs_an_explicit_confirmation(app, lab_home):
 def test_predict_page_hints_on_a_blank_canvas(app):
     at = app("predict")
     assert "Draw a digit on the black square to see what the model thinks." in texts(at.info)
-    assert at.selectbox[0].value.label.startswith("Bundled seed-final")
+    assert at.selectbox[0].value.label.startswith(f"Bundled {BUNDLED}")
 
 
 def test_predict_defaults_to_the_most_accurate_model_and_follows_the_link(app, lab_home):
     """A weak newer run does not replace a stronger model as the default; ?model=<run> picks that run."""
-    strong = finished_run(lab_home, accuracy=0.996, status="stopped", model_from=bundled_model().path)
-    weak = finished_run(lab_home, accuracy=0.969, model_from=bundled_model().path)
+    strong = finished_run(lab_home, name=BUNDLED, accuracy=0.996, status="stopped", model_from=bundled_model().path)
+    weak = finished_run(lab_home, name=BUNDLED, accuracy=0.969, model_from=bundled_model().path)
     at = app("predict")
     assert at.selectbox[0].value.run_id == strong
     described = f"Run {strong}, stopped: 99.60% test accuracy. Trained in this lab, recipe: notebook with epochs 2"
@@ -96,7 +98,7 @@ def test_runs_table_lists_runs_with_their_numbers(app, lab_home):
 
 def test_runs_page_does_not_call_a_never_trained_run_broken(app, lab_home):
     """A run stopped while queued has no model, which is not an error; a trained run is preselected."""
-    trained = finished_run(lab_home, model_from=bundled_model().path)
+    trained = finished_run(lab_home, name=BUNDLED, model_from=bundled_model().path)
     store = RunStore(lab_home)
     summary = summarize(PRESETS["seed-final"])
     never = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 20}, summary.total, summary.trainable)
@@ -110,7 +112,7 @@ def test_runs_page_does_not_call_a_never_trained_run_broken(app, lab_home):
 
 def test_runs_page_stops_an_active_run_and_keeps_it_selected(app, lab_home):
     """After Stop the page stays on that run (it used to jump to another, with its own Stop in place)."""
-    finished_run(lab_home, model_from=bundled_model().path)
+    finished_run(lab_home, name=BUNDLED, model_from=bundled_model().path)
     store = RunStore(lab_home)
     summary = summarize(PRESETS["seed-final"])
     queued = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 20}, summary.total, summary.trainable)

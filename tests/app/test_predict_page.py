@@ -9,7 +9,7 @@ from mnist_core.predict import bundled_model
 from mnist_core.samples import SampleStore
 from mnist_core.store import RunStore
 from tests.app.conftest import metrics, texts
-from tests.app.test_other_pages import finished_run
+from tests.app.test_other_pages import BUNDLED, finished_run
 
 
 def photo_of_a_one() -> bytes:
@@ -42,12 +42,12 @@ def test_a_photo_is_read_step_by_step_and_saved_with_a_corrected_label(app, lab_
 
 
 def test_a_second_model_reads_the_same_digit_side_by_side(app, lab_home):
-    finished_run(lab_home, accuracy=0.97, model_from=bundled_model().path)
+    finished_run(lab_home, name=BUNDLED, accuracy=0.97, model_from=bundled_model().path)
     at = open_photo(app, photo_of_a_one())
     charts_alone = len(at.get("plotly_chart"))
     at.selectbox(key="compare_choice").select_index(1).run()
     assert len(at.get("plotly_chart")) == charts_alone + 1
-    assert sum("Run 1: seed-final" in text for text in texts(at.markdown)) == 1
+    assert sum(f"Run 1: {BUNDLED}" in text for text in texts(at.markdown)) == 1
 
 
 def test_bad_uploads_get_one_clear_message(app):

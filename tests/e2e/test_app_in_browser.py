@@ -40,7 +40,7 @@ def test_home_shows_the_budget_and_the_best_model(server, page, trained_run):
     page.goto(server.url)
     expect(page.get_by_text("Best model so far")).to_be_visible()
     assert metric_value(page, "Current architecture") == "14,960"
-    assert metric_value(page, "Best model so far: Bundled seed-final") == "99.46%"
+    assert metric_value(page, "Best model so far: Bundled best-under-15k") == "99.52%"
     screenshot(page, "home")
 
 
@@ -63,7 +63,7 @@ def test_drawn_digit_is_recognised_by_the_best_model(server, page, digit):
     """Mouse strokes on the canvas -> the default (most accurate) model names the digit."""
     page.goto(f"{server.url}/predict")
     expect(page.get_by_text("Draw a digit on the black square")).to_be_visible()
-    expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(r"^Bundled seed-final"))
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(r"^Bundled best-under-15k"))
     draw(page, STROKES[digit])
     expect(page.get_by_text("What the model sees (28x28)")).to_be_visible()
     expect(predicted_digit(page)).to_have_text(str(digit))

@@ -14,7 +14,7 @@ import pytest
 
 from mnist_core.budget import summarize
 from mnist_core.jobs import Lab
-from mnist_core.predict import Predictor, bundled_model, to_mnist
+from mnist_core.predict import bundled_model, load_predictor, to_mnist
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore, StoreError
 from mnist_core.train import Recipe
@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def predictor():
-    return Predictor(PRESETS["seed-final"], bundled_model().path)
+    return load_predictor(bundled_model())
 
 
 def blank():

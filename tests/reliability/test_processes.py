@@ -72,9 +72,8 @@ def test_prediction_path_does_not_leak_or_import_tensorflow():
     clear_session after every Streamlit rerun)."""
     code = (
         "import numpy as np, psutil, sys\n"
-        "from mnist_core.predict import Predictor, bundled_model\n"
-        "from mnist_core.spec import PRESETS\n"
-        "predictor = Predictor(PRESETS['seed-final'], bundled_model().path)\n"
+        "from mnist_core.predict import bundled_model, load_predictor\n"
+        "predictor = load_predictor(bundled_model())\n"
         "canvas = np.zeros((280, 280, 4), dtype=np.uint8); canvas[60:220, 130:150] = 255\n"
         "for _ in range(200): predictor.predict(canvas)\n"
         "before = psutil.Process().memory_info().rss\n"

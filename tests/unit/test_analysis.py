@@ -10,6 +10,7 @@ import pytest
 
 from mnist_core.analysis import (Analysis, AnalysisError, analyse, analyse_run, analysis_path, load_analysis,
                                  save_analysis)
+from mnist_core.budget import summarize
 from mnist_core.charts import confusion_figure, per_class_figure
 from mnist_core.data import as_model_input
 from mnist_core.jobs import Lab
@@ -20,6 +21,7 @@ from mnist_core.train import Recipe
 from mnist_core.worker import analyse_model
 
 QUICK = Recipe(epochs=1, train_subset=256, progress_every=1)
+BUNDLED = Architecture.from_json(bundled_model().spec_json)  # the architecture the shipped model has
 SAMPLE = 500  # test digits checked through the single-image forward pass (~40 ms each on a busy CPU)
 
 
@@ -54,7 +56,8 @@ def store(lab_home):
 
 def finished_run(store, model_path=None, status="completed", accuracy=None) -> int:
     """A run as a worker leaves it: created, claimed, its model copied in, finished."""
-    run_id = store.create_run("analysed", PRESETS["seed-final"], QUICK.to_dict(), 14_960, 14_800)
+    summary = summarize(BUNDLED)
+    run_id = store.create_run("analysed", BUNDLED, QUICK.to_dict(), summary.total, summary.trainable)
     store.claim_next(os.getpid())
     if model_path is not None:
         shutil.copy(model_path, store.model_path(run_id))

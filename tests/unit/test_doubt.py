@@ -6,8 +6,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_core.doubt import doubts
-from mnist_core.predict import Predictor, bundled_model, ink
-from mnist_core.spec import PRESETS
+from mnist_core.predict import bundled_model, ink, load_predictor
 
 SURE = np.array([0.01] * 9 + [0.91])
 
@@ -30,7 +29,7 @@ FIVE = [[(100, 60), (100, 130), (170, 140), (180, 200), (120, 240), (80, 220)], 
 
 @pytest.fixture(scope="module")
 def model():
-    return Predictor(PRESETS["seed-final"], bundled_model().path)
+    return load_predictor(bundled_model())
 
 
 @pytest.mark.parametrize("strokes", [[ONE], [SEVEN], FIVE, [[(100 + 25 * np.cos(t), 100 + 32 * np.sin(t))

@@ -5,13 +5,13 @@ import pytest
 
 from mnist_core.explain import occlusion_saliency, tile_maps, top_classes
 from mnist_core.model import build_model
-from mnist_core.predict import Predictor, bundled_model
-from mnist_core.spec import PRESETS
+from mnist_core.predict import bundled_model, load_predictor
+from mnist_core.spec import Architecture
 
 
 @pytest.fixture(scope="module")
 def model():
-    return Predictor(PRESETS["seed-final"], bundled_model().path)
+    return load_predictor(bundled_model())
 
 
 def test_saliency_lies_on_the_ink_the_answer_needs(model, mnist):
@@ -23,7 +23,7 @@ def test_saliency_lies_on_the_ink_the_answer_needs(model, mnist):
     rows, cols = np.nonzero(digit28 > 0.1)
     for r, c in zip(rows, cols):
         near_ink[max(0, r - 5):r + 6, max(0, c - 5):c + 6] = True
-    assert saliency[~near_ink].max() == 0
+    assert saliency[~near_ink].max() < 1e-4  # float rounding between batched and single passes, no more
     top = np.unravel_index(saliency.argmax(), saliency.shape)
     assert near_ink[top]
 
@@ -37,7 +37,7 @@ def test_feature_maps_equal_the_keras_layer_outputs(model, mnist):
     """The oracle: each conv's map from the numpy pass equals Keras' output of that conv (with its BatchNorm)."""
     import keras
 
-    keras_model = build_model(PRESETS["seed-final"])
+    keras_model = build_model(Architecture.from_json(bundled_model().spec_json))
     keras_model.load_weights(bundled_model().path)
     image = mnist.x_test[1].astype(np.float32) / 255
     maps = model.feature_maps(image)

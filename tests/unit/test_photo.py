@@ -11,8 +11,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from mnist_core.photo import CANVAS, read_photo
-from mnist_core.predict import ImageError, Predictor, bundled_model, to_mnist
-from mnist_core.spec import PRESETS
+from mnist_core.predict import ImageError, bundled_model, load_predictor, to_mnist
 
 
 def _arc(cx, cy, rx, ry, start, stop, steps=24):
@@ -78,7 +77,7 @@ def tinted(grey):
 @pytest.fixture(scope="module")
 def read():
     """The digit the bundled model reads from a photo's 28x28."""
-    model = Predictor(PRESETS["seed-final"], bundled_model().path)
+    model = load_predictor(bundled_model())
     return lambda data: int(np.argmax(model.probabilities(read_photo(data).digit28)))
 
 

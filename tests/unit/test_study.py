@@ -67,8 +67,8 @@ def test_every_variants_first_seed_is_queued_before_any_second_seed(queue_only):
     """The queue trains oldest first: a study's first 17 claims are seed 0 of every variant."""
     study_id = queue_only.submit_study(FIRST, TINY, seeds=(0, 1, 2), include_presets=True)
     runs = queue_only.store.study_runs(study_id)
-    variants_per_seed = 1 + 16 + 1  # seed-first is the baseline itself: only seed-final is added
-    assert len(runs) == 3 * variants_per_seed and runs[-1].variant == "preset:seed-final"
+    variants_per_seed = 1 + 16 + 2  # seed-first is the baseline itself: seed-final and best-under-15k are added
+    assert len(runs) == 3 * variants_per_seed and runs[-1].variant == "preset:best-under-15k"
     claimed = [queue_only.store.claim_next(worker_pid=1) for _ in range(variants_per_seed)]
     assert {run.recipe["seed"] for run in claimed} == {0}
     assert [run.variant for run in claimed] == [run.variant for run in runs[variants_per_seed:2 * variants_per_seed]]
