@@ -237,7 +237,7 @@ def test_my_handwriting_journey_draw_inspect_save_photo_and_judge(server, page, 
     expect(page.get_by_role("heading", name="What the model sees")).to_be_visible()
     expect(page.get_by_text("Red: where blanking the input lowers the answer '7' most.")).to_be_visible()
     page.get_by_text("Feature maps of every conv layer").click()
-    expect(page.get_by_text(re.compile(r"conv 1: 16 channels of 26x26"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"conv 1: 12 channels of 26x26"))).to_be_visible()
     screenshot(page, "predict-insight")
     page.get_by_role("button", name="Save to my handwriting set").click()
     expect(page.get_by_role("link", name=re.compile(r"Saved as sample \d+"))).to_be_visible()
