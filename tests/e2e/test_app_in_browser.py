@@ -35,6 +35,12 @@ def plotted(page, trace: int) -> int:
                          f" return p && p.data ? p.data[{trace}].x.length : 0; }}")
 
 
+def wait_for_points(page, trace: int, more_than: int, timeout: float) -> None:
+    """Wait until that trace has more points; the chart may be briefly absent while its fragment reruns."""
+    page.wait_for_function(f"() => {{ const p = document.querySelector('.js-plotly-plot');"
+                           f" return p && p.data && p.data[{trace}].x.length > {more_than}; }}", timeout=timeout)
+
+
 def test_home_shows_the_budget_and_the_best_model(server, page, trained_run):
     """The quick run in setup (~96%) is weaker than the bundled model, so Home names the bundled one."""
     page.goto(server.url)
@@ -93,8 +99,7 @@ def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(serv
     heading = page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · running"))
     expect(heading).to_be_visible(timeout=120_000)
     run_id = int(re.search(r"Run (\d+)", heading.inner_text())[1])
-    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
-                           " return p && p.data && p.data[1].x.length >= 1; }", timeout=180_000)
+    wait_for_points(page, 1, 0, timeout=180_000)
     expect(page.get_by_text(re.compile(r"Epoch 2/2, batch \d+/\d+"))).to_be_visible(timeout=60_000)
     screenshot(page, "train")  # live in epoch 2: one test-accuracy point, the train curve moving on
     expect(page.get_by_role("heading", name=f"Run {run_id}: seed-final · completed")).to_be_visible(
@@ -151,11 +156,8 @@ def test_stop_ends_a_live_run_and_the_page_says_so(server, page):
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · running"))).to_be_visible(
         timeout=120_000)
-    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
-                           " return p && p.data && p.data[0].x.length > 0; }", timeout=120_000)
-    first = plotted(page, 0)
-    page.wait_for_function(f"() => document.querySelector('.js-plotly-plot').data[0].x.length > {first}",
-                           timeout=60_000)
+    wait_for_points(page, 0, 0, timeout=120_000)
+    wait_for_points(page, 0, plotted(page, 0), timeout=60_000)
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · stopped"))).to_be_visible(
         timeout=60_000)

@@ -6,7 +6,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser import Server, no_exception_box, screenshot
-from tests.e2e.test_app_in_browser import plotted
+from tests.e2e.test_app_in_browser import plotted, wait_for_points
 
 
 def test_the_train_page_trains_on_ray_with_a_live_chart_and_stop(on_ray, tmp_path, watched_context):
@@ -21,11 +21,8 @@ def test_the_train_page_trains_on_ray_with_a_live_chart_and_stop(on_ray, tmp_pat
         address = re.escape(on_ray["RAY_ADDRESS"])
         expect(page.get_by_text(re.compile(rf"Runs train on the Ray cluster at {address} \(1 node, 2 CPUs\): "
                                            r"up to 2 at once\."))).to_be_visible()
-        page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
-                               " return p && p.data && p.data[0].x.length > 0; }", timeout=180_000)
-        first = plotted(page, 0)
-        page.wait_for_function(f"() => document.querySelector('.js-plotly-plot').data[0].x.length > {first}",
-                               timeout=60_000)  # live: the curve grows while the page is open
+        wait_for_points(page, 0, 0, timeout=180_000)
+        wait_for_points(page, 0, plotted(page, 0), timeout=60_000)  # live: the curve grows while the page is open
         screenshot(page, "train-on-ray")
         page.get_by_role("button", name="Stop").click()
         expect(page.get_by_role("heading", name=re.compile(r"Run \d+: seed-final · stopped"))).to_be_visible(
