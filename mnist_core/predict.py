@@ -321,6 +321,11 @@ class ModelChoice:
     description: str = ""  # how it was trained, in one line
 
     @property
+    def spec(self) -> Architecture:
+        """The validated architecture; raises SpecError if the spec is damaged."""
+        return Architecture.from_json(self.spec_json)
+
+    @property
     def accuracy_text(self) -> str:
         return f"{self.test_accuracy:.2%}" if self.test_accuracy is not None else "no test accuracy"
 
@@ -362,7 +367,7 @@ def best_model(choices: list[ModelChoice]) -> ModelChoice:
 
 def load_predictor(choice: ModelChoice) -> Predictor:
     """Rebuild the choice's architecture from its validated spec and load its weights."""
-    return Predictor(Architecture.from_json(choice.spec_json), choice.path)
+    return Predictor(choice.spec, choice.path)
 
 
 def enlarge(digit28: np.ndarray, factor: int = 5) -> np.ndarray:

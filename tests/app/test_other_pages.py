@@ -1,12 +1,12 @@
 """Home, Train (budget rule), Predict and Runs pages in AppTest, against a real run store."""
 
 from mnist_core.budget import summarize
-from mnist_core.spec import PRESETS, Architecture
+from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
 from mnist_core.predict import bundled_model
 from tests.app.conftest import metrics, texts
 
-BUNDLED = Architecture.from_json(bundled_model().spec_json).name  # the preset the shipped model was trained as
+BUNDLED = bundled_model().spec.name  # the preset the shipped model was trained as
 
 
 def finished_run(home, name="seed-final", accuracy=0.985, status="completed", epochs=2, planned=2,

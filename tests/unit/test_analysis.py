@@ -21,7 +21,7 @@ from mnist_core.train import Recipe
 from mnist_core.worker import analyse_model
 
 QUICK = Recipe(epochs=1, train_subset=256, progress_every=1)
-BUNDLED = Architecture.from_json(bundled_model().spec_json)  # the architecture the shipped model has
+BUNDLED = bundled_model().spec  # the architecture the shipped model has
 SAMPLE = 500  # test digits checked through the single-image forward pass (~40 ms each on a busy CPU)
 
 

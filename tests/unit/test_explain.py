@@ -6,7 +6,6 @@ import pytest
 from mnist_core.explain import occlusion_saliency, tile_maps, top_classes
 from mnist_core.model import build_model
 from mnist_core.predict import bundled_model, load_predictor
-from mnist_core.spec import Architecture
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,7 @@ def test_feature_maps_equal_the_keras_layer_outputs(model, mnist):
     """The oracle: each conv's map from the numpy pass equals Keras' output of that conv (with its BatchNorm)."""
     import keras
 
-    keras_model = build_model(Architecture.from_json(bundled_model().spec_json))
+    keras_model = build_model(bundled_model().spec)
     keras_model.load_weights(bundled_model().path)
     image = mnist.x_test[1].astype(np.float32) / 255
     maps = model.feature_maps(image)

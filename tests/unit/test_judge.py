@@ -9,13 +9,12 @@ from mnist_core.budget import summarize
 from mnist_core.judge import Miss, evaluate, evaluate_all
 from mnist_core.predict import bundled_model, load_predictor
 from mnist_core.samples import SampleStore
-from mnist_core.spec import Architecture
 from mnist_core.store import RunStore
 
 
 def finished(store: RunStore) -> int:
     """A completed run whose model file is a copy of the bundled model, with its architecture."""
-    arch = Architecture.from_json(bundled_model().spec_json)
+    arch = bundled_model().spec
     summary = summarize(arch)
     run_id = store.create_run(arch.name, arch, {"epochs": 1}, summary.total, summary.trainable)
     store.claim_next(0)

@@ -123,7 +123,7 @@ def test_numpy_forward_pass_equals_keras(small_model, mnist):
 
     bundled = bundled_model()
     for arch, path in ((PRESETS["seed-final"], small_model[0]),
-                       (Architecture.from_json(bundled.spec_json), bundled.path)):
+                       (bundled.spec, bundled.path)):
         model = build_model(arch)
         model.load_weights(path)
         images = mnist.x_test[:32].astype(np.float32) / 255
@@ -201,7 +201,7 @@ def test_weights_are_found_by_layer_name_or_refused(tmp_path, edit, message):
     """A missing name, a layer of an unknown or wrong kind, or a damaged config is a ModelFileError, never skipped."""
     path = _edit_config(bundled_model().path, tmp_path, edit)
     with pytest.raises(ModelFileError, match=re.escape(message)):
-        Predictor(Architecture.from_json(bundled_model().spec_json), path)
+        Predictor(bundled_model().spec, path)
 
 
 def test_available_models_lists_runs_then_the_bundled_model(lab_home):
@@ -213,7 +213,7 @@ def test_available_models_lists_runs_then_the_bundled_model(lab_home):
 
     store = RunStore(lab_home)
     assert [choice.title for choice in available_models(store)] == [bundled_model().title]
-    arch = Architecture.from_json(bundled_model().spec_json)  # each run's model file is a copy of the bundled one
+    arch = bundled_model().spec  # each run's model file is a copy of the bundled one
     summary = summarize(arch)
 
     def run(status, accuracy, with_model):
