@@ -56,7 +56,7 @@ recipe_name = st.segmented_control("Recipe", list(RECIPE_CHOICES), format_func=R
                                    help="Quick run: the fast recipe over the 60,000 images once, for a demo. "
                                         "Fast: near the notebook's accuracy in a quarter of its epochs. Best: the "
                                         "strongest recipe measured here, 15 epochs with augmentation (with the "
-                                        "best-under-15k preset: 99.44% mean of 5 seeds). Notebook: the original "
+                                        "best-under-15k preset: 99.49% mean of 5 seeds). Notebook: the original "
                                         "20-epoch recipe.")
 shown = RECIPES[recipe_name]
 quick = recipe_name == "quick"
