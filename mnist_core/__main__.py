@@ -14,13 +14,22 @@ from .store import Run, StoreError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
 from .train import RECIPES, Recipe
 
+def _switch(text: str) -> bool:
+    """'on' or 'off' (also yes/no, true/false, 1/0) as a bool, for a recipe field that is a switch."""
+    words = {"on": True, "yes": True, "true": True, "1": True, "off": False, "no": False, "false": False, "0": False}
+    if text.lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
+    return words[text.lower()]
+
+
 # Command-line flags that override one field of the chosen recipe: flag -> (field, type).
 RECIPE_FLAGS = {"--epochs": ("epochs", int), "--batch-size": ("batch_size", int), "--lr": ("learning_rate", float),
                 "--seed": ("seed", int), "--subset": ("train_subset", int), "--lr-decay": ("lr_decay", float),
                 "--bn-momentum": ("bn_momentum", float), "--schedule": ("schedule", str),
                 "--warmup": ("warmup", float), "--optimizer": ("optimizer", str),
                 "--weight-decay": ("weight_decay", float), "--label-smoothing": ("label_smoothing", float),
-                "--rotate": ("rotate", float), "--shift": ("shift", float), "--zoom": ("zoom", float)}
+                "--rotate": ("rotate", float), "--shift": ("shift", float), "--zoom": ("zoom", float),
+                "--recalibrate-bn": ("recalibrate_bn", _switch)}
 RECIPE_HELP = {"notebook": "the notebook's 20 epochs (default)", "fast": "one-cycle, 5 epochs",
                "best": "one-cycle with augmentation, 15 epochs", "quick": "the fast recipe, one pass"}
 

@@ -76,10 +76,13 @@ def recipe_text(recipe: dict) -> str:
     return name + (f" with {changed}" if changed else "") + f" · seed {named.seed}"
 
 
-FIELD_WORDS = {"train_subset": "images", "learning_rate": "lr", "batch_size": "batch", "bn_momentum": "BN momentum"}
+FIELD_WORDS = {"train_subset": "images", "learning_rate": "lr", "batch_size": "batch", "bn_momentum": "BN momentum",
+               "recalibrate_bn": "BatchNorm re-estimate"}
 
 
 def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:g}"
     return f"{value:,}" if isinstance(value, int) else str(value)

@@ -42,6 +42,9 @@ class Recipe:
     rotate: float = 0.0  # augmentation: random rotation up to this many degrees
     shift: float = 0.0  # augmentation: random translation up to this fraction of the image
     zoom: float = 0.0  # augmentation: random zoom in or out up to this fraction
+    # Before the last validation, recompute BatchNorm's statistics from the training images as the model
+    # reads at inference (unaugmented, Dropout off) instead of the moving averages of augmented batches.
+    recalibrate_bn: bool = False
 
     def __post_init__(self) -> None:
         checks = [(1 <= self.epochs <= 200, "epochs must be 1-200"),
@@ -60,7 +63,8 @@ class Recipe:
                   (0 <= self.label_smoothing <= 0.3, "label smoothing must be 0-0.3"),
                   (0 <= self.rotate <= 45, "rotation must be 0-45 degrees"),
                   (0 <= self.shift <= 0.3, "shift must be 0-0.3 of the image"),
-                  (0 <= self.zoom <= 0.5, "zoom must be 0-0.5")]
+                  (0 <= self.zoom <= 0.5, "zoom must be 0-0.5"),
+                  (isinstance(self.recalibrate_bn, bool), "recalibrate_bn must be true or false")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"Invalid recipe: {message}.")
@@ -108,6 +112,8 @@ class Recipe:
                                           (self.shift, f"±{self.shift:.0%} shift"),
                                           (self.zoom, f"±{self.zoom:.0%} zoom")) if value]
         parts.append("augmentation: " + ", ".join(moves) if moves else "no augmentation")
+        if self.recalibrate_bn:
+            parts.append("BatchNorm statistics re-estimated on clean images before the last test")
         return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,9 +131,11 @@ NOTEBOOK = Recipe()
 # a 0.01 peak gave 99.39. Augmentation cost accuracy this short (99.30% against 99.40%, seed 0, 0.01 peak):
 # a 15K-parameter net needs the epochs to learn it.
 FAST = Recipe(epochs=5, learning_rate=0.015, schedule="one-cycle", warmup=0.2, bn_momentum=0.9, label_smoothing=0.1)
-# The strongest measured here: one-cycle to 0.01 for 15 epochs on randomly rotated, shifted and zoomed digits;
-# 99.49% mean of 5 seeds with the best-under-15k preset, 99.38% with seed-final.
-BEST = replace(FAST, epochs=15, learning_rate=0.01, rotate=8.0, shift=0.08, zoom=0.08)
+# The strongest measured here: one-cycle to 0.01 for 15 epochs on randomly rotated, shifted and zoomed digits,
+# without label smoothing (a 15K net underfits: confident fits help), BatchNorm re-estimated at the end;
+# 99.55% mean of 5 seeds with the best-under-15k preset (99.59, 99.57, 99.48, 99.55, 99.55).
+BEST = replace(FAST, epochs=15, learning_rate=0.01, label_smoothing=0.0, rotate=8.0, shift=0.08, zoom=0.08,
+               recalibrate_bn=True)
 QUICK_RUN = replace(FAST, epochs=1, learning_rate=0.01)  # one pass over the 60,000 images: a classroom demo
 RECIPES = {"notebook": NOTEBOOK, "fast": FAST, "best": BEST, "quick": QUICK_RUN}
 FIRST_LOOK = Recipe(epochs=1, train_subset=2_000, bn_momentum=0.9)  # seconds a run: a study's first look
@@ -185,7 +193,8 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     rate = learning_rate_schedule(keras, recipe)
     model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                   optimizer=_optimizer(keras, recipe, rate), metrics=["accuracy"])
-    progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate)
+    progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate,
+                         x_train if recipe.recalibrate_bn else None)
     try:
         model.fit(training_batches(x_train, y_train, recipe), epochs=recipe.epochs, verbose=0, shuffle=False,
                   validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
@@ -197,6 +206,31 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     return TrainResult(status="stopped" if stopped else "completed",
                        test_accuracy=last.val_accuracy if last else None,
                        test_loss=last.val_loss if last else None, model=model)
+
+
+def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 2000) -> None:
+    """Set every BatchNorm layer's moving mean and variance to the exact statistics of its inputs over `images`.
+
+    Layer by layer from the input, each in inference mode with the layers before it already re-estimated,
+    so the statistics are those the model meets when it reads digits (no augmentation, Dropout off).
+    """
+    import keras
+    from keras import ops
+
+    inputs = as_model_input(images)
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        features = layer.input
+        spatial = tuple(range(1, len(features.shape) - 1))
+        # Averaged over each image's positions inside the graph, so only (images, channels) arrays come back.
+        moments = [ops.mean(features, axis=spatial), ops.mean(ops.square(features), axis=spatial)] if spatial \
+            else [features, ops.square(features)]
+        feed = keras.Model(model.inputs[0], moments)
+        means, squares = (np.asarray(part, dtype=np.float64).mean(axis=0)
+                          for part in feed.predict(inputs, batch_size=batch_size, verbose=0))
+        layer.moving_mean.assign(means.astype(np.float32))
+        layer.moving_variance.assign(np.maximum(squares - means ** 2, 0.0).astype(np.float32))
 
 
 def _optimizer(keras, recipe: Recipe, rate):
@@ -274,8 +308,9 @@ class _Progress:
     STOP_POLL_SECONDS = 0.2  # how often `should_stop` is asked: a stop lands within ~one batch
 
     def __init__(self, recipe: Recipe, steps: int, on_event: Callable[[Event], None],
-                 should_stop: Callable[[], bool], rate: Callable):
+                 should_stop: Callable[[], bool], rate: Callable, recalibrate_on: np.ndarray | None = None):
         self.recipe, self.steps, self.rate = recipe, steps, rate
+        self.recalibrate_on = recalibrate_on
         self.on_event, self.should_stop = on_event, should_stop
         self.start = time.perf_counter()
         self.last_poll = 0.0
@@ -291,6 +326,9 @@ class _Progress:
 
             def on_train_batch_end(self, batch, logs=None):
                 progress.batch_end(self.model, batch, logs or {})
+
+            def on_test_begin(self, logs=None):
+                progress.test_begin(self.model)
 
             def on_epoch_end(self, epoch, logs=None):
                 progress.epoch_end(self.model, epoch, logs or {})
@@ -318,6 +356,10 @@ class _Progress:
             self.last_poll = now
             if self.should_stop():
                 raise _StopRequested
+
+    def test_begin(self, model) -> None:
+        if self.recalibrate_on is not None and self.epoch == self.recipe.epochs - 1:
+            recalibrate_batchnorm(model, self.recalibrate_on)
 
     def epoch_end(self, model, epoch: int, logs: dict) -> None:
         event = self._event(model, "epoch", self.steps - 1, logs, val_loss=float(logs["val_loss"]),

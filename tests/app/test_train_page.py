@@ -128,9 +128,11 @@ def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home
     at.segmented_control(key="recipe").set_value("fast").run()
     assert at.selectbox(key="schedule_fast").value == "one-cycle" and at.number_input(key="epochs_fast").value == 5
     assert at.number_input(key="label_smoothing_fast").value > 0 and at.number_input(key="rotate_fast").value == 0
+    assert not at.checkbox(key="recalibrate_bn_fast").value
     assert any(text.startswith("5 epochs on 60,000 images · one-cycle: warm-up") for text in texts(at.caption))
     at.segmented_control(key="recipe").set_value("best").run()
     assert at.number_input(key="rotate_best").value > 0 and at.number_input(key="zoom_best").value > 0
+    assert at.checkbox(key="recalibrate_bn_best").value
     assert any("it adds no parameters" in text for text in texts(at.caption))
     at.segmented_control(key="recipe").set_value("quick").run()
     epochs, images = at.number_input(key="epochs_quick"), at.number_input(key="images_quick")
@@ -143,11 +145,12 @@ def test_a_run_trains_with_every_field_of_the_form(app, lab_home):
     at.segmented_control(key="recipe").set_value("fast").run()
     at.selectbox(key="optimizer_fast").set_value("adamw").run()  # weight decay applies to AdamW only
     at.number_input(key="weight_decay_fast").set_value(0.0005)
+    at.checkbox(key="recalibrate_bn_fast").check()
     run_id = start(at, epochs_fast=1, images_fast=256, rotate_fast=5.0, label_smoothing_fast=0.05)
     recipe = RunStore(lab_home).get(run_id).recipe
     assert (recipe["schedule"], recipe["optimizer"], recipe["weight_decay"], recipe["rotate"],
-            recipe["label_smoothing"], recipe["epochs"], recipe["train_subset"]) == (
-        "one-cycle", "adamw", 0.0005, 5.0, 0.05, 1, 256)
+            recipe["label_smoothing"], recipe["epochs"], recipe["train_subset"], recipe["recalibrate_bn"]) == (
+        "one-cycle", "adamw", 0.0005, 5.0, 0.05, 1, 256, True)
     assert Lab(lab_home).wait(run_id, timeout=240).status == "completed"
 
 

@@ -50,21 +50,24 @@ def test_train_prints_epochs_accuracy_and_where_it_is_stored(tmp_path):
 
 
 def test_train_with_a_named_recipe_and_a_field_overridden(tmp_path):
-    """--recipe best trains one-cycle with augmentation; --epochs and --subset replace only those fields."""
+    """--recipe best trains one-cycle with augmentation; the flags given replace only those fields."""
     home = tmp_path / "lab"
     out = cli("train", "--recipe", "best", "--epochs", "1", "--subset", "512", "--label-smoothing", "0.05",
-              home=home)
+              "--recalibrate-bn", "off", home=home)
     assert out.returncode == 0, out.stderr
     assert "best recipe, 1 epochs on 512 images; one-cycle: warm-up over 20%" in out.stdout
     recipe = RunStore(home).get(1).recipe
     assert (recipe["schedule"], recipe["epochs"], recipe["train_subset"], recipe["label_smoothing"],
-            recipe["rotate"]) == ("one-cycle", 1, 512, 0.05, 8.0)
+            recipe["rotate"], recipe["recalibrate_bn"]) == ("one-cycle", 1, 512, 0.05, 8.0, False)
 
 
 def test_a_bad_recipe_field_is_one_clear_message(tmp_path):
     out = cli("train", "--recipe", "fast", "--optimizer", "sgd", home=tmp_path / "lab")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == "error: Invalid recipe: optimizer must be one of adam, adamw."
+    switch = cli("train", "--recalibrate-bn", "maybe", home=tmp_path / "lab")
+    assert switch.returncode == 2 and "Traceback" not in switch.stderr
+    assert "argument --recalibrate-bn: expected on or off, not 'maybe'" in switch.stderr
 
 
 def test_ctrl_c_stops_cleanly_and_records_a_stopped_run(tmp_path):

@@ -9,7 +9,7 @@ from mnist_core.budget import summarize
 from mnist_core.data import as_model_input
 from mnist_core.spec import PRESETS
 from mnist_core.train import (FAST, NOTEBOOK, QUICK_RUN, RECIPES, Recipe, learning_rate_schedule, recipe_name, train,
-                               training_batches)
+                               training_batches, training_images)
 
 TINY = dict(train_subset=512, batch_size=128, progress_every=1)  # 4 steps an epoch
 
@@ -88,6 +88,7 @@ def test_same_seed_same_metrics_other_seed_differs(mnist):
     (dict(rotate=90), "rotation must be 0-45 degrees"),
     (dict(shift=-0.1), "shift must be 0-0.3"),
     (dict(zoom=0.9), "zoom must be 0-0.5"),
+    (dict(recalibrate_bn="yes"), "recalibrate_bn must be true or false"),
 ])
 def test_invalid_recipes_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -183,6 +184,47 @@ def test_augmentation_moves_training_images_only_and_adds_no_parameters(mnist):
     np.testing.assert_array_equal(model.predict(digits, verbose=0), model.predict(digits, verbose=0))
 
 
+def test_recalibration_gives_batchnorm_the_statistics_of_clean_training_images(mnist, monkeypatch):
+    """After an augmented run with the re-estimate on, every BatchNorm's moving mean and variance are those of
+    its inputs over the run's unaugmented training images in inference mode, set once, before the last
+    validation: the accuracy the run reports is the saved model's."""
+    import keras
+
+    from mnist_core import train as train_module
+
+    calls = []
+    recalibrate = train_module.recalibrate_batchnorm
+    monkeypatch.setattr(train_module, "recalibrate_batchnorm",
+                        lambda model, images: calls.append(len(images)) or recalibrate(model, images))
+    recipe = dict(epochs=2, rotate=15, shift=0.1, zoom=0.1, bn_momentum=0.9, recalibrate_bn=True)
+    result, events = run(mnist, **recipe)
+    assert calls == [TINY["train_subset"]]
+
+    model = result.model
+    images = as_model_input(training_images(mnist, Recipe(**{**TINY, **recipe}))[0])
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 4  # seed-final: after convs 1, 2, 4 and 5
+    for layer in norms:
+        features = keras.Model(model.inputs[0], layer.input).predict(images, verbose=0).astype(np.float64)
+        axes = tuple(range(features.ndim - 1))
+        np.testing.assert_allclose(layer.moving_mean.numpy(), features.mean(axes), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), features.var(axes), rtol=1e-4, atol=1e-5)
+    read = (model.predict(as_model_input(mnist.x_test), verbose=0).argmax(1) == mnist.y_test).mean()
+    assert result.test_accuracy == events[-1].val_accuracy == pytest.approx(read)
+
+
+def test_without_recalibration_batchnorm_keeps_its_moving_averages(mnist):
+    """The moving averages of augmented batches are not the clean statistics: the re-estimate changes something."""
+    import keras
+
+    recipe = dict(epochs=1, rotate=15, shift=0.1, zoom=0.1, bn_momentum=0.9)
+    result, _ = run(mnist, **recipe)
+    first = next(layer for layer in result.model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    features = keras.Model(result.model.inputs[0], first.input).predict(
+        as_model_input(training_images(mnist, Recipe(**{**TINY, **recipe}))[0]), verbose=0)
+    assert not np.allclose(first.moving_variance.numpy(), features.var((0, 1, 2)), rtol=1e-2)
+
+
 def test_named_recipes_and_their_names():
     """fast is one-cycle in 5 epochs; best adds augmentation; the quick run is fast over the 60,000 once."""
     assert list(RECIPES) == ["notebook", "fast", "best", "quick"]
@@ -190,7 +232,9 @@ def test_named_recipes_and_their_names():
     assert RECIPES["best"].augments and RECIPES["best"].epochs <= 30
     assert QUICK_RUN.epochs * QUICK_RUN.images <= 60_000
     assert "one-cycle" in FAST.describe() and "no augmentation" in NOTEBOOK.describe()
-    assert "±8° rotation" in RECIPES["best"].describe()
+    assert "±8° rotation" in RECIPES["best"].describe() and "label smoothing" not in RECIPES["best"].describe()
+    assert RECIPES["best"].recalibrate_bn and not FAST.recalibrate_bn
+    assert "BatchNorm statistics re-estimated on clean images" in RECIPES["best"].describe()
     assert [recipe_name(replace(recipe, seed=7)) for recipe in RECIPES.values()] == list(RECIPES)
     assert recipe_name(replace(FAST, epochs=4)) == "custom"
 
