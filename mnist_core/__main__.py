@@ -14,6 +14,7 @@ from .store import Run, StoreError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
 from .train import RECIPES, Recipe
 
+
 def _switch(text: str) -> bool:
     """'on' or 'off' (also yes/no, true/false, 1/0) as a bool, for a recipe field that is a switch."""
     words = {"on": True, "yes": True, "true": True, "1": True, "off": False, "no": False, "false": False, "0": False}

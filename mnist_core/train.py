@@ -193,12 +193,14 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     rate = learning_rate_schedule(keras, recipe)
     model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                   optimizer=_optimizer(keras, recipe, rate), metrics=["accuracy"])
-    progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate,
-                         x_train if recipe.recalibrate_bn else None)
+    progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate)
+    callbacks = [progress.callback(keras)]
+    if recipe.recalibrate_bn:
+        callbacks.append(recalibration_callback(keras, recipe, x_train))
     try:
         model.fit(training_batches(x_train, y_train, recipe), epochs=recipe.epochs, verbose=0, shuffle=False,
                   validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
-                  callbacks=[progress.callback(keras)])
+                  callbacks=callbacks)
         stopped = False
     except _StopRequested:
         stopped = True
@@ -206,6 +208,22 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     return TrainResult(status="stopped" if stopped else "completed",
                        test_accuracy=last.val_accuracy if last else None,
                        test_loss=last.val_loss if last else None, model=model)
+
+
+def recalibration_callback(keras, recipe: Recipe, images: np.ndarray):
+    """A Keras callback that runs `recalibrate_batchnorm` on `images` just before the last epoch's validation."""
+
+    class RecalibrateBeforeLastTest(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_test_begin(self, logs=None):
+            if self.epoch == recipe.epochs - 1:
+                recalibrate_batchnorm(self.model, images)
+
+    return RecalibrateBeforeLastTest()
 
 
 def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 2000) -> None:
@@ -308,9 +326,8 @@ class _Progress:
     STOP_POLL_SECONDS = 0.2  # how often `should_stop` is asked: a stop lands within ~one batch
 
     def __init__(self, recipe: Recipe, steps: int, on_event: Callable[[Event], None],
-                 should_stop: Callable[[], bool], rate: Callable, recalibrate_on: np.ndarray | None = None):
+                 should_stop: Callable[[], bool], rate: Callable):
         self.recipe, self.steps, self.rate = recipe, steps, rate
-        self.recalibrate_on = recalibrate_on
         self.on_event, self.should_stop = on_event, should_stop
         self.start = time.perf_counter()
         self.last_poll = 0.0
@@ -326,9 +343,6 @@ class _Progress:
 
             def on_train_batch_end(self, batch, logs=None):
                 progress.batch_end(self.model, batch, logs or {})
-
-            def on_test_begin(self, logs=None):
-                progress.test_begin(self.model)
 
             def on_epoch_end(self, epoch, logs=None):
                 progress.epoch_end(self.model, epoch, logs or {})
@@ -356,10 +370,6 @@ class _Progress:
             self.last_poll = now
             if self.should_stop():
                 raise _StopRequested
-
-    def test_begin(self, model) -> None:
-        if self.recalibrate_on is not None and self.epoch == self.recipe.epochs - 1:
-            recalibrate_batchnorm(model, self.recalibrate_on)
 
     def epoch_end(self, model, epoch: int, logs: dict) -> None:
         event = self._event(model, "epoch", self.steps - 1, logs, val_loss=float(logs["val_loss"]),
