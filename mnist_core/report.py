@@ -29,11 +29,18 @@ def epochs_text(run: Run, events: Sequence[Event]) -> str:
     return f"{sum(event.kind == 'epoch' for event in events)} / {run.recipe.get('epochs', '?')}"
 
 
-def progress_text(last: Event, epochs: int) -> str:
-    """The live progress line, e.g. 'Epoch 2/20, batch 30/79 · ETA 34 s'."""
+def progress_text(last: Event, recipe: Recipe) -> str:
+    """The live progress line, e.g. 'Epoch 2/20, batch 30/79 · ETA 34 s'.
+
+    In the last epoch of a recipe with the BatchNorm re-estimate it says that one more step follows,
+    so a bar near its end that waits for it does not look stuck.
+    """
     batches = round(last.batch / (last.epoch % 1 or 1)) if last.kind == "batch" else last.batch
     eta = f" · ETA {last.eta:.0f} s" if last.eta is not None else ""
-    return f"Epoch {int(last.epoch - 1e-9) + 1}/{epochs}, batch {last.batch}/{batches}{eta}"
+    epoch = int(last.epoch - 1e-9) + 1
+    then = " · then BatchNorm is re-estimated on the clean training images" \
+        if recipe.recalibrate_bn and epoch == recipe.epochs and last.kind == "batch" else ""
+    return f"Epoch {epoch}/{recipe.epochs}, batch {last.batch}/{batches}{eta}{then}"
 
 
 def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> list[dict[str, Any]]:

@@ -196,7 +196,7 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate)
     callbacks = [progress.callback(keras)]
     if recipe.recalibrate_bn:
-        callbacks.append(recalibration_callback(keras, recipe, x_train))
+        callbacks.append(recalibration_callback(keras, recipe, x_train, should_stop))
     try:
         model.fit(training_batches(x_train, y_train, recipe), epochs=recipe.epochs, verbose=0, shuffle=False,
                   validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
@@ -210,8 +210,12 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
                        test_loss=last.val_loss if last else None, model=model)
 
 
-def recalibration_callback(keras, recipe: Recipe, images: np.ndarray):
-    """A Keras callback that runs `recalibrate_batchnorm` on `images` just before the last epoch's validation."""
+def recalibration_callback(keras, recipe: Recipe, images: np.ndarray,
+                           should_stop: Callable[[], bool] = lambda: False):
+    """A Keras callback that runs `recalibrate_batchnorm` on `images` just before the last epoch's validation.
+
+    A stop asked meanwhile ends `fit` as a stop between batches does, with the statistics left as they were.
+    """
 
     class RecalibrateBeforeLastTest(keras.callbacks.Callback):
         epoch = 0
@@ -220,25 +224,36 @@ def recalibration_callback(keras, recipe: Recipe, images: np.ndarray):
             self.epoch = epoch
 
         def on_test_begin(self, logs=None):
-            if self.epoch == recipe.epochs - 1:
-                recalibrate_batchnorm(self.model, images)
+            if self.epoch == recipe.epochs - 1 and not recalibrate_batchnorm(self.model, images,
+                                                                              should_stop=should_stop):
+                raise _StopRequested
 
     return RecalibrateBeforeLastTest()
 
 
-def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 2000) -> None:
+def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 2000,
+                          should_stop: Callable[[], bool] = lambda: False) -> bool:
     """Set every BatchNorm layer's moving mean and variance to the exact statistics of its inputs over `images`.
 
     Layer by layer from the input, each in inference mode with the layers before it already re-estimated,
     so the statistics are those the model meets when it reads digits (no augmentation, Dropout off).
+    `should_stop` is asked before each layer (a few seconds apart on 60,000 images); when it says True, every
+    layer gets back the statistics it had and False is returned.
     """
     import keras
     from keras import ops
 
     inputs = as_model_input(images)
+    before = []
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
+        if should_stop():
+            for norm, mean, variance in before:
+                norm.moving_mean.assign(mean)
+                norm.moving_variance.assign(variance)
+            return False
+        before.append((layer, layer.moving_mean.numpy(), layer.moving_variance.numpy()))
         features = layer.input
         spatial = tuple(range(1, len(features.shape) - 1))
         # Averaged over each image's positions inside the graph, so only (images, channels) arrays come back.
@@ -249,6 +264,7 @@ def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 2000) -> 
                           for part in feed.predict(inputs, batch_size=batch_size, verbose=0))
         layer.moving_mean.assign(means.astype(np.float32))
         layer.moving_variance.assign(np.maximum(squares - means ** 2, 0.0).astype(np.float32))
+    return True
 
 
 def _optimizer(keras, recipe: Recipe, rate):

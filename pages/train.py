@@ -5,12 +5,14 @@ import streamlit as st
 from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
 from mnist_core.report import epochs_text, progress_text, recipe_text
+from mnist_core.spec import PRESETS
 from mnist_core.store import StoreError
 from mnist_core.train import OPTIMIZERS, RECIPES, SCHEDULES, Recipe, unused_fields
 from pages import common
 
 WATCH = "watch_run"
 WATCH_PARAM = "run"
+BEST_PRESET = "best-under-15k"  # the network the Best recipe was measured on
 RECIPE_CHOICES = {"quick": "Quick run", "fast": "Fast", "best": "Best", "notebook": "Notebook"}  # the link shows these
 
 # The recipe's fields, three a row so every value shows whole at 1024 px: (field, label, min or choices,
@@ -63,6 +65,10 @@ quick = recipe_name == "quick"
 st.caption(f"{shown.epochs} epoch{'s' if shown.epochs > 1 else ''} on {shown.images:,} images · {shown.describe()}."
            + (" Augmentation moves training images only: it adds no parameters and is off "
               "when the model reads a digit." if shown.augments else ""))
+if recipe_name == "best" and arch.to_code() != PRESETS[BEST_PRESET].to_code():
+    st.info(f"Best's measured accuracy is for the {BEST_PRESET} preset; this page trains {arch.name}.")
+    st.button(f"Train {BEST_PRESET} instead", on_click=common.set_arch,
+              args=(PRESETS[BEST_PRESET], f"Loaded preset {BEST_PRESET}"))
 # No form: a change reruns the page, so fields a choice makes irrelevant are disabled at once; only the
 # button starts a run. Each recipe's fields have their own keys, so picking one fills in its values and
 # keeps your edits to it; a page switch or a reload of the page keeps what was typed.
@@ -172,7 +178,7 @@ def _run_view(run, events, active) -> None:
         _stop_button(st, run)
     elif run.status == "running":
         done = last.elapsed / (last.elapsed + last.eta) if last and last.eta is not None else 0.0
-        st.progress(min(done, 1.0), text=progress_text(last, recipe.epochs) if last else
+        st.progress(min(done, 1.0), text=progress_text(last, recipe) if last else
                     "Starting (loading data and compiling the model)...")
         _stop_button(st, run)
     if events:

@@ -134,6 +134,10 @@ def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home
     assert at.number_input(key="rotate_best").value > 0 and at.number_input(key="zoom_best").value > 0
     assert at.checkbox(key="recalibrate_bn_best").value
     assert any("it adds no parameters" in text for text in texts(at.caption))
+    assert "Best's measured accuracy is for the best-under-15k preset; this page trains seed-final." in texts(at.info)
+    button(at, "Train best-under-15k instead").click().run()
+    assert any(text.startswith("**best-under-15k**: 14,846 total") for text in texts(at.markdown))
+    assert not any("Best's measured accuracy" in text for text in texts(at.info))
     at.segmented_control(key="recipe").set_value("quick").run()
     epochs, images = at.number_input(key="epochs_quick"), at.number_input(key="images_quick")
     assert (epochs.value, images.value) == (1, 60_000) and epochs.disabled and images.disabled

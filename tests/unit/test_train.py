@@ -195,7 +195,8 @@ def test_recalibration_gives_batchnorm_the_statistics_of_clean_training_images(m
     calls = []
     recalibrate = train_module.recalibrate_batchnorm
     monkeypatch.setattr(train_module, "recalibrate_batchnorm",
-                        lambda model, images: calls.append(len(images)) or recalibrate(model, images))
+                        lambda model, images, **kwargs: calls.append(len(images)) or recalibrate(model, images,
+                                                                                                 **kwargs))
     recipe = dict(epochs=2, rotate=15, shift=0.1, zoom=0.1, bn_momentum=0.9, recalibrate_bn=True)
     result, events = run(mnist, **recipe)
     assert calls == [TINY["train_subset"]]
@@ -222,6 +223,32 @@ def test_without_recalibration_batchnorm_keeps_its_moving_averages(mnist):
     first = next(layer for layer in result.model.layers if isinstance(layer, keras.layers.BatchNormalization))
     features = keras.Model(result.model.inputs[0], first.input).predict(
         as_model_input(training_images(mnist, Recipe(**{**TINY, **recipe}))[0]), verbose=0)
+    assert not np.allclose(first.moving_variance.numpy(), features.var((0, 1, 2)), rtol=1e-2)
+
+
+def test_stop_during_the_recalibration_ends_the_run_with_the_moving_averages_kept(mnist, monkeypatch):
+    """A stop asked while BatchNorm is being re-estimated ends the run as 'stopped' before the last validation,
+    and the layers already re-estimated get their moving averages back."""
+    import keras
+
+    from mnist_core import train as train_module
+
+    monkeypatch.setattr(train_module._Progress, "STOP_POLL_SECONDS", 0.0)
+    asked = []
+
+    def should_stop():  # asked after each of the 4 batches, then before each BatchNorm: True before the second
+        asked.append(1)
+        return len(asked) > 5
+
+    recipe = Recipe(**{**TINY, **dict(epochs=1, rotate=15, shift=0.1, zoom=0.1, bn_momentum=0.9,
+                                      recalibrate_bn=True)})
+    events = []
+    result = train(PRESETS["seed-final"], recipe, mnist, events.append, should_stop)
+    assert result.status == "stopped" and result.test_accuracy is None
+    assert [e.kind for e in events] == ["batch"] * 3
+    first = next(layer for layer in result.model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    features = keras.Model(result.model.inputs[0], first.input).predict(
+        as_model_input(training_images(mnist, recipe)[0]), verbose=0)
     assert not np.allclose(first.moving_variance.numpy(), features.var((0, 1, 2)), rtol=1e-2)
 
 
