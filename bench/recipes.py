@@ -64,19 +64,22 @@ def time_to_target(row: dict) -> tuple[int, float] | None:
 
 def report(rows: list[dict]) -> str:
     """One line per recipe and preset: every seed, the mean, seconds a epoch and time to 99.4%."""
-    lines = [f"{'recipe':<10}{'preset':<16}{'params':>7}  {'seeds: test accuracy %':<40}{'mean':>7}"
-             f"{'s/epoch':>9}  time to 99.4% (epochs, s) per seed"]
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["recipe"], row["preset"]), []).append(row)
+    # Variant labels and architecture codes run long: the columns widen to fit them.
+    name_width = max([len("recipe"), *(len(name) for name, _ in groups)]) + 2
+    preset_width = max([len("preset"), *(len(preset) for _, preset in groups)]) + 2
+    lines = [f"{'recipe':<{name_width}}{'preset':<{preset_width}}{'params':>7}  {'seeds: test accuracy %':<40}"
+             f"{'mean':>7}{'s/epoch':>9}  time to 99.4% (epochs, s) per seed"]
     for (name, preset), group in groups.items():
         group.sort(key=lambda row: row["seed"])
         seeds = " ".join(f"{row['seed']}:{row['test_accuracy'] * 100:.2f}" for row in group)
         mean = statistics.mean(row["test_accuracy"] for row in group)
         per_epoch = statistics.mean(row["epochs"][-1]["seconds"] / len(row["epochs"]) for row in group)
         hits = " ".join("-" if (hit := time_to_target(row)) is None else f"{hit[0]}/{hit[1]:.0f}" for row in group)
-        lines.append(f"{name:<10}{preset:<16}{group[0]['params']:>7,}  {seeds:<40}{mean * 100:>7.2f}"
-                     f"{per_epoch:>9.1f}  {hits}")
+        lines.append(f"{name:<{name_width}}{preset:<{preset_width}}{group[0]['params']:>7,}  {seeds:<40}"
+                     f"{mean * 100:>7.2f}{per_epoch:>9.1f}  {hits}")
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ RECIPE_FLAGS = {"--epochs": ("epochs", int), "--batch-size": ("batch_size", int)
                 "--rotate": ("rotate", float), "--shift": ("shift", float), "--zoom": ("zoom", float),
                 "--recalibrate-bn": ("recalibrate_bn", _switch)}
 RECIPE_HELP = {"notebook": "the notebook's 20 epochs (default)", "fast": "one-cycle, 5 epochs",
-               "best": "one-cycle with augmentation, 15 epochs", "quick": "the fast recipe, one pass"}
+               "best": "one-cycle with augmentation, 20 epochs", "quick": "the fast recipe, one pass"}
 
 
 def _recipe(args: argparse.Namespace) -> Recipe:

@@ -57,8 +57,8 @@ recipe_name = st.segmented_control("Recipe", list(RECIPE_CHOICES), format_func=R
                                    bind="query-params",  # a reload or a shared link keeps the recipe
                                    help="Quick run: the fast recipe over the 60,000 images once, for a demo. "
                                         "Fast: near the notebook's accuracy in a quarter of its epochs. Best: the "
-                                        "strongest recipe measured here, 15 epochs with augmentation (with the "
-                                        "best-under-15k preset: 99.55% mean of 5 seeds). Notebook: the original "
+                                        "strongest recipe measured here, 20 epochs with augmentation (with the "
+                                        "best-under-15k preset: 99.58% mean of 5 seeds). Notebook: the original "
                                         "20-epoch recipe.")
 shown = RECIPES[recipe_name]
 quick = recipe_name == "quick"

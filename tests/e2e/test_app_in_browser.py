@@ -46,7 +46,7 @@ def test_home_shows_the_budget_and_the_best_model(server, page, trained_run):
     page.goto(server.url)
     expect(page.get_by_text("Best model so far")).to_be_visible()
     assert metric_value(page, "Current architecture") == "14,960"
-    assert metric_value(page, "Best model so far: Bundled best-under-15k") == "99.55%"
+    assert metric_value(page, "Best model so far: Bundled best-under-15k") == "99.57%"
     screenshot(page, "home")
 
 
@@ -141,7 +141,8 @@ def test_the_recipe_is_in_the_link_and_survives_a_reload(server, page):
     page.get_by_role("radio", name=re.compile("^Best")).click()
     expect(page).to_have_url(re.compile(r"recipe=Best"))
     page.reload()
-    expect(page.get_by_text(re.compile(r"^15 epochs on 60,000 images · one-cycle"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^20 epochs on 60,000 images · one-cycle"))).to_be_visible()
+    expect(page.get_by_role("button", name="Train best-under-15k instead")).to_be_visible()
     expect(page.get_by_role("spinbutton", name="Rotate ±°")).to_have_value("8")
     expect(page.get_by_role("spinbutton", name="Warm-up")).to_be_enabled()
     expect(page.get_by_role("spinbutton", name="LR decay")).to_be_disabled()
