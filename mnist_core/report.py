@@ -32,12 +32,14 @@ def epochs_text(run: Run, events: Sequence[Event]) -> str:
 def progress_text(last: Event, recipe: Recipe) -> str:
     """The live progress line, e.g. 'Epoch 2/20, batch 30/79 · ETA 34 s'.
 
-    In the last epoch of a recipe with the BatchNorm re-estimate it says that one more step follows,
-    so a bar near its end that waits for it does not look stuck.
+    What follows the last batches is said, so a bar near its end that waits for it does not look stuck:
+    the BatchNorm re-estimate (when the recipe has it), then saving the model and reading the test set.
     """
+    epoch = int(last.epoch - 1e-9) + 1
+    if last.kind == "epoch" and epoch == recipe.epochs:
+        return f"Epoch {epoch}/{recipe.epochs} done · saving the model and finding its mistakes on the test set"
     batches = round(last.batch / (last.epoch % 1 or 1)) if last.kind == "batch" else last.batch
     eta = f" · ETA {last.eta:.0f} s" if last.eta is not None else ""
-    epoch = int(last.epoch - 1e-9) + 1
     then = " · then BatchNorm is re-estimated on the clean training images" \
         if recipe.recalibrate_bn and epoch == recipe.epochs and last.kind == "batch" else ""
     return f"Epoch {epoch}/{recipe.epochs}, batch {last.batch}/{batches}{eta}{then}"

@@ -36,8 +36,9 @@ class StrokeChange:
                     f"kept as drawn.")
         verb = "thinned" if self.after < self.before else "thickened"
         side = "above" if self.after < self.before else "below"
-        return (f"Strokes {verb} from {self.before:.1f} to {self.after:.1f} px (of 28): {side} MNIST's "
-                f"{low:.1f}-{high:.1f} px, so brought to its typical {MNIST_WIDTH} px.")
+        # Two decimals here: at one, a width just outside the range would read as its bound ("1.7, below 1.7").
+        return (f"Strokes {verb} from {self.before:.2f} to {self.after:.2f} px (of 28): {side} MNIST's "
+                f"{low:.2f}-{high:.2f} px, so brought toward its typical {MNIST_WIDTH} px.")
 
 
 def stroke_width(ink_map: np.ndarray) -> float | None:

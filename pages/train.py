@@ -66,7 +66,8 @@ st.caption(f"{shown.epochs} epoch{'s' if shown.epochs > 1 else ''} on {shown.ima
            + (" Augmentation moves training images only: it adds no parameters and is off "
               "when the model reads a digit." if shown.augments else ""))
 if recipe_name == "best" and arch.to_code() != PRESETS[BEST_PRESET].to_code():
-    st.info(f"Best's measured accuracy is for the {BEST_PRESET} preset; this page trains {arch.name}.")
+    st.info(f"Best's 99.58% (mean of 5 seeds) was measured on the {BEST_PRESET} preset; this page trains "
+            f"{arch.name}.")
     st.button(f"Train {BEST_PRESET} instead", on_click=common.set_arch,
               args=(PRESETS[BEST_PRESET], f"Loaded preset {BEST_PRESET}"))
 # No form: a change reruns the page, so fields a choice makes irrelevant are disabled at once; only the
@@ -194,6 +195,8 @@ def _final(run, events) -> None:
         return
     if run.status == "interrupted":
         st.warning(f"Run {run.id} was interrupted: {run.error} Its history so far is kept.")
+    elif run.status == "completed" and run.stop_requested:
+        st.info(f"Run {run.id} had finished training when the stop reached it, so it completed.")
     elif run.status == "stopped":
         st.info(f"Run {run.id} was stopped: {run.error or 'at your request.'}" + (
             "" if run.test_accuracy is not None else " It stopped before its first epoch ended, so it has no test "

@@ -78,7 +78,7 @@ def test_drawn_digit_is_recognised_by_the_best_model(server, page, digit):
 def test_a_small_bold_digit_is_thinned_to_mnist_strokes_and_read(server, page):
     page.goto(f"{server.url}/predict")
     draw(page, SMALL_SEVEN)
-    thinned = re.compile(r"^Strokes thinned from \d+\.\d to \d\.\d px \(of 28\): above MNIST's")
+    thinned = re.compile(r"^Strokes thinned from \d+\.\d\d to \d\.\d\d px \(of 28\): above MNIST's 1\.71-3\.36 px")
     expect(page.get_by_text(thinned)).to_be_visible()
     expect(predicted_digit(page)).to_have_text("7")
     no_exception_box(page)

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_core.predict import ink, read_ink, to_mnist
-from mnist_core.strokes import MNIST_WIDTH, normalise_width, stroke_width
+from mnist_core.strokes import MNIST_WIDTH, StrokeChange, normalise_width, stroke_width
 
 
 def drawn_seven(height: int, brush: int) -> np.ndarray:
@@ -40,6 +40,13 @@ def test_a_small_bold_or_a_large_thin_digit_gets_mnist_width(height, brush, verb
     assert change.after == pytest.approx(MNIST_WIDTH, abs=0.8)
     assert stroke_width(np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BILINEAR))) / 8 \
         == pytest.approx(MNIST_WIDTH, abs=1.0)  # measured on the 28x28 the model reads
+
+
+def test_a_width_just_outside_mnists_range_does_not_read_as_its_bound():
+    """1.69 px is below MNIST's 1.71 px: at one decimal both would print 1.7 ("1.7, below 1.7")."""
+    assert StrokeChange(before=1.69, after=2.31).text() == (
+        "Strokes thickened from 1.69 to 2.31 px (of 28): below MNIST's 1.71-3.36 px, so brought toward its "
+        "typical 2.4 px.")
 
 
 def test_normalisation_can_be_turned_off_and_changes_only_the_strokes():
