@@ -67,13 +67,14 @@ except (ModelFileError, SpecError) as err:
     common.stop(notices)
 
 source = st.segmented_control("Digit from", [DRAW, PHOTO], default=DRAW, key="digit_source", required=True,
-                              help="Draw with the mouse, or photograph a digit written on paper.")
+                              help="Draw with the mouse, or photograph a digit written on paper. Either is cropped, scaled and "
+                                   "centred like MNIST.")
 left, right = st.columns([1.15, 1])  # at 1024 px with the sidebar open the left one still holds 280 px
 digit28 = ink_map = strokes = None
 with left:
     try:
         if source == DRAW:
-            st.caption("Draw one digit, large or small, anywhere: it is cropped, scaled and centred like MNIST.")
+            st.caption("Draw one digit, any size, anywhere.")  # one line: the canvas must fit a 768 px screen
             image = drawing.canvas().image_data
             if image is not None:
                 ink_map = ink(image)

@@ -166,13 +166,16 @@ def test_stop_ends_a_live_run_and_the_page_says_so(server, page):
 
 
 def test_predict_fits_a_projector_and_takes_strokes_anywhere(server, watched_context):
-    """At 1024x768 with the sidebar open the whole canvas is on screen, and a stroke started in its
-    top-right corner (where the canvas toolbar used to swallow it) is drawn and read."""
+    """At 1024x768 with the sidebar open the whole canvas is on screen without scrolling, and a stroke
+    started in its top-right corner (where the canvas toolbar used to swallow it) is drawn and read."""
     page = watched_context(1024, 768).new_page()
     page.goto(f"{server.url}/predict")
     expect(page.get_by_text("Draw a digit on the black square")).to_be_visible()
     expect(page.locator('[data-testid="stSidebar"]')).to_be_visible()
     canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for()
+    unscrolled = canvas.bounding_box()
+    assert unscrolled["y"] + unscrolled["height"] <= 768, f"the canvas runs below the screen: {unscrolled}"
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box["width"] == 280 and box["height"] == 280
