@@ -41,7 +41,7 @@ def progress_text(last: Event, recipe: Recipe) -> str:
     batches = round(last.batch / (last.epoch % 1 or 1)) if last.kind == "batch" else last.batch
     eta = f" · ETA {last.eta:.0f} s" if last.eta is not None else ""
     then = " · then BatchNorm is re-estimated on the clean training images" \
-        if recipe.recalibrate_bn and epoch == recipe.epochs and last.kind == "batch" else ""
+        if recipe.recalibrate_bn and epoch == recipe.epochs else ""
     return f"Epoch {epoch}/{recipe.epochs}, batch {last.batch}/{batches}{eta}{then}"
 
 
