@@ -96,10 +96,10 @@ def _train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("Stopping...", flush=True)
             lab.stop(run_id)
-            run = lab.wait(run_id, timeout=60)
+            lab.wait(run_id, timeout=60)
     finally:
         lab.shutdown()
-    return _report(lab, run)
+    return _report(lab, lab.store.get(run_id))  # read after shutdown: the state the store really holds
 
 
 def _report(lab, run) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Mnist
+from .lifecycle import keeps_model
 from .spec import Architecture
 from .train import Recipe, train
 
@@ -76,10 +77,12 @@ def train_task(run_id: int, arch: Architecture, recipe: dict[str, Any], data: Mn
 
     try:
         result = train(arch, Recipe.from_dict(recipe), data, publish, should_stop)
-        analysis = analyse_model(result.model, data, run_id)
+        # As the local worker does: a model only after a whole epoch, its analysis only after a completed run.
+        analysis = analyse_model(result.model, data, run_id) if result.status == "completed" else None
         ending = dict(status=result.status, test_accuracy=result.test_accuracy, test_loss=result.test_loss,
-                      versions=versions, model_bytes=_keras_bytes(result.model),
-                      analysis=analysis.to_dict() if analysis else None)
+                      versions=versions, analysis=analysis.to_dict() if analysis else None,
+                      model_bytes=_keras_bytes(result.model) if keeps_model(result.status, result.epochs_done)
+                      else None)
     except Exception as err:  # the dispatcher records a failed run; the Ray worker lives on
         ending = dict(status="failed", error=failure_text(err), versions=versions)
     try:

@@ -31,6 +31,7 @@ from typing import Any
 from .analysis import Analysis
 from .cluster import Relay, train_task
 from .data import load_mnist
+from .lifecycle import ProgressLog
 from .store import Event, Run, RunStore, StoreError, write_atomically
 from .worker import (RUNS_BEFORE_RECYCLE, Worker, failure_text, log, open_slot, save_analysis_or_log,
                      slot_arguments, write_lock_text)
@@ -112,9 +113,8 @@ class Dispatcher(Worker):
         self.relay = self.task = self.data_ref = None
         self.described: dict[str, float] = {}  # the cluster's resources when dispatcher.json last said them
         self.inflight: dict[Any, Run] = {}  # Ray object ref -> its run
-        self.seq: dict[int, int] = {}  # run id -> next event number
+        self.progress: dict[int, ProgressLog] = {}  # run id -> its events on their way to the store
         self.asked_to_stop: set[int] = set()
-        self.unwritten: list[tuple[int, dict]] = []  # events taken from the relay but not yet in the store
 
     # -- the cluster ------------------------------------------------------------------------
 
@@ -287,33 +287,24 @@ class Dispatcher(Worker):
             self.record(run, dict(status="failed", error=failure_text(err)))
             return
         self.inflight[ref] = run
-        self.seq[run.id] = 0
+        self.progress[run.id] = ProgressLog(self.store, run.id, log)
 
     def pass_on_events(self) -> None:
-        """Write the relay's new events to the store, in order; kept for the next pass if the store is busy."""
+        """Pass the relay's new events on to the store, in order; they wait while the store is busy."""
         import ray
 
-        self.unwritten += ray.get(self.relay.take.remote())
-        while self.unwritten:
-            run_id, values = self.unwritten[0]
-            try:
-                self.store.add_event(run_id, self.seq.get(run_id, 0), Event(**values))
-            except StoreError as err:
-                log(f"cannot record progress of run {run_id} ({err}); trying again")
-                return
-            self.seq[run_id] = self.seq.get(run_id, 0) + 1
-            self.unwritten.pop(0)
+        for run_id, values in ray.get(self.relay.take.remote()):
+            if run_id in self.progress:
+                self.progress[run_id].publish(Event(**values))
+        for progress in self.progress.values():
+            progress.catch_up()
 
     def pass_on_stops(self) -> None:
         """Tell the relay about each run the user stopped, or that must end because this process leaves."""
         for run in self.inflight.values():
             if run.id in self.asked_to_stop:
                 continue
-            try:
-                stop = self.must_abandon(run) or self.store.stop_requested(run.id)
-            except StoreError:
-                continue
-            if stop:
+            if self.should_stop(run):
                 self.relay.stop.remote(run.id)
                 self.asked_to_stop.add(run.id)
 
@@ -334,13 +325,9 @@ class Dispatcher(Worker):
                 ending = ray.get(ref)
             except ray.exceptions.RayError as err:
                 log(f"run {run.id} lost its Ray worker ({type(err).__name__})")
-                self.record(run, None, RAY_INTERRUPTED)
+                self.record(run, None, RAY_INTERRUPTED, progress=self.progress.pop(run.id, None))
                 continue
-            self.record(run, self.keep(run, ending))
-
-    def user_stopped(self, run: Run) -> bool:
-        """Whether the user asked `run` to stop; a busy store is asked again, as `record` retries."""
-        return self.until_stored(lambda: self.store.stop_requested(run.id), f"read run {run.id}", when_leaving=False)
+            self.record(run, self.keep(run, ending), progress=self.progress.pop(run.id, None))
 
     def keep(self, run: Run, ending: dict) -> dict | None:
         """Save a returned model and analysis beside the run; the `finish` arguments (None: interrupted)."""

@@ -26,13 +26,13 @@ from pathlib import Path
 
 from . import config
 from .budget import summarize
+from .lifecycle import INTERRUPTED, pid_alive
 from .spec import Architecture
 from .store import Run, RunStore, StoreError
 from .study import check_seeds, variants
 from .train import Recipe
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INTERRUPTED = "The training worker stopped unexpectedly (killed, crashed, or the app was restarted)."
 MAX_FAILED_STARTS = 3  # one failed start can be bad luck; three in a row is this machine or install
 SIGNAL_HINTS = {signal.SIGILL: "this CPU may lack instructions TensorFlow needs"}
 LOG_TAIL_BYTES = 65536  # enough of worker.log to find a dead worker's last words
@@ -54,17 +54,6 @@ class _Child:
     slot: int
     log_offset: int  # worker.log's size at its start: its own output comes after
     ready: bool = False  # it imported TensorFlow and served its slot
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists but belongs to another user
-    return True
 
 
 def ahead_of(run: Run, active: list[Run]) -> list[Run]:
@@ -189,6 +178,7 @@ class Lab:
                    "--parent-pid", str(os.getpid()), "--idle-timeout", str(self.idle_timeout)]
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]
+        self.home.mkdir(parents=True, exist_ok=True)  # its folder may have been deleted while the app ran
         with open(self.home / "worker.log", "ab") as log:
             offset = log.seek(0, os.SEEK_END)
             # A new session: a terminal's Ctrl-C goes to the caller, which decides to stop runs.

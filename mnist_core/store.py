@@ -186,9 +186,11 @@ class RunStore:
     # -- connection handling -------------------------------------------------------------
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, wait: float = 5.0) -> Iterator[sqlite3.Connection]:
+        """A short connection; `wait` seconds for another writer's lock before the store counts as busy."""
+        self.remake_if_deleted()
         try:
-            conn = sqlite3.connect(self.db_path, timeout=5, isolation_level=None)
+            conn = sqlite3.connect(self.db_path, timeout=wait, isolation_level=None)
         except sqlite3.Error as err:
             raise StoreError(f"Cannot open the run history {self.db_path}: {err}.") from None
         try:
@@ -198,6 +200,9 @@ class RunStore:
             if "locked" in str(err) or "busy" in str(err):
                 raise StoreError(f"The run history {self.db_path} is locked by another program; "
                                  f"try again in a moment.") from None
+            if "disk is full" in str(err) or shutil.disk_usage(self.home).free < 2**20:  # SQLite may say "I/O error"
+                raise StoreError(f"The disk holding the run history {self.db_path} is full; "
+                                 f"free some space.") from None
             raise StoreError(f"The run history {self.db_path} cannot be used: {err}.") from None
         except sqlite3.DatabaseError as err:
             raise StoreError(f"The run history {self.db_path} is damaged ({err}); restart the app "
@@ -227,6 +232,19 @@ class RunStore:
             damage = err
         self._rebuild(damage)
 
+    def remake_if_deleted(self) -> None:
+        """If the index file is gone (its folder deleted while the app ran), make it again from whatever files
+        are left and say so in `notice`, so every process goes on without a restart. One stat when it is there."""
+        if self.db_path.exists():
+            return
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            restored = self._restore_files()
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"The run history {self.db_path} was deleted and cannot be made again: {err}.") from None
+        self.notice = ("The run history was deleted while the app ran; it was made again"
+                       + (f" from {restored}." if restored else ", empty: earlier runs are gone."))
+
     def _rebuild(self, damage: Exception) -> None:
         """Move a damaged index aside (never delete it) and rebuild it from the run, study and sample files."""
         aside = self.db_path.with_name(f"{DB_NAME}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -234,6 +252,13 @@ class RunStore:
             part = Path(f"{self.db_path}{suffix}")
             if part.exists():
                 part.replace(Path(f"{aside}{suffix}"))
+        restored = self._restore_files()
+        self.notice = (f"The run history was damaged ({damage}); it was moved to {aside.name} and "
+                       f"rebuilt from {restored or 'no files'}.")
+
+    def _restore_files(self) -> str:
+        """Make a fresh index and fill it from the run, study and sample files; says what it restored
+        ('' when there was nothing)."""
         with closing(sqlite3.connect(self.db_path, isolation_level=None)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             _create_tables(conn)
@@ -246,9 +271,10 @@ class RunStore:
                 restored += 1
             except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
                 continue  # a damaged manifest costs only its own run
-        self.notice = (f"The run history was damaged ({damage}); it was moved to {aside.name} and "
-                       f"rebuilt from {restored} run folder(s) and {samples} sample file(s)"
-                       + (f", with {studies} study file(s)." if studies else "."))
+        if not (restored or samples or studies):
+            return ""
+        return (f"{restored} run folder(s) and {samples} sample file(s)"
+                + (f", with {studies} study file(s)" if studies else ""))
 
     def _import_manifest(self, data: dict[str, Any]) -> None:
         run = {key: data.get(key) for key in RUN_FIELDS}
@@ -335,19 +361,39 @@ class RunStore:
                          f"VALUES (?, ?, {', '.join('?' for _ in EVENT_FIELDS)})",
                          (run_id, seq, *[values[key] for key in EVENT_FIELDS]))
 
+    def add_events(self, run_id: int, first_seq: int, events: list[Event], worker_pid: int,
+                   wait: float = 0.2) -> None:
+        """Append a trainer's progress events in one transaction, numbered from `first_seq`.
+
+        Written only while the run is running under `worker_pid`: a run deleted meanwhile (or a new run
+        that took its id in a store made again) gets none. A lock held elsewhere for more than `wait`
+        seconds raises StoreError at once, so the trainer keeps the events and goes on training.
+        """
+        rows = [(run_id, seq, *[asdict(event)[key] for key in EVENT_FIELDS], run_id, worker_pid)
+                for seq, event in enumerate(events, first_seq)]
+        with self._connect(wait) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(f"INSERT OR REPLACE INTO events (run_id, seq, {', '.join(EVENT_FIELDS)}) "
+                             f"SELECT ?, ?, {', '.join('?' for _ in EVENT_FIELDS)} WHERE EXISTS (SELECT 1 FROM "
+                             f"runs WHERE id = ? AND status = 'running' AND worker_pid = ?)", rows)
+            conn.execute("COMMIT")
+
     def finish(self, run_id: int, status: str, *, test_accuracy: float | None = None,
                test_loss: float | None = None, error: str | None = None,
-               versions: dict[str, str] | None = None) -> None:
-        """Record a terminal status and results, then write the run's manifest."""
+               versions: dict[str, str] | None = None, worker_pid: int | None = None) -> None:
+        """Record a terminal status and results, then write the run's manifest.
+
+        With `worker_pid`, only a run that worker claimed is changed (see `add_events`).
+        """
         assert status in TERMINAL, status
         now = time.time()
         with self._connect() as conn:
             conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, duration = ? - COALESCE(started_at, ?), "
                 "test_accuracy = ?, test_loss = ?, error = ?, versions_json = COALESCE(?, versions_json) "
-                "WHERE id = ?",
+                "WHERE id = ? AND (? IS NULL OR worker_pid = ?)",
                 (status, now, now, now, test_accuracy, test_loss, error,
-                 json.dumps(versions) if versions else None, run_id))
+                 json.dumps(versions) if versions else None, run_id, worker_pid, worker_pid))
         self.write_manifest(run_id)
 
     def request_stop(self, run_id: int) -> None:
@@ -421,8 +467,11 @@ class RunStore:
         data = {key: getattr(run, key) for key in RUN_FIELDS}
         data["events"] = [{key: getattr(e, key) for key in EVENT_FIELDS} for e in self.events(run_id)]
         folder = self.run_dir(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(folder, "run.json", json.dumps(data))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(folder, "run.json", json.dumps(data))
+        except OSError as err:  # a full disk: the caller retries, as for a locked database
+            raise StoreError(f"Cannot write run {run_id}'s manifest in {folder}: {err.strerror or err}.") from None
 
     # -- reads -----------------------------------------------------------------------------
 

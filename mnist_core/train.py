@@ -171,6 +171,7 @@ class TrainResult:
     test_accuracy: float | None
     test_loss: float | None
     model: Any
+    epochs_done: int  # whole epochs trained and tested: 0 when stopped in the first
 
 
 def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[Event], None],
@@ -207,7 +208,8 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     last = progress.last_epoch
     return TrainResult(status="stopped" if stopped else "completed",
                        test_accuracy=last.val_accuracy if last else None,
-                       test_loss=last.val_loss if last else None, model=model)
+                       test_loss=last.val_loss if last else None, model=model,
+                       epochs_done=round(last.epoch) if last else 0)
 
 
 def recalibration_callback(keras, recipe: Recipe, images: np.ndarray,
@@ -360,6 +362,9 @@ class _Progress:
             def on_train_batch_end(self, batch, logs=None):
                 progress.batch_end(self.model, batch, logs or {})
 
+            def on_test_batch_end(self, batch, logs=None):
+                progress.poll_stop()  # a big network's validation takes minutes: Stop must not wait for it
+
             def on_epoch_end(self, epoch, logs=None):
                 progress.epoch_end(self.model, epoch, logs or {})
 
@@ -381,6 +386,10 @@ class _Progress:
     def batch_end(self, model, batch: int, logs: dict) -> None:
         if (batch + 1) % self.recipe.progress_every == 0 and batch + 1 < self.steps:
             self.on_event(self._event(model, "batch", batch, logs))
+        self.poll_stop()
+
+    def poll_stop(self) -> None:
+        """Leave `fit` now if a stop was asked (asked at most every STOP_POLL_SECONDS)."""
         now = time.perf_counter()
         if now - self.last_poll >= self.STOP_POLL_SECONDS:
             self.last_poll = now

@@ -12,6 +12,7 @@ that died before that as a failed start.
 from __future__ import annotations
 
 import argparse
+import errno
 import fcntl
 import gc
 import os
@@ -23,13 +24,14 @@ from pathlib import Path
 
 from .analysis import Analysis, AnalysisError, analyse, save_analysis
 from .data import Mnist, MnistDataError, as_model_input, load_mnist
-from .jobs import INTERRUPTED, pid_alive
+from .lifecycle import INTERRUPTED, ProgressLog, keeps_model, pid_alive
 from .spec import SpecError
 from .store import Run, RunStore, StoreError
 from .train import Recipe, train
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
 STORE_RETRY_SECONDS = 2.0  # a locked or busy database is retried after this pause, not fatal
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a model that cannot be saved for these waits for space
 LOCK_TRIES = 20  # x 50 ms: rides out another process briefly probing the slot lock
 # Keras/TF keep ~20-30 MB per trained model even after clear_session(); a worker re-executes
 # itself (same pid, fresh memory, one TF import) after this many runs to stay bounded.
@@ -39,9 +41,10 @@ RUNS_BEFORE_RECYCLE = 5
 class Worker:
     """One worker's loop; `exit_requested` is set by SIGTERM."""
 
-    def __init__(self, store: RunStore, data_dir: str | None, parent_pid: int, idle_timeout: float):
+    def __init__(self, store: RunStore, data_dir: str | None, parent_pid: int, idle_timeout: float, lock=None):
         self.store, self.data_dir = store, data_dir
         self.parent_pid, self.idle_timeout = parent_pid, idle_timeout
+        self.lock = lock  # the slot's lock file, held open
         self.exit_requested = False
 
     def on_sigterm(self, *_) -> None:
@@ -54,6 +57,15 @@ class Worker:
         """Told to exit, or orphaned: claim no new run."""
         return self.exit_requested or self.parent_gone()
 
+    def slot_lost(self) -> bool:
+        """Our lock file was deleted (the run store's folder with it): a new worker serves the slot now."""
+        if self.lock is None:
+            return False
+        try:
+            return os.stat(self.lock.name).st_ino != os.fstat(self.lock.fileno()).st_ino
+        except OSError:
+            return True
+
     def must_abandon(self, run: Run) -> bool:
         """Leaving, and nobody else still waits for `run`: its submitter is our parent or dead."""
         if not self.leaving():
@@ -63,7 +75,7 @@ class Worker:
     def loop(self) -> bool:
         """Train queued runs until idle, told to exit, or due for recycling (returns True then)."""
         idle_since, runs = time.monotonic(), 0
-        while not self.leaving():
+        while not self.leaving() and not self.slot_lost():
             try:
                 run = self.store.claim_next(os.getpid())
             except StoreError as err:
@@ -86,19 +98,24 @@ class Worker:
         """Train one claimed run and record how it ended; never raises."""
         import keras
 
+        progress = ProgressLog(self.store, run.id, log)
         try:
-            self.record(run, self.outcome(run))
+            self.record(run, self.outcome(run, progress), progress=progress)
         finally:
             keras.backend.clear_session()  # drops the run's graphs and variables
             gc.collect()
 
-    def record(self, run: Run, ending: dict | None, reason: str = INTERRUPTED) -> None:
-        """Store how `run` ended (None: interrupted for `reason`); a locked database is retried until SIGTERM."""
+    def record(self, run: Run, ending: dict | None, reason: str = INTERRUPTED,
+               progress: ProgressLog | None = None) -> None:
+        """Store `run`'s waiting progress, then how it ended (None: interrupted for `reason`); a locked
+        database or a full disk is retried until SIGTERM."""
         def store_ending() -> None:
+            if progress is not None:
+                progress.flush()
             if ending is None:
                 self.store.mark_interrupted([run.id], reason)
             else:
-                self.store.finish(run.id, **ending)
+                self.store.finish(run.id, **ending, worker_pid=os.getpid())
 
         self.until_stored(store_ending, f"record how run {run.id} ended")
 
@@ -114,32 +131,51 @@ class Worker:
                 log(f"cannot {what} ({err}); retrying in {STORE_RETRY_SECONDS:g}s")
                 time.sleep(STORE_RETRY_SECONDS)
 
-    def outcome(self, run: Run) -> dict | None:
-        """Train `run` and save its model: `finish` arguments, or None when it was abandoned."""
-        seq = 0
+    def user_stopped(self, run: Run) -> bool:
+        """Whether the user asked `run` to stop; a busy store is asked again, as `record` retries."""
+        return self.until_stored(lambda: self.store.stop_requested(run.id), f"read run {run.id}", when_leaving=False)
 
-        def publish(event) -> None:
-            nonlocal seq
-            self.store.add_event(run.id, seq, event)
-            seq += 1
-
-        def should_stop() -> bool:
+    def should_stop(self, run: Run) -> bool:
+        """Asked between batches: stop when leaving for good or asked by the user; a busy store means go on."""
+        try:
             return self.must_abandon(run) or self.store.stop_requested(run.id)
+        except StoreError:
+            return False  # the next poll asks again; a store hiccup never ends a training
 
+    def outcome(self, run: Run, progress: ProgressLog) -> dict | None:
+        """Train `run` and save its model: `finish` arguments, or None when it was abandoned.
+
+        A model is saved only when an epoch finished (`keeps_model`), and analysed only when the run
+        completed: after a stop the Runs page analyses it on demand, so Stop never waits for 10,000 digits.
+        """
         versions = run_versions()
         try:
             data = load_mnist(self.data_dir)
-            result = train(run.spec, Recipe.from_dict(run.recipe), data, publish, should_stop)
-            if result.status == "stopped" and not self.store.stop_requested(run.id):
+            result = train(run.spec, Recipe.from_dict(run.recipe), data, progress.publish,
+                           lambda: self.should_stop(run))
+            if result.status == "stopped" and not self.user_stopped(run):
                 return None
-            save_model(result.model, self.store.model_path(run.id))
-            analysis = analyse_model(result.model, data, run.id)
-            if analysis is not None:  # saved before `record`: finished means analysed
-                save_analysis_or_log(self.store, run.id, analysis)
+            if keeps_model(result.status, result.epochs_done):
+                self.until_saved(result.model, run)
+            if result.status == "completed":
+                analysis = analyse_model(result.model, data, run.id)
+                if analysis is not None:  # saved before `record`: finished means analysed
+                    save_analysis_or_log(self.store, run.id, analysis)
             return dict(status=result.status, test_accuracy=result.test_accuracy, test_loss=result.test_loss,
                         versions=versions)
         except Exception as err:  # a worker must outlive any one bad run
             return dict(status="failed", error=failure_text(err), versions=versions)
+
+    def until_saved(self, model, run: Run) -> None:
+        """Save `run`'s model; a full disk is waited out (logged) rather than throwing the training away."""
+        while True:
+            try:
+                return save_model(model, self.store.model_path(run.id))
+            except OSError as err:
+                if err.errno not in DISK_FULL or self.exit_requested:
+                    raise
+                log(f"cannot save run {run.id}'s model ({err.strerror}); retrying in {STORE_RETRY_SECONDS:g}s")
+                time.sleep(STORE_RETRY_SECONDS)
 
 
 def run_versions() -> dict[str, str]:
@@ -159,8 +195,12 @@ def failure_text(err: Exception) -> str:
 def save_model(model, path: Path) -> None:
     """Write the .keras file atomically: a reader never sees a half-written model."""
     tmp = path.with_name("model.tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
+    try:
+        model.save(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # half a model on a full disk would keep the space it needs
+        raise
 
 
 def analyse_model(model, data: Mnist, run_id: int) -> Analysis | None:
@@ -181,7 +221,11 @@ def save_analysis_or_log(store: RunStore, run_id: int, analysis: Analysis) -> No
 
 
 def log(text: str) -> None:
-    print(f"worker {os.getpid()}: {text}", flush=True)
+    """One line in worker.log; lost, not raised, when the log's disk is full (training matters more)."""
+    try:
+        print(f"worker {os.getpid()}: {text}", flush=True)
+    except OSError:
+        pass
 
 
 def take_slot(lock) -> bool:
@@ -239,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as err:
         print(err, file=sys.stderr)
         return 1
-    worker = Worker(store, args.data_dir, args.parent_pid, args.idle_timeout)
+    worker = Worker(store, args.data_dir, args.parent_pid, args.idle_timeout, lock)
     signal.signal(signal.SIGTERM, worker.on_sigterm)
     import keras  # warm up: a later run starts without paying the import
 

@@ -126,10 +126,11 @@ def get_lab() -> Lab | None:
     """The process-wide Lab, or None after showing why the run store cannot be used."""
     try:
         lab = _lab(str(config.lab_home()))
+        lab.store.remake_if_deleted()  # before the notice is read: this run's page already says it
     except (StoreError, config.ConfigError) as err:
         st.error(str(err))
         return None
-    if lab.store.notice and not st.session_state.get("store_notice_shown"):
-        st.session_state["store_notice_shown"] = True  # once per session, not on every rerun
+    if lab.store.notice and st.session_state.get("store_notice_shown") != lab.store.notice:
+        st.session_state["store_notice_shown"] = lab.store.notice  # each notice once per session, not every rerun
         st.warning(lab.store.notice)
     return lab

@@ -10,6 +10,7 @@ import time
 import psutil
 import pytest
 
+from mnist_core.analysis import analysis_path
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
 from mnist_core.train import Recipe
@@ -24,6 +25,7 @@ BROKEN_IMPORT = "ImportError: this keras is broken on purpose (test)"
 # from stdin shuts its Lab down and exits ("shutdown"), or just waits to be killed ("wait").
 OTHER_PROCESS = """
 import sys, time
+from mnist_core.analysis import analysis_path
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
 from mnist_core.train import Recipe
@@ -85,19 +87,33 @@ def test_worker_trains_queues_and_stops(lab):
     first = lab.submit(PRESETS["seed-final"], LONG)
     second = lab.submit(PRESETS["seed-first"], QUICK)
     assert (first.ahead, second.ahead) == (0, 1)
-    wait_for(lambda: lab.store.events(first.run_id))
+    wait_for(lambda: any(event.kind == "epoch" for event in lab.store.events(first.run_id)))
     assert lab.store.get(second.run_id).status == "queued"
 
     lab.stop(first.run_id)
     stopped = lab.wait(first.run_id, timeout=120)
     assert stopped.status == "stopped" and lab.store.model_path(first.run_id).exists()
-    assert len([e for e in lab.store.events(first.run_id) if e.kind == "epoch"]) < LONG.epochs
+    assert 1 <= len([e for e in lab.store.events(first.run_id) if e.kind == "epoch"]) < LONG.epochs
+    assert stopped.test_accuracy is not None  # the last whole epoch's
 
     done = lab.wait(second.run_id, timeout=120)
     assert done.status == "completed" and 0 <= done.test_accuracy <= 1
     assert done.total_params == 15_088 and lab.store.model_path(done.id).exists()
     assert set(json.loads(done.versions_json)) == {"python", "keras", "tensorflow"}
     assert done.worker_pid == stopped.worker_pid  # the same warm worker trained both
+
+
+def test_a_stop_before_the_first_epoch_keeps_no_model_and_analyses_nothing(lab):
+    """A run stopped in its first epoch was never tested: no model to draw with, no 10,000-digit analysis to
+    wait for (that took minutes for a big network), and the run says stopped with no accuracy."""
+    run_id = lab.submit(PRESETS["seed-final"], LONG).run_id
+    wait_for(lambda: lab.store.events(run_id))
+    lab.stop(run_id)
+    stopped = lab.wait(run_id, timeout=120)
+    assert not any(event.kind == "epoch" for event in lab.store.events(run_id))
+    assert stopped.status == "stopped" and stopped.test_accuracy is None
+    assert not lab.store.model_path(run_id).exists()
+    assert not analysis_path(lab.store, run_id).exists()
 
 
 def test_warm_worker_trains_the_next_run_without_a_new_process(lab, lab_home):

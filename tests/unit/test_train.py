@@ -65,6 +65,24 @@ def test_stop_skips_the_validation_of_the_stopped_epoch(mnist, monkeypatch):
     assert result.model.predict(as_model_input(mnist.x_test[:1]), verbose=0).shape == (1, 10)  # still usable
 
 
+def test_a_stop_asked_during_validation_ends_it_between_test_batches(mnist, monkeypatch):
+    """A big network's pass over the 10,000 test digits takes minutes: a stop asked in it ends the run before
+    the pass is over, as a stop between training batches does (that epoch counts as not finished)."""
+    from mnist_core import train as train_module
+
+    monkeypatch.setattr(train_module._Progress, "STOP_POLL_SECONDS", 0.0)
+    recipe = Recipe(epochs=2, train_subset=256, progress_every=100, val_batch_size=1000)
+    asked = []
+
+    def stop_in_validation() -> bool:
+        asked.append(1)
+        return len(asked) > recipe.steps_per_epoch  # the first ask after the epoch's training batches
+
+    result = train(PRESETS["seed-final"], recipe, mnist, lambda event: None, stop_in_validation)
+    assert result.status == "stopped" and result.epochs_done == 0 and result.test_accuracy is None
+    assert len(asked) == recipe.steps_per_epoch + 1  # no further test batch ran after the stop
+
+
 def test_same_seed_same_metrics_other_seed_differs(mnist):
     """Two runs with seed 5 agree to the bit; seed 6 draws other images and other weights."""
     _, first = run(mnist, epochs=1, seed=5)
