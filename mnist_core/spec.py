@@ -13,7 +13,7 @@ from typing import Any
 
 # The kinds and limits are re-exported: the rest of the app imports them from here.
 from .layers import (DROPOUT_RATE, INPUT_CHANNELS, INPUT_SIZE, KERNEL_SIZES, KINDS, MAX_FILTERS, NUM_CLASSES,
-                     Conv, GlobalAvgPool, Layer, MaxPool, Signal, Softmax, SpecError)
+                     Conv, GlobalAvgPool, Layer, MaxPool, Signal, Softmax, SpecError, json_keys)
 
 MAX_LAYERS = 32
 MAX_SPEC_BYTES = 20_000  # a spec JSON is a few hundred bytes; anything larger is not a spec
@@ -65,7 +65,7 @@ class Architecture:
             raise SpecError("A spec must be a JSON object with a 'layers' list.")
         unknown = set(data) - {"name", "layers"}
         if unknown:
-            raise SpecError(f"Unknown spec field(s): {', '.join(sorted(unknown))}.")
+            raise SpecError(f"Unknown spec field(s): {json_keys(unknown)}.")
         layers = data.get("layers")
         if not isinstance(layers, list) or not layers:
             raise SpecError("A spec needs a non-empty 'layers' list.")
@@ -75,7 +75,8 @@ class Architecture:
         if not isinstance(name, str) or len(name) > 80:
             raise SpecError("The spec's 'name' must be a string of at most 80 characters.")
         parsed = tuple(_layer_from_dict(number, item) for number, item in enumerate(layers, 1))
-        return _named(parsed) if name == CUSTOM else cls(parsed, name=name)
+        # A preset's name always means that preset: on other layers it gives way to the name the layers earn.
+        return _named(parsed) if name == CUSTOM or name in PRESETS else cls(parsed, name=name)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Architecture:
@@ -86,6 +87,11 @@ class Architecture:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise SpecError(f"The spec is not valid JSON: {err}.") from None
+        except RecursionError:
+            raise SpecError("The spec is nested too deeply to be a spec: a spec is an object with a 'layers' "
+                            "list of flat objects.") from None
+        except ValueError:  # Python refuses to convert an integer of more than 4,300 digits
+            raise SpecError("The spec has a number with too many digits to be a layer's field.") from None
         return cls.from_dict(data)
 
     def to_code(self) -> str:
@@ -139,7 +145,7 @@ def _layer_from_dict(number: int, item: Any) -> Layer:
     if not isinstance(item, dict):
         raise SpecError(f"{where}: expected an object like {{\"kind\": \"conv\", ...}}, got {item!r:.40}.")
     kind = item.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or an object is no kind, and cannot be looked up
         raise SpecError(f"{where}: unknown layer kind {kind!r:.40}; use one of {', '.join(KINDS)}.")
     return KINDS[kind].from_dict(item, f"{where} ({kind})")
 

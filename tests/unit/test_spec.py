@@ -109,6 +109,15 @@ def test_a_network_equal_to_a_preset_is_named_after_it():
     assert Architecture(FINAL.layers, name="other") == FINAL
 
 
+def test_a_preset_name_on_other_layers_is_not_kept():
+    """Named best-under-15k on other layers, a spec takes the name its layers earn: a preset's, else custom."""
+    data = {**PRESETS["seed-first"].to_dict(), "name": "best-under-15k"}
+    assert Architecture.from_dict(data).name == "seed-first"
+    edited = {**FINAL.with_layer(6, batchnorm=True).to_dict(), "name": "best-under-15k"}
+    assert Architecture.from_dict(edited).name == "custom"
+    assert Architecture.from_json(PRESETS["best-under-15k"].to_json()).name == "best-under-15k"
+
+
 RATES = st.one_of(st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
                   st.sampled_from([0.0, 0.1, 1e-05, 5e-324, 0.12345, 1 / 3, 0.99999]))
 
@@ -181,7 +190,7 @@ def _with(index, **changes):
     (_with(2, kernel=7), "conv 3 (7x7): kernel must be one of (1, 3, 5)"),
     (_with(3, size=5), "the max-pool after conv 3: pool size must be 2, 3 or 4, got 5"),
     (_with(3, kind="upsample"), "item 4 of 'layers': unknown layer kind 'upsample'"),
-    (_with(0, colour="red"), "item 1 of 'layers' (conv): unknown field(s) colour"),
+    (_with(0, colour="red"), "item 1 of 'layers' (conv): unknown field(s) 'colour'"),
     ({"layers": [{"kind": "conv"}]}, "item 1 of 'layers' (conv): 'filters' is required"),
     ({"layers": []}, "non-empty 'layers' list"),
     ([1, 2], "must be a JSON object"),
@@ -210,10 +219,16 @@ def test_spatial_collapse_names_the_layer():
     ("", "not valid JSON"),
     ("x" * 30_000, "at most 20,000 bytes"),
     (b"\xff\xfe", "not valid JSON"),
+    ("[" * 19_000, "nested too deeply"),
+    ('{"layers": [{"kind": "conv", "filters": ' + "9" * 5_000 + "}]}", "too many digits"),
+    ('{"layers": [{"kind": []}]}', "unknown layer kind []"),
+    ('{"layers": [{"kind": "conv", "filters": 8, "a\\nb": 1}]}', "unknown field(s) 'a\\nb'"),
 ])
 def test_malformed_json_is_a_spec_error(text, message):
-    with pytest.raises(SpecError, match=message):
+    """Bad JSON, too deep, a number too long, a key with a newline: one line of SpecError, never a crash."""
+    with pytest.raises(SpecError, match=re.escape(message)) as caught:
         Architecture.from_json(text)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("code, message", [
