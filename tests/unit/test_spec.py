@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnist_core.budget import Budget, describe_change, summarize
+from mnist_core.budget import Budget, BudgetError, describe_change, summarize
 from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax, SpecError
 
 FINAL = PRESETS["seed-final"]
@@ -45,6 +45,15 @@ def test_budget_is_strictly_under():
     assert Budget(limit=first.total + 1).verdict(first).within
     assert Budget(counting="trainable").verdict(first).within  # 14,864 < 15,000
     assert Budget().verdict(summarize(FINAL)).margin == 40
+
+
+@pytest.mark.parametrize("limit, counting", [(-5, "total"), (0, "total"), (10_000_001, "total"), (True, "total"),
+                                             (1.5, "total"), (15_000, "all")])
+def test_a_budget_out_of_range_is_refused_in_one_sentence(limit, counting):
+    """A budget is a whole number of parameters from 1 to 10,000,000, counting total or trainable ones."""
+    with pytest.raises(BudgetError) as caught:
+        Budget(limit, counting)
+    assert str(caught.value).endswith(".") and "\n" not in str(caught.value)
 
 
 def test_describe_change_names_the_layer_and_both_deltas():
