@@ -8,6 +8,7 @@ TensorFlow: the Architecture page counts parameters from these objects alone, an
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -155,8 +156,9 @@ def _layer_from_code(number: int, token: str) -> Layer:
         layer = kind.parse_code(token)
         if layer is not None:
             return layer
-    raise SpecError(f"'{token[:20]}' in the link is not a layer code (item {number}; "
-                    f"expected e.g. c3x16bd0.1, p2, gap, sm).")
+    # Only a token of link-safe characters is quoted: a newline or markdown from a hand-made link is not shown.
+    shown = f"'{token[:20]}'" if re.fullmatch(r"[A-Za-z0-9.-]+", token) else "A token"
+    raise SpecError(f"{shown} in the link is not a layer code (item {number}; expected e.g. c3x16bd0.1, p2, gap, sm).")
 
 
 NOTEBOOK_PLAN = [(16, 3, True), (32, 3, True), (16, 1, False), None,

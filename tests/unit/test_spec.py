@@ -246,6 +246,7 @@ def test_malformed_json_is_a_spec_error(text, message):
     ("c3x16d1.5_c1x10l_gap_sm", "conv 1 (3x3): dropout rate must be in [0, 1), got 1.5"),
     ("c3x16dnan_c1x10l_gap_sm", "'c3x16dnan' in the link is not a layer code"),
     ("c3x999999_gap_sm", "is not a layer code"),
+    ("c3x16_[x](http://e)\n_gap_sm", "A token in the link is not a layer code (item 2;"),
     ("", "empty or too long"),
     ("_".join(["c3x8"] * 40), "at most 32 layers"),
 ])
