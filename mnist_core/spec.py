@@ -89,8 +89,8 @@ class Architecture:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise SpecError(f"The spec is not valid JSON: {err}.") from None
         except RecursionError:
-            raise SpecError("The spec is nested too deeply to be a spec: a spec is an object with a 'layers' "
-                            "list of flat objects.") from None
+            raise SpecError("The spec is nested too deeply: a spec is an object with a 'layers' list "
+                            "of flat objects.") from None
         except ValueError:  # Python refuses to convert an integer of more than 4,300 digits
             raise SpecError("The spec has a number with too many digits to be a layer's field.") from None
         return cls.from_dict(data)
