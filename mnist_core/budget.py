@@ -8,7 +8,13 @@ from typing import Literal
 from .spec import Architecture, Signal
 
 DEFAULT_LIMIT = 15_000  # the notebook's rule: total parameters strictly under 15K
+MAX_LIMIT = 10_000_000  # far above any network the spec allows; a larger number is a typo
 Counting = Literal["total", "trainable"]
+COUNTINGS: tuple[Counting, ...] = ("total", "trainable")
+
+
+class BudgetError(ValueError):
+    """A budget that cannot be used; the message says what a budget may be."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,12 @@ class Budget:
 
     limit: int = DEFAULT_LIMIT
     counting: Counting = "total"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 1 <= self.limit <= MAX_LIMIT:
+            raise BudgetError(f"The budget must be a whole number of parameters from 1 to {MAX_LIMIT:,}.")
+        if self.counting not in COUNTINGS:
+            raise BudgetError(f"A budget counts {' or '.join(COUNTINGS)} parameters, not {self.counting!r:.40}.")
 
     def verdict(self, summary: Summary) -> Verdict:
         """How the architecture stands against this budget."""

@@ -122,11 +122,16 @@ class Layer:
         """A layer from its JSON form, which has already been matched to this kind."""
         unknown = set(item) - set(field_types(cls)) - {"kind"}
         if unknown:
-            raise SpecError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}.")
+            raise SpecError(f"{where}: unknown field(s) {json_keys(unknown)}.")
         missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in item]
         if missing:
             raise SpecError(f"{where}: '{missing[0]}' is required.")
         return cls(**{field: value for field, value in item.items() if field != "kind"})
+
+
+def json_keys(keys: set[str]) -> str:
+    """JSON keys for a message, quoted and escaped, so that a key with a newline cannot break the line."""
+    return ", ".join(f"{key!r:.40}" for key in sorted(keys))
 
 
 @functools.cache

@@ -25,4 +25,13 @@ def build_model(arch: Architecture, bn_momentum: float = 0.99):
     """
     import keras
 
-    return keras.Sequential(keras_layers(arch, bn_momentum), name=re.sub(r"[^A-Za-z0-9_-]", "_", arch.name) or "custom")
+    return keras.Sequential(keras_layers(arch, bn_momentum), name=keras_name(arch.name))
+
+
+def keras_name(name: str) -> str:
+    """A Keras model name for any spec name: 'net_' and the name's ASCII letters, digits and dashes.
+
+    TensorFlow opens a name scope under the model's name when it trains, and refuses one that does not
+    start with an ASCII letter or digit ('Сеть Ивана' would be '__________'); the fixed prefix always does.
+    """
+    return f"net_{re.sub(r'[^A-Za-z0-9-]+', '_', name).strip('_')}".rstrip("_")

@@ -8,12 +8,13 @@ TensorFlow: the Architecture page counts parameters from these objects alone, an
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 # The kinds and limits are re-exported: the rest of the app imports them from here.
 from .layers import (DROPOUT_RATE, INPUT_CHANNELS, INPUT_SIZE, KERNEL_SIZES, KINDS, MAX_FILTERS, NUM_CLASSES,
-                     Conv, GlobalAvgPool, Layer, MaxPool, Signal, Softmax, SpecError)
+                     Conv, GlobalAvgPool, Layer, MaxPool, Signal, Softmax, SpecError, json_keys)
 
 MAX_LAYERS = 32
 MAX_SPEC_BYTES = 20_000  # a spec JSON is a few hundred bytes; anything larger is not a spec
@@ -65,7 +66,7 @@ class Architecture:
             raise SpecError("A spec must be a JSON object with a 'layers' list.")
         unknown = set(data) - {"name", "layers"}
         if unknown:
-            raise SpecError(f"Unknown spec field(s): {', '.join(sorted(unknown))}.")
+            raise SpecError(f"Unknown spec field(s): {json_keys(unknown)}.")
         layers = data.get("layers")
         if not isinstance(layers, list) or not layers:
             raise SpecError("A spec needs a non-empty 'layers' list.")
@@ -75,7 +76,8 @@ class Architecture:
         if not isinstance(name, str) or len(name) > 80:
             raise SpecError("The spec's 'name' must be a string of at most 80 characters.")
         parsed = tuple(_layer_from_dict(number, item) for number, item in enumerate(layers, 1))
-        return _named(parsed) if name == CUSTOM else cls(parsed, name=name)
+        # A preset's name always means that preset: on other layers it gives way to the name the layers earn.
+        return _named(parsed) if name == CUSTOM or name in PRESETS else cls(parsed, name=name)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Architecture:
@@ -86,6 +88,11 @@ class Architecture:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise SpecError(f"The spec is not valid JSON: {err}.") from None
+        except RecursionError:
+            raise SpecError("The spec is nested too deeply: a spec is an object with a 'layers' list "
+                            "of flat objects.") from None
+        except ValueError:  # Python refuses to convert an integer of more than 4,300 digits
+            raise SpecError("The spec has a number with too many digits to be a layer's field.") from None
         return cls.from_dict(data)
 
     def to_code(self) -> str:
@@ -139,7 +146,7 @@ def _layer_from_dict(number: int, item: Any) -> Layer:
     if not isinstance(item, dict):
         raise SpecError(f"{where}: expected an object like {{\"kind\": \"conv\", ...}}, got {item!r:.40}.")
     kind = item.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or an object is no kind, and cannot be looked up
         raise SpecError(f"{where}: unknown layer kind {kind!r:.40}; use one of {', '.join(KINDS)}.")
     return KINDS[kind].from_dict(item, f"{where} ({kind})")
 
@@ -149,8 +156,9 @@ def _layer_from_code(number: int, token: str) -> Layer:
         layer = kind.parse_code(token)
         if layer is not None:
             return layer
-    raise SpecError(f"'{token[:20]}' in the link is not a layer code (item {number}; "
-                    f"expected e.g. c3x16bd0.1, p2, gap, sm).")
+    # Only a token of link-safe characters is quoted: a newline or markdown from a hand-made link is not shown.
+    shown = f"'{token[:20]}'" if re.fullmatch(r"[A-Za-z0-9.-]+", token) else "A token"
+    raise SpecError(f"{shown} in the link is not a layer code (item {number}; expected e.g. c3x16bd0.1, p2, gap, sm).")
 
 
 NOTEBOOK_PLAN = [(16, 3, True), (32, 3, True), (16, 1, False), None,

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_core.budget import Budget, describe_change, summarize
+from mnist_core.budget import COUNTINGS, MAX_LIMIT, Budget, describe_change, summarize
 from mnist_core.charts import budget_figure
 from mnist_core.spec import DEFAULT_PRESET, MAX_FILTERS, PRESETS, Architecture, Conv, SpecError
 from pages import advice_view, common
@@ -79,9 +79,9 @@ counter[0].metric("Total params", f"{summary.total:,}")
 counter[1].metric("Trainable", f"{summary.trainable:,}", help="Total minus BatchNorm's moving mean and variance")
 counter[2].metric("Margin", f"{verdict.margin:+,}", help="Budget minus counted params; must stay > 0")
 limits = st.columns(3)
-limits[0].number_input("Budget (params)", 1, 10_000_000, budget.limit, step=500, key="budget_limit",
+limits[0].number_input("Budget (params)", 1, MAX_LIMIT, budget.limit, step=500, key="budget_limit",
                        on_change=set_budget)
-limits[1].radio("Counts", ("total", "trainable"), index=("total", "trainable").index(budget.counting),
+limits[1].radio("Counts", COUNTINGS, index=COUNTINGS.index(budget.counting),
                 key="budget_counting", on_change=set_budget, horizontal=True,
                 help="The notebook's rule: total params (including BatchNorm's moving statistics) < 15,000.")
 st.plotly_chart(budget_figure(verdict), width="stretch", config={"displayModeBar": False})

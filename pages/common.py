@@ -7,8 +7,9 @@ import atexit
 import streamlit as st
 
 from mnist_core import config
-from mnist_core.budget import DEFAULT_LIMIT, Budget
+from mnist_core.budget import Budget
 from mnist_core.jobs import Lab
+from mnist_core.links import parse_budget
 from mnist_core.predict import limit_blas_threads
 from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
 from mnist_core.store import StoreError
@@ -69,14 +70,10 @@ def init_state() -> None:
             arch = Architecture.from_code(params["arch"])
         except SpecError as err:
             notify(f"The link's architecture could not be used: {err} Showing {arch.name}.")
-    try:
-        limit = int(params.get("budget", DEFAULT_LIMIT))
-        counting = params.get("count", "total")
-        if not 1 <= limit <= 10_000_000 or counting not in ("total", "trainable"):
-            raise ValueError
-        budget = Budget(limit, counting)
-    except ValueError:
+    linked = parse_budget(params.get("budget"), params.get("count"))
+    if linked is None:
         notify("The link's budget could not be used; showing the default 15,000 total params.")
+    budget = linked or budget
     st.session_state[ARCH], st.session_state[BUDGET] = arch, budget
     st.session_state.setdefault(GENERATION, 0)
 

@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.charts import probabilities_figure
 from mnist_core.doubt import doubts
+from mnist_core.links import parse_run_id
 from mnist_core.photo import read_photo
 from mnist_core.predict import (
     ImageError,
@@ -51,11 +52,14 @@ if lab is not None:
         st.error(str(err))
 choices = choices or [bundled_model()]
 wanted = st.query_params.get("model")
-default = next((c for c in choices if str(c.run_id) == wanted or (wanted == "bundled" and c.run_id is None)),
-               best_model(choices))
-if wanted and wanted != "bundled" and str(default.run_id) != wanted:
-    st.info(f"Run {wanted}'s model is not available (deleted, or it never finished an epoch): "
+linked = parse_run_id(wanted)
+default = next((c for c in choices if (linked is not None and c.run_id == linked)
+                or (wanted == "bundled" and c.run_id is None)), best_model(choices))
+if linked is not None and default.run_id != linked:
+    st.info(f"Run {linked}'s model is not available (deleted, or it never finished an epoch): "
             f"showing {default.title}.")
+elif wanted and wanted != "bundled" and linked is None:  # the link's text itself is never shown
+    st.info(f"The link's model is not a run number: showing {default.title}.")
 choice = st.selectbox("Model", choices, index=choices.index(default), format_func=lambda c: c.label,
                       key="model_choice", on_change=remember_model,
                       help="Default: the most accurate model so far; the bundled model works before any training.")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
+from mnist_core.links import parse_run_id
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
 from mnist_core.store import StoreError
@@ -142,8 +143,7 @@ def live_runs() -> None:
 
 def _run_in_link() -> int | None:
     """The run this tab started, from its link (`?run=12`), so a reload shows that run, not another tab's."""
-    text = st.query_params.get(WATCH_PARAM, "")
-    return int(text) if text.isdigit() else None
+    return parse_run_id(st.query_params.get(WATCH_PARAM))
 
 
 def _active_runs(others) -> None:

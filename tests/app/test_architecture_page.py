@@ -1,5 +1,7 @@
 """Architecture page in AppTest: the counter, toggles, presets, budget, link state, JSON edits."""
 
+import pytest
+
 from mnist_core.spec import PRESETS
 from tests.app.conftest import metrics, texts
 
@@ -87,6 +89,19 @@ def test_bad_json_is_refused_and_the_last_good_architecture_kept(app):
     assert not at.warning and metrics(at)["Total params"] == "14,960"
     at.run()
     assert not json_section(at).error  # said once
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("[" * 19_000, "The spec is nested too deeply"),
+    ('{"layers": [{"kind": "conv", "filters": ' + "9" * 5_000 + "}]}", "The spec has a number with too many digits"),
+])
+def test_json_too_deep_or_with_too_long_a_number_is_refused_in_one_sentence(app, text, reason):
+    """Once a RecursionError and a ValueError in the exception box; now a refusal beside Apply."""
+    at = app("architecture")
+    at.text_area[0].set_value(text)
+    next(b for b in at.button if b.label == "Apply JSON").click().run()
+    assert any(error.startswith(f"Spec not loaded: {reason}") for error in texts(json_section(at).error))
+    assert metrics(at)["Total params"] == "14,960"
 
 
 def test_good_json_is_applied(app):

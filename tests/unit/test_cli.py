@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
 from tests.conftest import ROOT
@@ -36,6 +38,26 @@ def test_params_reads_a_spec_file_and_reports_bad_ones_cleanly(tmp_path):
     out = cli("params", "--spec", str(bad))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "error: conv 1 (3x3): filters must be between 1 and 256, got 0." in out.stderr
+
+
+def test_a_spec_too_deep_or_with_too_long_a_number_is_one_line_and_exit_2(tmp_path):
+    """19 KB of '[' once printed a RecursionError's traceback; 5,000 digits, Python's digit limit."""
+    deep, digits = tmp_path / "deep.json", tmp_path / "digits.json"
+    deep.write_text("[" * 19_000)
+    digits.write_text('{"layers": [{"kind": "conv", "filters": ' + "9" * 5_000 + "}]}")
+    for path, message in ((deep, "nested too deeply"), (digits, "too many digits")):
+        out = cli("params", "--spec", str(path))
+        assert out.returncode == 2 and out.stdout == "", out.stderr
+        assert out.stderr.startswith("error: The spec ") and message in out.stderr
+        assert out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("limit", ["-5", "0", "10000001"])
+def test_a_budget_out_of_range_is_one_line_and_exit_2(limit):
+    """--limit -5 once printed 'over the -5 budget by 14,965'."""
+    out = cli("params", "--limit", limit)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "error: The budget must be a whole number of parameters from 1 to 10,000,000.\n"
 
 
 def test_train_prints_epochs_accuracy_and_where_it_is_stored(tmp_path):

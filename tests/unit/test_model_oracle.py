@@ -84,3 +84,25 @@ def test_builder_reads_like_the_notebook():
     assert [conv.activation.__name__ for conv in convs] == ["relu"] * 7 + ["linear"]
     assert model.layers[-1].__class__.__name__ == "Activation"
     assert isinstance(PRESETS["seed-final"].layers[0], Conv)
+
+
+# TensorFlow's pattern for a root name scope, which training opens under the model's name.
+ROOT_SCOPE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
+
+
+    """A spec's name is a label in any script; the model built from it always has a name TensorFlow accepts."""
+                                  "seed-final", "a/b"])
+def test_any_spec_name_gives_a_valid_keras_model_name(name):
+    """A spec's name is a label in any script; the Keras model built from it always has a name TensorFlow takes."""
+    model = build_model(Architecture(PRESETS["seed-final"].layers, name=name))
+    assert ROOT_SCOPE.fullmatch(model.name), model.name
+
+
+def test_a_spec_named_in_cyrillic_trains():
+    """'Сеть Ивана' once failed at its first batch ('__________' is not a valid root scope name)."""
+    import keras
+
+    model = build_model(Architecture(PRESETS["seed-final"].layers, name="Сеть Ивана"))
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    images = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    model.fit(images, keras.utils.to_categorical(np.arange(8), 10), epochs=1, verbose=0)

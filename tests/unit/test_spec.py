@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnist_core.budget import Budget, describe_change, summarize
+from mnist_core.budget import Budget, BudgetError, describe_change, summarize
 from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax, SpecError
 
 FINAL = PRESETS["seed-final"]
@@ -45,6 +45,15 @@ def test_budget_is_strictly_under():
     assert Budget(limit=first.total + 1).verdict(first).within
     assert Budget(counting="trainable").verdict(first).within  # 14,864 < 15,000
     assert Budget().verdict(summarize(FINAL)).margin == 40
+
+
+@pytest.mark.parametrize("limit, counting", [(-5, "total"), (0, "total"), (10_000_001, "total"), (True, "total"),
+                                             (1.5, "total"), (15_000, "all")])
+def test_a_budget_out_of_range_is_refused_in_one_sentence(limit, counting):
+    """A budget is a whole number of parameters from 1 to 10,000,000, counting total or trainable ones."""
+    with pytest.raises(BudgetError) as caught:
+        Budget(limit, counting)
+    assert str(caught.value).endswith(".") and "\n" not in str(caught.value)
 
 
 def test_describe_change_names_the_layer_and_both_deltas():
@@ -107,6 +116,15 @@ def test_a_network_equal_to_a_preset_is_named_after_it():
     assert Architecture.from_dict({**data, "name": "custom"}).name == "seed-final"
     assert Architecture.from_dict({**data, "name": "mine"}).name == "mine"
     assert Architecture(FINAL.layers, name="other") == FINAL
+
+
+def test_a_preset_name_on_other_layers_is_not_kept():
+    """Named best-under-15k on other layers, a spec takes the name its layers earn: a preset's, else custom."""
+    data = {**PRESETS["seed-first"].to_dict(), "name": "best-under-15k"}
+    assert Architecture.from_dict(data).name == "seed-first"
+    edited = {**FINAL.with_layer(6, batchnorm=True).to_dict(), "name": "best-under-15k"}
+    assert Architecture.from_dict(edited).name == "custom"
+    assert Architecture.from_json(PRESETS["best-under-15k"].to_json()).name == "best-under-15k"
 
 
 RATES = st.one_of(st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
@@ -181,7 +199,7 @@ def _with(index, **changes):
     (_with(2, kernel=7), "conv 3 (7x7): kernel must be one of (1, 3, 5)"),
     (_with(3, size=5), "the max-pool after conv 3: pool size must be 2, 3 or 4, got 5"),
     (_with(3, kind="upsample"), "item 4 of 'layers': unknown layer kind 'upsample'"),
-    (_with(0, colour="red"), "item 1 of 'layers' (conv): unknown field(s) colour"),
+    (_with(0, colour="red"), "item 1 of 'layers' (conv): unknown field(s) 'colour'"),
     ({"layers": [{"kind": "conv"}]}, "item 1 of 'layers' (conv): 'filters' is required"),
     ({"layers": []}, "non-empty 'layers' list"),
     ([1, 2], "must be a JSON object"),
@@ -210,10 +228,16 @@ def test_spatial_collapse_names_the_layer():
     ("", "not valid JSON"),
     ("x" * 30_000, "at most 20,000 bytes"),
     (b"\xff\xfe", "not valid JSON"),
+    ("[" * 19_000, "nested too deeply"),
+    ('{"layers": [{"kind": "conv", "filters": ' + "9" * 5_000 + "}]}", "too many digits"),
+    ('{"layers": [{"kind": []}]}', "unknown layer kind []"),
+    ('{"layers": [{"kind": "conv", "filters": 8, "a\\nb": 1}]}', "unknown field(s) 'a\\nb'"),
 ])
 def test_malformed_json_is_a_spec_error(text, message):
-    with pytest.raises(SpecError, match=message):
+    """Bad JSON, too deep, a number too long, a key with a newline: one line of SpecError, never a crash."""
+    with pytest.raises(SpecError, match=re.escape(message)) as caught:
         Architecture.from_json(text)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("code, message", [
@@ -222,6 +246,7 @@ def test_malformed_json_is_a_spec_error(text, message):
     ("c3x16d1.5_c1x10l_gap_sm", "conv 1 (3x3): dropout rate must be in [0, 1), got 1.5"),
     ("c3x16dnan_c1x10l_gap_sm", "'c3x16dnan' in the link is not a layer code"),
     ("c3x999999_gap_sm", "is not a layer code"),
+    ("c3x16_[x](http://e)\n_gap_sm", "A token in the link is not a layer code (item 2;"),
     ("", "empty or too long"),
     ("_".join(["c3x8"] * 40), "at most 32 layers"),
 ])
