@@ -169,3 +169,13 @@ def per_class_figure(per_class_accuracy: Sequence[float | None]) -> go.Figure:
                          yaxis={"range": [floor, 1.0], "title": "test accuracy", "tickformat": ".0%"},
                          xaxis={"title": "true digit", "type": "category"})
     return figure
+
+
+def import_lazy_parts() -> None:
+    """Make and serialise one small figure, so that every module Plotly imports on first use (pandas among
+    them) is imported now, by one thread: two threads importing one at the same time can see it half-made."""
+    import pandas  # noqa: F401  (Streamlit's tables need it too)
+    import plotly.io
+
+    plotly.io.to_json(make_subplots(rows=2, cols=1, specs=[[{"secondary_y": True}], [{}]])
+                      .add_bar(x=[1], y=[1]).add_heatmap(z=[[1]], row=2, col=1))

@@ -6,7 +6,7 @@ import atexit
 
 import streamlit as st
 
-from mnist_core import config
+from mnist_core import charts, config
 from mnist_core.budget import Budget
 from mnist_core.jobs import Lab
 from mnist_core.links import parse_budget
@@ -15,6 +15,9 @@ from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
 from mnist_core.store import StoreError
 
 limit_blas_threads()  # the server's numpy forward passes are small: threads only contend
+# Once, while this module loads (every session's script waits for that): the first sessions of a fresh server
+# once built Plotly figures at the same time and one saw "partially initialized module 'pandas'".
+charts.import_lazy_parts()
 
 ARCH, BUDGET, LAST_CHANGE, NOTICE, GENERATION = "arch", "budget", "last_change", "notice", "widget_generation"
 NAVIGATED = "navigated"
