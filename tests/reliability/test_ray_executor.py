@@ -85,10 +85,13 @@ def test_stop_reaches_a_ray_task_within_about_a_second(on_ray, lab_home, mnist_d
             if len(lab.store.events(run_id)) > count:
                 count, last_event = len(lab.store.events(run_id)), time.monotonic()
             time.sleep(0.05)
+        if len(lab.store.events(run_id)) > count:  # events written between the last look and the ending
+            count, last_event = len(lab.store.events(run_id)), time.monotonic()
         record_property("stop_to_last_event_s", round(last_event - asked, 2))
         assert last_event - asked < 3.0  # ~1 s here; the slack is for a busy 2-core CI machine
         run = lab.store.get(run_id)
-        assert run.status == "stopped" and lab.store.model_path(run_id).exists()
+        epochs_done = sum(event.kind == "epoch" for event in lab.store.events(run_id))
+        assert run.status == "stopped" and lab.store.model_path(run_id).exists() == (epochs_done > 0)
         time.sleep(1)
         assert len(lab.store.events(run_id)) == count and not ray_tasks()
     finally:
