@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 WARM_UP_SIDE = 64  # the photo read before the baseline is taken: small, but through every step
 
 
-def rgba_png(side: int) -> bytes:
-    """A side x side RGBA PNG of a 7 on white: 6300 a side is about 190 KB, 40 MP decoded (the old cap's edge)."""
+def rgba_png(side: int, fmt: str = "PNG") -> bytes:
+    """A side x side RGBA image of a 7 on white: as a PNG 6300 a side is about 190 KB, 40 MP decoded."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGBA", (side, side), (255, 255, 255, 255))
     points = [(side * 0.24, side * 0.13), (side * 0.76, side * 0.13), (side * 0.41, side * 0.87)]
     ImageDraw.Draw(image).line(points, fill=(20, 20, 20, 255), width=side // 20)
-    return _encode(image, "PNG")
+    return _encode(image, fmt, **({"compression": "tiff_deflate"} if fmt == "TIFF" else {}))
 
 
 def noise_png(side: int) -> bytes:
@@ -58,6 +58,8 @@ UPLOADS = {  # the three of issue 25, then the largest of each kind that is stil
     "5 MB 1-bit noise PNG": lambda: noise_png(6300),
     "12 MP phone JPEG": lambda: phone_jpeg(4000, 3000),
     "4096x4096 RGBA PNG": lambda: rgba_png(4096),
+    "4096x4096 RGBA TIFF": lambda: rgba_png(4096, "TIFF"),
+    "2048x2048 RGBA WEBP": lambda: rgba_png(2048, "WEBP"),
     "4096x4096 noise PNG": lambda: noise_png(4096),
     "40 MP phone JPEG": lambda: phone_jpeg(7300, 5470),
     "40 MP progressive JPEG": lambda: phone_jpeg(7300, 5470, progressive=True),
