@@ -100,7 +100,12 @@ def _decode(data: bytes) -> np.ndarray:
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, *bombs):
             raise ImageError("The image file is truncated or damaged: upload it again.") from None
-    return _upright(_grey(image), orientation)
+    try:
+        grey = _grey(image)
+    except ValueError:  # a mode Pillow cannot turn grey, such as a TIFF's LAB
+        raise ImageError(f"Images in {image.mode} colour cannot be read: save it as an RGB or grey "
+                         "PNG or JPEG.") from None
+    return _upright(grey, orientation)
 
 
 def _open(data: bytes):

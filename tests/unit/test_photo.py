@@ -268,6 +268,8 @@ BAD_UPLOADS = {
     "WEBP over 2048x2048": (lambda: encode(Image.new("L", (2100, 2100), 200), "WEBP"),
                             "a WEBP is read up to 2048x2048"),
     "tiny": (lambda: encode(np.zeros((8, 8), np.uint8), "PNG"), "at least 16"),
+    "LAB TIFF": (lambda: encode(Image.new("RGB", (300, 200), (220, 220, 220)), "TIFF", mode="LAB"),
+                 "Images in LAB colour cannot be read"),
     "animated GIF": (lambda: animated("GIF"), "one still photo"),
     "animated PNG": (lambda: animated("PNG"), "one still photo"),
     "blank paper": (lambda: encode(photo_pixels(1, ink=215, shadow=0.4, noise=5), quality=75),
