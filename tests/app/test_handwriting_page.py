@@ -86,3 +86,14 @@ def test_a_large_set_is_drawn_a_page_at_a_time(app, lab_home, mnist):
     at.multiselect[0].set_value([sample.id for sample in samples.list()[100:]]).run()  # newest first: page 2
     next(b for b in at.button if b.label == "Delete 50 sample(s)").click().run()
     assert samples.count() == 100 and len(at.image) == 100 and not at.number_input
+
+
+def test_a_models_misreadings_show_the_100_most_confident(app, lab_home, mnist):
+    """150 samples all labelled wrong: the page draws 100 of them and the 100 the model misreads most confidently."""
+    SampleStore(RunStore(lab_home)).import_npz(npz(mnist.x_test[:150], (mnist.y_test[:150] + 1) % 10))
+    at = app("handwriting")
+    next(b for b in at.button if b.label == "Evaluate every model").click().run()
+    assert "The 100 most confident of its 150 misreadings:" in texts(at.caption)
+    assert len(at.image) == 100 + 100
+    confidences = [int(image.captions[0].rsplit("(", 1)[1].rstrip("%)")) for image in at.image[100:]]
+    assert confidences == sorted(confidences, reverse=True)
