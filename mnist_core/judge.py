@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
+
 from .predict import ModelChoice, ModelFileError, available_models, load_predictor
-from .samples import Sample
+from .samples import SIZE, Sample
 from .spec import SpecError
 from .store import RunStore
 
@@ -43,18 +45,17 @@ class Verdict:
 
 
 def evaluate(choice: ModelChoice, samples: Sequence[Sample]) -> Verdict:
-    """Run one model on every sample; a model that cannot be loaded gives a Verdict with its error."""
+    """Every sample through one model, in one batched pass; a model that cannot be loaded gives its error."""
     try:
         predictor = load_predictor(choice)
     except (ModelFileError, SpecError) as err:
         return Verdict(choice.label, choice.run_id, len(samples), error=str(err))
-    misses = []
-    for sample in samples:
-        probabilities = predictor.probabilities(sample.digit28)
-        digit = int(probabilities.argmax())
-        if digit != sample.label:
-            misses.append(Miss(sample.id, sample.label, digit, float(probabilities[digit])))
-    return Verdict(choice.label, choice.run_id, len(samples), tuple(misses))
+    images = np.array([sample.digit28 for sample in samples], dtype=np.float32).reshape(-1, SIZE, SIZE)
+    probabilities = predictor.probabilities_batch(images)
+    digits = probabilities.argmax(axis=1)
+    misses = tuple(Miss(sample.id, sample.label, int(digit), float(row[digit]))
+                   for sample, digit, row in zip(samples, digits, probabilities) if digit != sample.label)
+    return Verdict(choice.label, choice.run_id, len(samples), misses)
 
 
 def evaluate_all(store: RunStore, samples: Sequence[Sample]) -> list[Verdict]:

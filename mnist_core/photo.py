@@ -18,7 +18,9 @@ from .predict import ImageError, read_ink
 from .strokes import StrokeChange
 
 MAX_BYTES = 10_000_000  # a 12-megapixel phone JPEG is 2-6 MB
-MAX_PIXELS = 40_000_000  # read from the header, before any pixel is decoded
+MAX_PIXELS = 40_000_000  # read from the header, before any pixel is decoded; a JPEG decodes at 1/2-1/8 scale
+FULL_SIDE = 4096  # images decoded at full size (4 bytes a pixel) up to this squared: ~100 MB at peak, 12 MP fits
+WEBP_SIDE = 2048  # Pillow decodes WEBP through a second full-size buffer, ~16 bytes a pixel: ~66 MB at peak
 MIN_SIDE = 16  # a smaller image cannot hold a readable digit
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # never EPS and the like, whose decoders run programs
 WORK_SIDE = 1024  # photos are read at most this large: ample for one digit, and fast
@@ -77,8 +79,12 @@ def read_photo(data: bytes) -> PhotoReading:
 
 
 def _decode(data: bytes) -> np.ndarray:
-    """Upright grey pixels, 0-1 float32, at most WORK_SIDE a side, from untrusted bytes."""
-    from PIL import Image, ImageOps
+    """Upright grey pixels, 0-1 float32, at most WORK_SIDE a side, from untrusted bytes.
+
+    Full-size pixels never become floats: Pillow decodes them (a JPEG at reduced scale) and turns them
+    grey and small in 8 bits, so a photo costs at most a few times its decoded size (see `_open`'s caps).
+    """
+    from PIL import ExifTags, Image
 
     bombs = (Image.DecompressionBombError, Image.DecompressionBombWarning)
     with warnings.catch_warnings():
@@ -91,11 +97,15 @@ def _decode(data: bytes) -> np.ndarray:
                 image.draft("L" if image.mode == "RGB" else None,
                             (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
             image.load()
-            image = ImageOps.exif_transpose(image)
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, *bombs):
             raise ImageError("The image file is truncated or damaged: upload it again.") from None
-    grey = _grey(image)
-    return _resize(grey, _fit(grey.shape, WORK_SIDE)) if max(grey.shape) > WORK_SIDE else grey
+    try:
+        grey = _grey(image)
+    except ValueError:  # a mode Pillow cannot turn grey, such as a TIFF's LAB
+        raise ImageError(f"Images in {image.mode} colour cannot be read: save it as an RGB or grey "
+                         "PNG or JPEG.") from None
+    return _upright(grey, orientation)
 
 
 def _open(data: bytes):
@@ -119,6 +129,12 @@ def _open(data: bytes):
     if width * height > MAX_PIXELS:
         raise ImageError(f"The image is {width}x{height} pixels; at most {MAX_PIXELS / 1e6:.0f} megapixels "
                          "are accepted.")
+    side = _full_size_side(image)
+    if side and width * height > side * side:
+        kind = "progressive JPEG" if image.format in ("JPEG", "MPO") else image.format
+        raise ImageError(f"The image is {width}x{height} pixels; a {kind} is read up to {side}x{side} "
+                         f"({side * side / 1e6:.1f} megapixels): save it smaller, or as a standard JPEG "
+                         f"(up to {MAX_PIXELS / 1e6:.0f} megapixels).")
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"The image is {width}x{height} pixels; a digit needs at least {MIN_SIDE} a side.")
     # Some phones save an MPO, a JPEG with extra frames (depth, previews): its first frame is the photo.
@@ -127,29 +143,75 @@ def _open(data: bytes):
     return image
 
 
+def _full_size_side(image) -> int | None:
+    """The side whose square caps this image's pixels, as it decodes at full size; None for a baseline JPEG.
+
+    A baseline JPEG decodes at 1/2-1/8 scale a scan at a time (`draft`). A progressive one keeps every
+    scan's coefficients for the whole image whatever the scale (117 MB for 40 MP), so it is capped too.
+    """
+    if image.format in ("JPEG", "MPO") and not image.info.get("progressive"):
+        return None
+    return WEBP_SIDE if image.format == "WEBP" else FULL_SIDE
+
+
 def _grey(image) -> np.ndarray:
-    """Any colour mode as grey 0-1: 16-bit and float scaled (not clipped), transparency on a contrasting ground."""
+    """Any colour mode as grey 0-1 float32 at most WORK_SIDE a side: 16-bit and float scaled (not clipped),
+    transparency on a contrasting ground. Channels are split and shrunk in Pillow, floats made only once small."""
+    from PIL import ImageChops
+
+    size = _fit((image.height, image.width), WORK_SIDE) if max(image.size) > WORK_SIDE else image.size
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        values = np.asarray(image, dtype=np.float32)
+        values = np.nan_to_num(_shrink(image, size))
         top = float(values.max(initial=0.0))
         # 'I' and 'F' do not say their range: take the smallest usual one that holds every value.
         full = 65535.0 if image.mode.startswith("I;16") or top > 255 else 255.0 if top > 1 else 1.0
-        return np.clip(np.nan_to_num(values) / full, 0.0, 1.0)
+        return np.clip(values / full, 0.0, 1.0)
     if image.has_transparency_data:
-        rgba = image.convert("RGBA")
-        grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
-        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
+        grey, alpha = _grey_and_alpha(image)
+        # Shrinking grey * alpha, not grey, gives each small pixel the mean of the full-size composites.
+        weighted, grey, alpha = (_shrink(channel, size) / 255 for channel in
+                                 (ImageChops.multiply(grey, alpha), grey, alpha))
         if alpha.mean() > 0.5:
             # Mostly opaque: a photo with a transparent border cut around it. The border takes the
             # photo's own background level, so its edge is not mistaken for a stroke.
             ground = float(np.median(grey[alpha > 0.5]))
         else:
             # Mostly transparent: only the strokes are drawn. The ground contrasts with them: white ink -> black.
-            opaque_level = float((grey * alpha).sum() / max(alpha.sum(), 1.0))
+            opaque_level = float(weighted.sum() / max(alpha.sum(), 1e-6))
             ground = 0.0 if opaque_level > 0.5 else 1.0
-        return grey * alpha + ground * (1 - alpha)
-    grey = image if image.mode == "L" else image.convert("RGB").convert("L")
-    return np.asarray(grey, dtype=np.float32) / 255
+        return weighted + ground * (1 - alpha)
+    # Straight to grey: a detour through RGB would copy the full-size image at 4 bytes a pixel.
+    return _shrink(image if image.mode == "L" else image.convert("L"), size) / 255
+
+
+def _grey_and_alpha(image):
+    """The grey and the alpha channel of an image with transparency, 8-bit each; closes `image`.
+
+    Colour with alpha takes 4 bytes a pixel, so each full-size image is closed (its pixels freed)
+    as soon as the next one is made from it.
+    """
+    if image.mode not in ("RGBA", "LA"):
+        rgba = image.convert("RGBA")
+        image.close()
+        image = rgba
+    grey, alpha = image.convert("L"), image.getchannel("A")
+    image.close()
+    return grey, alpha
+
+
+def _shrink(image, size: tuple[int, int]) -> np.ndarray:
+    """A Pillow image area-averaged to (width, height), in its own mode, as float32."""
+    from PIL import Image
+
+    small = image.resize(size, Image.Resampling.BOX) if image.size != size else image
+    return np.asarray(small, dtype=np.float32)
+
+
+def _upright(grey: np.ndarray, orientation: int) -> np.ndarray:
+    """The picture as it should be shown, by its EXIF orientation (1-8), turned once it is small."""
+    turns = {2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud, 5: np.transpose,
+             6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).T, 8: np.rot90}
+    return np.ascontiguousarray(turns[orientation](grey)) if orientation in turns else grey
 
 
 def _separate(grey: np.ndarray, light_ink: bool, noise: float) -> tuple[np.ndarray, np.ndarray]:

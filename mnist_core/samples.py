@@ -31,9 +31,11 @@ if TYPE_CHECKING:  # store.py imports this module for its schema and rebuild hoo
 SIZE = 28
 SOURCES = ("canvas", "photo")
 FOLDER = "samples"
-MAX_IMPORT_SAMPLES = 10_000
-MAX_IMPORT_BYTES = 5 * 2**20  # 10,000 digits saved by export_npz take under 2 MB
-MAX_ARRAY_BYTES = MAX_IMPORT_SAMPLES * SIZE * SIZE * 8  # 10,000 float64 images: the largest honest array
+# In the whole set: 200 a digit judge a model to about half a point, and the set's page, an import
+# (about 2 s) and judging every model on it (a batched pass, under a second a model) stay quick.
+MAX_SAMPLES = 2_000
+MAX_IMPORT_BYTES = 5 * 2**20  # 2,000 digits saved by export_npz take about 0.3 MB, as float64 up to 12 MB zipped
+MAX_ARRAY_BYTES = MAX_SAMPLES * SIZE * SIZE * 8  # 2,000 float64 images: the largest honest array
 READ_FAULTS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
 SAMPLES_TABLE = """
@@ -79,7 +81,10 @@ class SampleStore:
         self.folder = runs.home / FOLDER
 
     def add(self, image: np.ndarray, label: int, source: str) -> int:
-        """Save one digit (uint8 0-255 or float 0-1, 28x28) with its label and source; returns its id."""
+        """Save one digit (uint8 0-255 or float 0-1, 28x28) with its label and source; returns its id.
+
+        Raises SampleError for a bad sample, or when the set already holds MAX_SAMPLES.
+        """
         image = np.asarray(image)
         if image.shape != (SIZE, SIZE):
             raise SampleError(f"A sample is a 28x28 image, not {image.shape}.")
@@ -127,8 +132,10 @@ class SampleStore:
         return buffer.getvalue()
 
     def import_npz(self, data: bytes) -> list[int]:
-        """Add every sample of a .npz file, or none: raises SampleError naming the first fault found."""
+        """Add every sample of a .npz file, or none: raises SampleError naming the first fault found,
+        or saying how many fit when the set would pass MAX_SAMPLES."""
         images, labels, sources = _read_npz(data)
+        _check_room(self.count(), len(labels))  # before writing a file; `_save` checks again, in its transaction
         return self._save(images, labels.tolist(), sources)
 
     def _rows(self, label: int | None, order: str) -> list[sqlite3.Row]:
@@ -146,6 +153,7 @@ class SampleStore:
             with self.runs._connect() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    _check_room(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0], len(staged))
                     used = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "
                                         "WHERE name = 'samples'").fetchone()[0]
                     first = max(used, max((number for number, _ in _files(self.folder)), default=0)) + 1
@@ -168,6 +176,18 @@ class SampleStore:
                                   f"nothing was added.") from None
             raise
         return ids
+
+
+def _check_room(held: int, adding: int) -> None:
+    """Refuse to take a set holding `held` samples past MAX_SAMPLES, saying how many still fit."""
+    room = max(MAX_SAMPLES - held, 0)
+    if adding <= room:
+        return
+    if room == 0:
+        raise SampleError(f"Your set is full: it holds {held:,} samples, the most a set can; delete some first.")
+    # Only an import adds more than one sample, so only an import gets here.
+    raise SampleError(f"Only {room:,} more samples fit, not {adding:,}: a set holds at most {MAX_SAMPLES:,} and yours "
+                      f"has {held:,}; delete some, or import a smaller file.")
 
 
 def _read_npz(data: bytes) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -235,8 +255,8 @@ def _check_declared(declared: dict[str, tuple[tuple[int, ...], np.dtype]]) -> No
     count = shape[0]
     if count == 0:
         raise SampleError("The file holds no samples.")
-    if count > MAX_IMPORT_SAMPLES:
-        raise SampleError(f"The file holds {count:,} samples; at most {MAX_IMPORT_SAMPLES:,} can be imported.")
+    if count > MAX_SAMPLES:
+        raise SampleError(f"The file holds {count:,} samples; a set holds at most {MAX_SAMPLES:,}.")
     for key, kinds, expected in (("labels", "iu", "integers"), ("sources", "U", "text ('canvas' or 'photo')")):
         if key not in declared:
             continue

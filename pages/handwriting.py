@@ -5,11 +5,12 @@ import streamlit as st
 from mnist_core.judge import evaluate_all
 from mnist_core.predict import enlarge
 from mnist_core.report import NONE, percent
-from mnist_core.samples import SampleError, SampleStore
+from mnist_core.samples import Sample, SampleError, SampleStore
 from mnist_core.store import StoreError
 from pages import common
 
 COLUMNS = 10
+PAGE = 100  # samples drawn at once: every image is an element the server sends and the browser draws
 
 notices = common.begin_page()
 st.title("My handwriting")
@@ -19,6 +20,13 @@ lab = common.get_lab()
 if lab is None:
     common.stop(notices)
 samples = SampleStore(lab.store)
+
+
+def grid(pictures: list[tuple[Sample, str]]) -> None:
+    """(sample, caption) pairs as rows of COLUMNS images."""
+    for start in range(0, len(pictures), COLUMNS):
+        for cell, (sample, caption) in zip(st.columns(COLUMNS), pictures[start:start + COLUMNS]):
+            cell.image(enlarge(sample.digit28, 2), caption=caption)
 
 
 def import_set() -> None:
@@ -59,11 +67,12 @@ counts = {digit: sum(sample.label == digit for sample in saved) for digit in ran
 st.caption(f"{len(saved):,} samples · " + " · ".join(f"{digit}: {n}" for digit, n in counts.items()))
 shown = st.segmented_control("Show", ["all", *range(10)], default="all", key="sample_filter", required=True)
 visible = [sample for sample in saved if shown == "all" or sample.label == shown]
-for start in range(0, len(visible), COLUMNS):
-    cells = st.columns(COLUMNS)
-    for cell, sample in zip(cells, visible[start:start + COLUMNS]):
-        cell.image(enlarge(sample.digit28, 2), caption=f"#{sample.id}: {sample.label}")
-delete = st.multiselect("Delete samples", [sample.id for sample in visible], format_func=lambda i: f"#{i}")
+pages, page = -(-len(visible) // PAGE), 1
+if pages > 1:  # one page number per filter; a number a delete took out of range goes back to 1
+    page = st.number_input(f"Page (of {pages}, {PAGE} samples each)", 1, pages, key=f"sample_page_{shown}")
+on_page = visible[(page - 1) * PAGE:page * PAGE]
+grid([(sample, f"#{sample.id}: {sample.label}") for sample in on_page])
+delete = st.multiselect("Delete samples", [sample.id for sample in on_page], format_func=lambda i: f"#{i}")
 if delete and st.button(f"Delete {len(delete)} sample(s)", type="primary"):
     for sample_id in delete:
         samples.delete(sample_id)
@@ -81,15 +90,12 @@ if verdicts:
                    "error": verdict.error or ""} for verdict in verdicts], hide_index=True, width="stretch")
     by_label = {verdict.model: verdict for verdict in verdicts if verdict.error is None}
     chosen = st.selectbox("Which samples does this model get wrong?", list(by_label))
-    misses = by_label[chosen].misses if chosen else ()
+    misses = sorted(by_label[chosen].misses, key=lambda miss: -miss.confidence) if chosen else []
     if chosen and not misses:
         st.success(f"{chosen} reads every sample correctly.")
-    pictures = {sample.id: sample for sample in saved}
-    for start in range(0, len(misses), COLUMNS):
-        cells = st.columns(COLUMNS)
-        for cell, miss in zip(cells, misses[start:start + COLUMNS]):
-            if miss.sample_id in pictures:
-                cell.image(enlarge(pictures[miss.sample_id].digit28, 2),
-                           caption=f"#{miss.sample_id}: {miss.label} read as {miss.predicted} "
-                                   f"({miss.confidence:.0%})")
+    if len(misses) > PAGE:
+        st.caption(f"The {PAGE} most confident of its {len(misses):,} misreadings:")
+    by_id = {sample.id: sample for sample in saved}
+    grid([(by_id[miss.sample_id], f"#{miss.sample_id}: {miss.label} read as {miss.predicted} ({miss.confidence:.0%})")
+          for miss in misses[:PAGE] if miss.sample_id in by_id])
 common.end_page(notices)

@@ -5,7 +5,7 @@ import streamlit as st
 from mnist_core.charts import probabilities_figure
 from mnist_core.doubt import doubts
 from mnist_core.links import parse_run_id
-from mnist_core.photo import read_photo
+from mnist_core.photo import PhotoReading, read_photo
 from mnist_core.predict import (
     ImageError,
     ModelChoice,
@@ -23,6 +23,7 @@ from mnist_core.store import StoreError
 from pages import common, drawing, insight, samples_view
 
 DRAW, PHOTO = "Draw", "Photo"
+PHOTO_READING = "photo_reading"  # (the uploaded file's id, its reading or why it cannot be read)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the model...")
@@ -33,6 +34,20 @@ def predictor(choice: ModelChoice, modified: float):
 
 def load(choice: ModelChoice):
     return predictor(choice, choice.path.stat().st_mtime if choice.path.exists() else 0.0)
+
+
+def read_once(photo) -> PhotoReading:
+    """The photo read once per uploaded file, refusals included: the page's every rerun reuses the reading."""
+    kept = st.session_state.get(PHOTO_READING)
+    if kept is None or kept[0] != photo.file_id:
+        try:
+            outcome = read_photo(photo.getvalue())
+        except ImageError as err:
+            outcome = str(err)  # the sentence alone: the error's traceback would hold the decoded pixels
+        st.session_state[PHOTO_READING] = kept = (photo.file_id, outcome)
+    if isinstance(kept[1], str):
+        raise ImageError(kept[1])
+    return kept[1]
 
 
 def remember_model() -> None:
@@ -89,7 +104,7 @@ with left:
             shot = st.camera_input("Or take one", help="Dark ink on light paper, the digit filling most of the frame.")
             photo = shot or upload
             if photo is not None:
-                reading = read_photo(photo.getvalue())
+                reading = read_once(photo)
                 ink_map, digit28, strokes = reading.ink, reading.digit28, reading.strokes
                 st.image([step_image for _, step_image in reading.steps],
                          caption=[name for name, _ in reading.steps], width=110)

@@ -21,6 +21,13 @@ def saved_digits(home, mnist, count=12, wrong_every=4):
     return labels
 
 
+def npz(images, labels) -> bytes:
+    """A sample set file, as export_npz writes one."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images, labels=labels)
+    return buffer.getvalue()
+
+
 def test_an_empty_set_says_how_to_fill_it(app):
     at = app("handwriting")
     assert any("No samples yet" in text for text in texts(at.info))
@@ -66,3 +73,27 @@ def test_an_exported_set_imports_into_another_lab(app, lab_home, mnist, tmp_path
     next(b for b in at.button if b.label == "Import").click().run()
     assert "Imported 5 sample(s)." in texts(at.success)
     assert SampleStore(RunStore(lab_home)).count() == 10
+
+
+def test_a_large_set_is_drawn_a_page_at_a_time(app, lab_home, mnist):
+    """150 samples: the grid draws the first 100, then the last 50 on page 2; deleting those leaves one page."""
+    samples = SampleStore(RunStore(lab_home))
+    samples.import_npz(npz(mnist.x_test[:150], mnist.y_test[:150]))
+    at = app("handwriting")
+    assert len(at.image) == 100
+    at.number_input(key="sample_page_all").set_value(2).run()
+    assert len(at.image) == 50
+    at.multiselect[0].set_value([sample.id for sample in samples.list()[100:]]).run()  # newest first: page 2
+    next(b for b in at.button if b.label == "Delete 50 sample(s)").click().run()
+    assert samples.count() == 100 and len(at.image) == 100 and not at.number_input
+
+
+def test_a_models_misreadings_show_the_100_most_confident(app, lab_home, mnist):
+    """150 samples all labelled wrong: the page draws 100 of them and the 100 the model misreads most confidently."""
+    SampleStore(RunStore(lab_home)).import_npz(npz(mnist.x_test[:150], (mnist.y_test[:150] + 1) % 10))
+    at = app("handwriting")
+    next(b for b in at.button if b.label == "Evaluate every model").click().run()
+    assert "The 100 most confident of its 150 misreadings:" in texts(at.caption)
+    assert len(at.image) == 100 + 100
+    confidences = [int(image.captions[0].rsplit("(", 1)[1].rstrip("%)")) for image in at.image[100:]]
+    assert confidences == sorted(confidences, reverse=True)

@@ -3,6 +3,8 @@ corrected label, what the model sees, a second model side by side, and bad uploa
 
 import io
 
+import mnist_core.photo
+
 from PIL import Image, ImageDraw
 
 from mnist_core.predict import bundled_model
@@ -54,3 +56,18 @@ def test_bad_uploads_get_one_clear_message(app):
     at = open_photo(app, b"this is not an image", name="notes.jpg")
     assert any(text.startswith("This image cannot be read:") for text in texts(at.error))
     assert "Upload or take a photo of one digit to see what the model thinks." in texts(at.info)
+
+
+def test_an_upload_is_read_once_however_often_the_page_reruns(app, monkeypatch):
+    """Reruns (a label picked, any widget touched) reuse the upload's reading, or its refusal: no second decode."""
+    reads, read_photo = [], mnist_core.photo.read_photo
+    monkeypatch.setattr(mnist_core.photo, "read_photo", lambda data: reads.append(len(data)) or read_photo(data))
+    at = open_photo(app, photo_of_a_one())
+    at.selectbox(key="sample_label_1").set_value(7).run()
+    at.run()
+    assert len(reads) == 1 and metrics(at)["Prediction"] == "1"
+    at.file_uploader[0].upload("notes.jpg", b"this is not an image", "image/jpeg").run()
+    at.run()
+    assert len(reads) == 2
+    assert [text for text in texts(at.error) if text.startswith("This image cannot be read:")] == [
+        "This image cannot be read: This file is not a PNG or JPEG image."]

@@ -7,7 +7,7 @@ import pytest
 
 from mnist_core.budget import summarize
 from mnist_core.judge import Miss, evaluate, evaluate_all
-from mnist_core.predict import bundled_model, load_predictor
+from mnist_core.predict import Predictor, bundled_model, load_predictor
 from mnist_core.samples import SampleStore
 from mnist_core.store import RunStore
 
@@ -69,3 +69,19 @@ def test_a_broken_model_is_reported_and_the_others_still_evaluate(mislabelled):
 def test_an_empty_set_has_no_accuracy():
     verdict = evaluate(bundled_model(), [])
     assert (verdict.n, verdict.accuracy, verdict.misses, verdict.error) == (0, None, (), None)
+
+
+def test_judging_reads_the_set_in_one_batched_pass_with_the_answers_of_one_at_a_time(mislabelled, monkeypatch):
+    """evaluate runs the model once on all 50 samples, never digit by digit, and misses what reading each alone misses."""
+    samples, _ = mislabelled
+    saved = samples.list()
+    predictor = load_predictor(bundled_model())
+    alone = [predictor.probabilities(sample.digit28) for sample in saved]
+    expected = tuple(Miss(sample.id, sample.label, int(p.argmax()), pytest.approx(float(p.max()), abs=1e-6))
+                     for sample, p in zip(saved, alone) if p.argmax() != sample.label)
+    batches, batch = [], Predictor.probabilities_batch
+    monkeypatch.setattr(Predictor, "probabilities", lambda self, digit28: pytest.fail("read one digit at a time"))
+    monkeypatch.setattr(Predictor, "probabilities_batch",
+                        lambda self, images: batches.append(len(images)) or batch(self, images))
+    verdict = evaluate(bundled_model(), saved)
+    assert batches == [50] and verdict.misses == expected and len(expected) >= 8

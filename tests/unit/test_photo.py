@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from bench.uploads import UPLOADS, measure
 from mnist_core.photo import CANVAS, read_photo
 from mnist_core.predict import ImageError, bundled_model, load_predictor, to_mnist
 
@@ -261,7 +262,14 @@ BAD_UPLOADS = {
     "48 megapixels": (lambda: png_header_claiming(8000, 6000), "8000x6000 pixels; at most 40 megapixels"),
     "over Pillow's warning size": (lambda: png_header_claiming(12_000, 9_000), "at most 40 megapixels"),
     "decompression bomb": (lambda: png_header_claiming(60_000, 60_000), "too large"),
+    "PNG over 4096x4096": (lambda: png_header_claiming(6300, 6300), "6300x6300 pixels; a PNG is read up to 4096x4096"),
+    "progressive JPEG over 4096x4096": (lambda: encode(Image.new("L", (4200, 4200), 200), progressive=True),
+                                        "a progressive JPEG is read up to 4096x4096"),
+    "WEBP over 2048x2048": (lambda: encode(Image.new("L", (2100, 2100), 200), "WEBP"),
+                            "a WEBP is read up to 2048x2048"),
     "tiny": (lambda: encode(np.zeros((8, 8), np.uint8), "PNG"), "at least 16"),
+    "LAB TIFF": (lambda: encode(Image.new("RGB", (300, 200), (220, 220, 220)), "TIFF", mode="LAB"),
+                 "Images in LAB colour cannot be read"),
     "animated GIF": (lambda: animated("GIF"), "one still photo"),
     "animated PNG": (lambda: animated("PNG"), "one still photo"),
     "blank paper": (lambda: encode(photo_pixels(1, ink=215, shadow=0.4, noise=5), quality=75),
@@ -279,3 +287,13 @@ def test_bad_uploads_get_one_clear_error(name):
         warnings.simplefilter("error")
         with pytest.raises(ImageError, match=message):
             read_photo(data)
+
+
+PEAK_MB = 150  # over the memory in use after a first small photo; the largest PNG accepted measured 96 MB
+
+
+@pytest.mark.parametrize("name", ["6300x6300 RGBA PNG", "5 MB 1-bit noise PNG", "4096x4096 RGBA PNG"])
+def test_reading_one_upload_costs_tens_of_megabytes_at_most(name):
+    """Read in a fresh process, a huge PNG of a small file, 5 MB of 1-bit noise or the largest PNG accepted
+    raises the peak memory by under PEAK_MB (the first once cost 1 GB; a 12 MP JPEG, see bench.uploads, 32 MB)."""
+    assert measure(UPLOADS[name]())["growth_mb"] < PEAK_MB

@@ -149,6 +149,24 @@ def test_an_import_that_fails_while_saving_adds_nothing(lab_home, mnist, monkeyp
     assert samples.count() == 1 and [path.name for path in samples.folder.iterdir()] == ["1.png"]
 
 
+def test_a_set_holds_at_most_2000_samples_and_says_how_many_more_fit(lab_home, mnist):
+    """An import past 2,000 in all is refused saying how many fit; a full set refuses one more; nothing is added."""
+    samples = sample_store(lab_home)
+    add_digits(samples, mnist, range(5))
+    images, labels = np.resize(mnist.x_test[:100], (2_000, 28, 28)), np.resize(mnist.y_test[:100], 2_000)
+    with pytest.raises(SampleError, match="^Only 1,995 more samples fit, not 2,000: a set holds at most 2,000 and "
+                                          "yours has 5; delete some, or import a smaller file.$"):
+        samples.import_npz(npz(images=images, labels=labels))
+    assert samples.count() == 5 and len(list(samples.folder.iterdir())) == 5
+    samples.import_npz(npz(images=images[:1_995], labels=labels[:1_995]))
+    full = "^Your set is full: it holds 2,000 samples, the most a set can; delete some first.$"
+    with pytest.raises(SampleError, match=full):
+        add_digits(samples, mnist, [0])
+    with pytest.raises(SampleError, match=full):
+        samples.import_npz(npz(images=images[:1], labels=labels[:1]))
+    assert samples.count() == 2_000 and len(list(samples.folder.iterdir())) == 2_000
+
+
 def declared_only(key: str, descr: str, shape: tuple, **arrays) -> bytes:
     """An .npz whose `key` has only a .npy header declaring `shape` of `descr`, and no data."""
     buffer = io.BytesIO()
@@ -184,12 +202,12 @@ BAD_FILES = {
     "unknown source": (lambda: npz(images=FIVE, labels=LABELS, sources=np.array(["photo"] * 4 + ["scan"])),
                        "sample 4 has 'scan'"),
     "no samples": (lambda: npz(images=FIVE[:0], labels=LABELS[:0]), "holds no samples"),
-    "10,001 samples": (lambda: npz(True, images=np.zeros((10_001, 28, 28), np.uint8), labels=np.zeros(10_001, int)),
-                       "10,001 samples; at most 10,000"),
+    "2,001 samples": (lambda: npz(True, images=np.zeros((2_001, 28, 28), np.uint8), labels=np.zeros(2_001, int)),
+                      "2,001 samples; a set holds at most 2,000"),
     "over 5 MB": (lambda: npz(images=np.zeros((7_000, 28, 28), np.uint8), labels=np.zeros(7_000, np.uint8)),
                   "5.2 MB; at most 5 MB"),
     "zip bomb": (lambda: declared_only("sources", "<U10000000", (5,), images=FIVE, labels=LABELS),
-                        "'sources' declares 191 MB of data; at most 60 MB"),
+                        "'sources' declares 191 MB of data; at most 12 MB"),
     "truncated data": (lambda: declared_only("images", "|u1", (5, 28, 28), labels=LABELS), "cannot be read"),
 }
 
