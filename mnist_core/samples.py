@@ -20,13 +20,20 @@ import zipfile
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import ContextManager, Iterator, Protocol
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-if TYPE_CHECKING:  # store.py imports this module for its schema and rebuild hook
-    from .store import RunStore
+
+class Database(Protocol):
+    """What samples need of the run store (`store.RunStore`), which imports this module for its schema and
+    rebuild hook: its folder and its connection, with the store's own error messages."""
+
+    home: Path
+
+    def connect(self) -> ContextManager[sqlite3.Connection]: ...
+
 
 SIZE = 28
 SOURCES = ("canvas", "photo")
@@ -76,7 +83,7 @@ class SampleStore:
     as every query goes through the run store's own connection (same database, same messages).
     """
 
-    def __init__(self, runs: RunStore):
+    def __init__(self, runs: Database):
         self.runs = runs  # opened first: it creates the table and rebuilds a damaged database
         self.folder = runs.home / FOLDER
 
@@ -97,7 +104,7 @@ class SampleStore:
 
     def get(self, sample_id: int) -> Sample | None:
         """The sample with this id, or None if there is none (never was, or deleted)."""
-        with self.runs._connect() as conn:
+        with self.runs.connect() as conn:
             row = conn.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
         return _sample(row) if row else None
 
@@ -108,12 +115,12 @@ class SampleStore:
     def count(self, label: int | None = None) -> int:
         """How many samples there are; only those labelled `label` when given."""
         where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())
-        with self.runs._connect() as conn:
+        with self.runs.connect() as conn:
             return conn.execute(f"SELECT COUNT(*) FROM samples {where}", args).fetchone()[0]
 
     def delete(self, sample_id: int) -> None:
         """Remove a sample from the index and its file from disk."""
-        with self.runs._connect() as conn:
+        with self.runs.connect() as conn:
             conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
         with suppress(OSError):  # a leftover file keeps its id, which is never reused
             self.path(sample_id).unlink(missing_ok=True)
@@ -140,7 +147,7 @@ class SampleStore:
 
     def _rows(self, label: int | None, order: str) -> list[sqlite3.Row]:
         where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())
-        with self.runs._connect() as conn:
+        with self.runs.connect() as conn:
             return conn.execute(f"SELECT * FROM samples {where} ORDER BY id {order}", args).fetchall()
 
     def _save(self, images: np.ndarray, labels: list[int], sources: list[str]) -> list[int]:
@@ -150,7 +157,7 @@ class SampleStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             staged = [_write_png(self.folder, *item, now) for item in zip(images, labels, sources)]
-            with self.runs._connect() as conn:
+            with self.runs.connect() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     _check_room(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0], len(staged))

@@ -186,8 +186,9 @@ class RunStore:
     # -- connection handling -------------------------------------------------------------
 
     @contextmanager
-    def _connect(self, wait: float = 5.0) -> Iterator[sqlite3.Connection]:
-        """A short connection; `wait` seconds for another writer's lock before the store counts as busy."""
+    def connect(self, wait: float = 5.0) -> Iterator[sqlite3.Connection]:
+        """A short connection (samples.py uses it too); `wait` seconds for another writer's lock before the
+        store counts as busy. SQLite's errors come out as StoreError with a sentence for the user."""
         self.remake_if_deleted()
         try:
             conn = sqlite3.connect(self.db_path, timeout=wait, isolation_level=None)
@@ -311,7 +312,7 @@ class RunStore:
                    variant: str | None = None) -> int:
         """Queue a new run and return its id: higher than any id used before or found under runs/."""
         self.check_writable()
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             run_id = max(_used_id(conn, "runs"), _highest_file(self.runs_dir)) + 1
             conn.execute(
@@ -327,7 +328,7 @@ class RunStore:
         """Record a new study (its runs are created after) and write studies/<id>.json; returns its id."""
         self.check_writable()
         self.studies_dir.mkdir(exist_ok=True)
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             study_id = max(_used_id(conn, "studies"), _highest_file(self.studies_dir)) + 1
             values = (study_id, name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), json.dumps(seeds))
@@ -340,7 +341,7 @@ class RunStore:
 
     def claim_next(self, worker_pid: int) -> Run | None:
         """Atomically move the oldest queued run to 'running' for this worker."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             # A single run goes before a queued study's runs: a student is not kept waiting behind 17 variants.
             row = conn.execute("SELECT id FROM runs WHERE status = 'queued' "
@@ -356,7 +357,7 @@ class RunStore:
     def add_event(self, run_id: int, seq: int, event: Event) -> None:
         """Append one progress event."""
         values = asdict(event)
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute(f"INSERT OR REPLACE INTO events (run_id, seq, {', '.join(EVENT_FIELDS)}) "
                          f"VALUES (?, ?, {', '.join('?' for _ in EVENT_FIELDS)})",
                          (run_id, seq, *[values[key] for key in EVENT_FIELDS]))
@@ -371,7 +372,7 @@ class RunStore:
         """
         rows = [(run_id, seq, *[asdict(event)[key] for key in EVENT_FIELDS], run_id, worker_pid)
                 for seq, event in enumerate(events, first_seq)]
-        with self._connect(wait) as conn:
+        with self.connect(wait) as conn:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(f"INSERT OR REPLACE INTO events (run_id, seq, {', '.join(EVENT_FIELDS)}) "
                              f"SELECT ?, ?, {', '.join('?' for _ in EVENT_FIELDS)} WHERE EXISTS (SELECT 1 FROM "
@@ -387,7 +388,7 @@ class RunStore:
         """
         assert status in TERMINAL, status
         now = time.time()
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, duration = ? - COALESCE(started_at, ?), "
                 "test_accuracy = ?, test_loss = ?, error = ?, versions_json = COALESCE(?, versions_json) "
@@ -398,7 +399,7 @@ class RunStore:
 
     def request_stop(self, run_id: int) -> None:
         """Ask the worker to stop this run; a run still queued is stopped at once."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
             cancelled = conn.execute(
                 "UPDATE runs SET status = 'stopped', finished_at = ?, duration = 0, "
@@ -412,7 +413,7 @@ class RunStore:
 
         Queued runs are stopped at once, so a worker finishing one run of the study cannot claim the next.
         """
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             ids = [row["id"] for row in conn.execute(
                 "SELECT id FROM runs WHERE study_id = ? AND status IN ('queued', 'running')", (study_id,))]
@@ -426,7 +427,7 @@ class RunStore:
         return ids
 
     def stop_requested(self, run_id: int) -> bool:
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row["stop_requested"])
 
@@ -442,7 +443,7 @@ class RunStore:
         """Move each run still in status `before` to `status` with `reason`; returns the ids moved."""
         moved = []
         for run_id in run_ids:
-            with self._connect() as conn:
+            with self.connect() as conn:
                 changed = conn.execute(
                     "UPDATE runs SET status = ?, error = ?, finished_at = ?, "
                     "duration = ? - COALESCE(started_at, created_at) WHERE id = ? AND status = ?",
@@ -454,7 +455,7 @@ class RunStore:
 
     def delete(self, run_id: int) -> None:
         """Remove a run from the index and its folder from disk."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
@@ -476,44 +477,44 @@ class RunStore:
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, run_id: int) -> Run | None:
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return Run(**dict(row)) if row else None
 
     def list(self, statuses: tuple[str, ...] = STATUSES) -> list[Run]:
         """Runs, newest first."""
         marks = ", ".join("?" for _ in statuses)
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id DESC",
                                 statuses).fetchall()
         return [Run(**dict(row)) for row in rows]
 
     def study_runs(self, study_id: int) -> list[Run]:
         """The runs of one study, in queue order (oldest first)."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute("SELECT * FROM runs WHERE study_id = ? ORDER BY id", (study_id,)).fetchall()
         return [Run(**dict(row)) for row in rows]
 
     def get_study(self, study_id: int) -> Study | None:
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
         return Study(**dict(row)) if row else None
 
     def list_studies(self) -> list[Study]:
         """Studies, newest first."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute("SELECT * FROM studies ORDER BY id DESC").fetchall()
         return [Study(**dict(row)) for row in rows]
 
     def events(self, run_id: int, after_seq: int = -1) -> list[Event]:
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE run_id = ? AND seq > ? "
                                 f"ORDER BY seq", (run_id, after_seq)).fetchall()
         return [Event(**dict(row)) for row in rows]
 
     def progress_counts(self) -> dict[int, tuple[int, int]]:
         """run id -> (events, epoch events) for every run that has any, in one query (not one per run)."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute("SELECT run_id, COUNT(*), SUM(kind = 'epoch') FROM events GROUP BY run_id").fetchall()
         return {row[0]: (row[1], row[2]) for row in rows}
 
