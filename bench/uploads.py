@@ -57,13 +57,13 @@ UPLOADS = {  # the three of issue 25, then the largest of each kind that is stil
     "6300x6300 RGBA PNG": lambda: rgba_png(6300),
     "5 MB 1-bit noise PNG": lambda: noise_png(6300),
     "12 MP phone JPEG": lambda: phone_jpeg(4000, 3000),
-    "4096x4096 RGBA PNG": lambda: rgba_png(4096),
-    "4096x4096 RGBA TIFF": lambda: rgba_png(4096, "TIFF"),
+    "3072x3072 RGBA PNG": lambda: rgba_png(3072),
+    "3072x3072 RGBA TIFF": lambda: rgba_png(3072, "TIFF"),
     "2048x2048 RGBA WEBP": lambda: rgba_png(2048, "WEBP"),
-    "4096x4096 noise PNG": lambda: noise_png(4096),
+    "3072x3072 noise PNG": lambda: noise_png(3072),
     "40 MP phone JPEG": lambda: phone_jpeg(7300, 5470),
     "40 MP progressive JPEG": lambda: phone_jpeg(7300, 5470, progressive=True),
-    "16 MP progressive JPEG": lambda: phone_jpeg(4096, 4096, progressive=True),
+    "9 MP progressive JPEG": lambda: phone_jpeg(3072, 3072, progressive=True),
 }
 
 PROBE = """

@@ -19,7 +19,7 @@ from .strokes import StrokeChange
 
 MAX_BYTES = 10_000_000  # a 12-megapixel phone JPEG is 2-6 MB
 MAX_PIXELS = 40_000_000  # read from the header, before any pixel is decoded; a JPEG decodes at 1/2-1/8 scale
-FULL_SIDE = 4096  # images decoded at full size (4 bytes a pixel) up to this squared: ~100 MB at peak, 12 MP fits
+FULL_SIDE = 3072  # images decoded at full size up to this squared (9.4 MP, a 4K screenshot fits): ~55 MB at peak
 WEBP_SIDE = 2048  # Pillow decodes WEBP through a second full-size buffer, ~16 bytes a pixel: ~66 MB at peak
 MIN_SIDE = 16  # a smaller image cannot hold a readable digit
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # never EPS and the like, whose decoders run programs
