@@ -19,7 +19,7 @@ def home() -> None:
     arch, budget = common.current_arch(), common.current_budget()
     verdict = budget.verdict(summarize(arch))
     left, right = st.columns(2)
-    left.metric(f"Current architecture ({arch.name}), {budget.counting} params", f"{verdict.counted:,}",
+    left.metric(f"Current architecture ({common.plain(arch.name)}), {budget.counting} params", f"{verdict.counted:,}",
                 delta=f"{verdict.margin:,} to spare" if verdict.within else f"{verdict.over_by:,} over budget",
                 delta_color="normal" if verdict.within else "inverse")
     lab = common.get_lab()
@@ -30,7 +30,7 @@ def home() -> None:
         except StoreError as err:
             st.error(str(err))
     best = best_model(choices)
-    right.metric(f"Best model so far: {best.title}", best.accuracy_text)
+    right.metric(f"Best model so far: {common.plain(best.title)}", best.accuracy_text)
     right.caption(best.description)
     st.subheader("Where to go")
     st.page_link(ARCHITECTURE, label="Architecture: design the network under the budget")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Sequence
 
 import plotly.graph_objects as go
@@ -55,9 +56,10 @@ def overlay_figure(curves: Sequence[tuple[str, Sequence[Event]]]) -> go.Figure:
     for number, (label, events) in enumerate(curves):
         colour = PALETTE[number % len(PALETTE)]
         epochs = [e for e in events if e.kind == "epoch"]
-        figure.add_scatter(x=[e.epoch for e in epochs], y=[e.val_accuracy for e in epochs], name=label,
-                           legendgroup=label, mode="lines+markers", line={"color": colour}, row=1, col=1)
-        figure.add_scatter(x=[e.epoch for e in events], y=[e.lr for e in events], name=label, legendgroup=label,
+        legend = html.escape(label)  # a run's name is a user's text: Plotly would render its <a href> as a link
+        figure.add_scatter(x=[e.epoch for e in epochs], y=[e.val_accuracy for e in epochs], name=legend,
+                           legendgroup=legend, mode="lines+markers", line={"color": colour}, row=1, col=1)
+        figure.add_scatter(x=[e.epoch for e in events], y=[e.lr for e in events], name=legend, legendgroup=legend,
                            showlegend=False, mode="lines", line={"color": colour, "dash": "dot"}, row=2, col=1)
     figure.update_yaxes(title_text="test accuracy", row=1, col=1)
     figure.update_yaxes(title_text="learning rate", row=2, col=1)

@@ -72,7 +72,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
     for name, preset in PRESETS.items():
         st.button(f"{name} ({summarize(preset).total:,})", on_click=load_preset, args=(name,))
     st.button("Reset", on_click=reset, help=f"{DEFAULT_PRESET} and the notebook's budget: 15,000 total params")
-    st.caption(f"Current: **{arch.name}** · {summary.macs:,} multiply-adds per image")
+    st.caption(f"Current: **{common.plain(arch.name)}** · {summary.macs:,} multiply-adds per image")
 
 counter = st.columns(3)
 counter[0].metric("Total params", f"{summary.total:,}")

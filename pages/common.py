@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import re
 
 import streamlit as st
 
@@ -102,6 +103,15 @@ def set_arch(arch: Architecture, change: str | None = None) -> None:
     st.session_state[ARCH] = arch
     st.session_state[LAST_CHANGE] = change
     st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1  # fresh widgets show `arch`
+
+
+def plain(text: str) -> str:
+    """A user's string (a spec, run or study name) made safe for Streamlit's markdown: shown literally on one
+    line, never as a link, an image, emphasis, a colour or an icon."""
+    text = " ".join(str(text).split())
+    # Streamlit's markdown links bare addresses after the escapes are read: a zero-width space breaks them up.
+    text = re.sub(r"://|www\.|@", lambda found: found[0][0] + "\u200b" + found[0][1:], text)
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 def notify(message: str) -> None:

@@ -5,6 +5,7 @@ import streamlit as st
 from mnist_core.charts import saliency_figure
 from mnist_core.explain import occlusion_saliency, tile_maps, top_classes
 from mnist_core.predict import enlarge
+from pages import common
 
 MAP_ZOOM = 3  # feature maps are 3-26 px: enlarged so a projected class can see them
 
@@ -13,7 +14,7 @@ def answer(column, title: str, model, digit28) -> None:
     """One model's reading of the digit: its top three and the regions its answer relies on."""
     probabilities = model.probabilities(digit28)
     best = top_classes(probabilities)
-    column.markdown(f"**{title}**")
+    column.markdown(f"**{common.plain(title)}**")
     column.write(" · ".join(f"**{digit}** {p:.1%}" if rank == 0 else f"{digit} {p:.1%}"
                             for rank, (digit, p) in enumerate(best)))
     column.plotly_chart(saliency_figure(digit28, occlusion_saliency(model, digit28, best[0][0])),

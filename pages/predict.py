@@ -72,9 +72,9 @@ default = next((c for c in choices if (linked is not None and c.run_id == linked
                 or (wanted == "bundled" and c.run_id is None)), best_model(choices))
 if linked is not None and default.run_id != linked:
     st.info(f"Run {linked}'s model is not available (deleted, or it never finished an epoch): "
-            f"showing {default.title}.")
+            f"showing {common.plain(default.title)}.")
 elif wanted and wanted != "bundled" and linked is None:  # the link's text itself is never shown
-    st.info(f"The link's model is not a run number: showing {default.title}.")
+    st.info(f"The link's model is not a run number: showing {common.plain(default.title)}.")
 choice = st.selectbox("Model", choices, index=choices.index(default), format_func=lambda c: c.label,
                       key="model_choice", on_change=remember_model,
                       help="Default: the most accurate model so far; the bundled model works before any training.")
@@ -142,7 +142,7 @@ if digit28 is not None:
         try:
             insight.answer(columns[1], compare.title, load(compare), digit28)
         except (ModelFileError, SpecError) as err:
-            columns[1].error(f"{compare.title} cannot be used: {err}")
+            columns[1].error(f"{common.plain(compare.title)} cannot be used: {err}")
     with st.expander("Feature maps of every conv layer"):
         insight.feature_maps(model, digit28)
 common.end_page(notices)

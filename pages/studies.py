@@ -26,7 +26,7 @@ arch = common.current_arch()
 
 with st.form("new_study"):
     planned = variants(arch)
-    st.markdown(f"**Study {arch.name}** ({summarize(arch).total:,} params): the baseline and "
+    st.markdown(f"**Study {common.plain(arch.name)}** ({summarize(arch).total:,} params): the baseline and "
                 f"{len(planned) - 1} variants.")
     options = st.columns(3)
     recipe_name = options[0].selectbox("Recipe", list(RECIPES))

@@ -48,7 +48,7 @@ verdict = budget.verdict(summary)
 lab = common.get_lab()
 
 st.title("Train")
-st.write(f"**{arch.name}**: {summary.total:,} total / {summary.trainable:,} trainable params. {verdict.text}.")
+st.write(f"**{common.plain(arch.name)}**: {summary.total:,} total / {summary.trainable:,} trainable params. {verdict.text}.")
 if lab is None:
     common.stop(notices)
 lab.ensure_worker()  # warm up TensorFlow in the worker while the user reads the recipe
@@ -68,7 +68,7 @@ st.caption(f"{shown.epochs} epoch{'s' if shown.epochs > 1 else ''} on {shown.ima
               "when the model reads a digit." if shown.augments else ""))
 if recipe_name == "best" and arch.to_code() != PRESETS[BEST_PRESET].to_code():
     st.info(f"Best's 99.58% (mean of 5 seeds) was measured on the {BEST_PRESET} preset; this page trains "
-            f"{arch.name}.")
+            f"{common.plain(arch.name)}.")
     st.button(f"Train {BEST_PRESET} instead", on_click=common.set_arch,
               args=(PRESETS[BEST_PRESET], f"Loaded preset {BEST_PRESET}"))
 # No form: a change reruns the page, so fields a choice makes irrelevant are disabled at once; only the
@@ -150,7 +150,7 @@ def _active_runs(others) -> None:
     """One line per other running or queued run, each with its own Stop, so none trains out of reach."""
     st.subheader("Also training or queued")
     for run in others:
-        _stop_line(run, f"Run {run.id}: {run.name} · {run.status}")
+        _stop_line(run, f"Run {run.id}: {common.plain(run.name)} · {run.status}")
 
 
 def _stop_line(run, text: str) -> None:
@@ -170,7 +170,7 @@ def _stop(run_id: int) -> None:
 
 def _run_view(run, events, active) -> None:
     recipe = Recipe.from_dict(run.recipe)
-    st.subheader(f"Run {run.id}: {run.name} · {run.status}")
+    st.subheader(f"Run {run.id}: {common.plain(run.name)} · {run.status}")
     st.caption(f"Recipe: {recipe_text(run.recipe)}; {recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''} "
                f"on {recipe.images:,} images.")
     last = events[-1] if events else None
