@@ -108,7 +108,7 @@ def _report(lab, run) -> int:
         return 1
     accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "n/a"
     print(f"Run {run.id} {run.status}: test accuracy {accuracy}, {run.duration or 0:.1f}s")
-    if lab.store.model_path(run.id).exists():
+    if run.has_model and lab.store.model_path(run.id).exists():
         print(f"Model: {lab.store.model_path(run.id)}")
     print(f"Run store: {lab.store.db_path}")
     return 0 if run.status == "completed" else 130 if run.status == "stopped" else 1

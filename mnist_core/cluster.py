@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Mnist
-from .lifecycle import keeps_model
+from .store import keeps_model
 from .spec import Architecture
 from .train import Recipe, train
 

@@ -24,12 +24,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def keeps_model(status: str, epochs_done: int) -> bool:
-    """Whether a run that ended so has a model worth saving: it completed, or was stopped after at least
-    one whole epoch (a model stopped earlier was never tested, so nobody should draw with it)."""
-    return status == "completed" or (status == "stopped" and epochs_done > 0)
-
-
 class ProgressLog:
     """A run's progress events on their way to the store, in order.
 

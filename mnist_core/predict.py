@@ -351,7 +351,7 @@ def available_models(store: RunStore) -> list[ModelChoice]:
     """Completed runs and stopped runs that finished an epoch and saved a model (newest first), then the
     bundled model. A run stopped before its first epoch ended has untrained weights: not worth drawing for."""
     runs = [run for run in store.list(("completed", "stopped"))
-            if run.status == "completed" or (run.test_accuracy is not None and store.model_path(run.id).exists())]
+            if run.has_model and (run.status == "completed" or store.model_path(run.id).exists())]
     choices = []
     for run in runs:
         accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "no"

@@ -84,6 +84,12 @@ CREATE TABLE IF NOT EXISTS studies (
 )"""
 
 
+def keeps_model(status: str, epochs_done: int) -> bool:
+    """The one rule for a run's model: kept when the run completed, or was stopped after at least one whole
+    epoch (stopped earlier, it was never tested, so nobody should draw with it)."""
+    return status == "completed" or (status == "stopped" and epochs_done > 0)
+
+
 class StoreError(RuntimeError):
     """The run store cannot do what was asked; the message says why and what to do."""
 
@@ -132,6 +138,12 @@ class Run(_SpecAndRecipe):
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def has_model(self) -> bool:
+        """Whether the run ended with a model to draw with, download and analyse (`keeps_model`); its file may
+        still be missing or damaged, which the page that reads it says."""
+        return keeps_model(self.status, 1 if self.test_accuracy is not None else 0)
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,8 @@ def plain(text: str) -> str:
     text = " ".join(str(text).split())
     # Streamlit's markdown links bare addresses after the escapes are read: a zero-width space breaks them up.
     text = re.sub(r"://|www\.|@", lambda found: found[0][0] + "\u200b" + found[0][1:], text)
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+    # What markdown reads inside a line; a colon only where it could open ":red[" or ":material/...".
+    return re.sub(r"([\\`*_{}\[\]()<>!#~$|&]|:(?=\w))", r"\\\1", text)
 
 
 def notify(message: str) -> None:

@@ -66,7 +66,7 @@ else:
 model_path = lab.store.model_path(run.id)
 if run.status in ("queued", "running"):
     actions[2].button("Stop", key=f"stop_{run.id}", on_click=lab.stop, args=(run.id,))
-elif run.status == "completed" or (run.status == "stopped" and run.id in progress) or model_path.exists():
+elif run.has_model:
     try:
         check_model_file(model_path)
     except ModelFileError as err:
@@ -79,7 +79,7 @@ elif run.status == "completed" or (run.status == "stopped" and run.id in progres
         actions[2].download_button("Download model (.keras)", model_path.read_bytes(),
                                    file_name=f"run-{run.id}.keras", mime="application/zip")
 else:
-    st.caption(f"Run {run.id} has no model: it ended {run.status} before one was saved.")
+    st.caption(f"Run {run.id} has no model: it ended {run.status} before its first epoch did.")
 if run.status not in ("queued", "running"):
     # One popover per run: after a delete it closes instead of offering the next run's deletion.
     with actions[3].popover("Delete run", key=f"delete_popover_{run.id}"):
@@ -88,6 +88,6 @@ if run.status not in ("queued", "running"):
             lab.store.delete(run.id)
             st.toast(f"Run {run.id} deleted.")
             st.rerun()
-if run.status in ("completed", "stopped"):
+if run.has_model:
     analysis_view.mistakes(lab, run, has_model=model_path.exists())
 common.end_page(notices)

@@ -208,8 +208,7 @@ def _final(run, events) -> None:
     cols[1].metric("Epochs", epochs_text(run, events))
     cols[2].metric("Duration", f"{run.duration or 0:.0f} s")
     cols[3].metric("Params", f"{run.total_params:,}")
-    if run.status in ("completed", "stopped") and run.test_accuracy is not None \
-            and lab.store.model_path(run.id).exists():
+    if run.has_model and lab.store.model_path(run.id).exists():
         st.page_link("pages/predict.py", label=f"Try run {run.id}'s model on the Predict page",
                      icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
 

@@ -110,7 +110,28 @@ def test_runs_page_does_not_call_a_never_trained_run_broken(app, lab_home):
     assert at.selectbox[0].value == trained
     at.selectbox[0].set_value(never).run()
     assert not at.error
-    assert f"Run {never} has no model: it ended stopped before one was saved." in texts(at.caption)
+    assert f"Run {never} has no model: it ended stopped before its first epoch did." in texts(at.caption)
+
+
+def test_a_run_stopped_before_its_first_epoch_offers_no_model_on_any_page(app, lab_home):
+    """One rule for every page: a run stopped in its first epoch has no test accuracy and so no model, even when
+    an older version of the app left a model file and an analysis beside it (they showed a 91.84% 'mistakes'
+    view and a download under 'test accuracy none')."""
+    from mnist_core.analysis import analysis_path
+
+    early = finished_run(lab_home, name=BUNDLED, status="stopped", accuracy=None, epochs=0, planned=20,
+                         model_from=bundled_model().path)
+    store = RunStore(lab_home)
+    analysis_path(store, early).write_text("{}")
+    at = app("runs")
+    at.selectbox[0].set_value(early).run()
+    assert f"Run {early} has no model: it ended stopped before its first epoch did." in texts(at.caption)
+    assert not [button for button in at.get("download_button") if button.label == "Download model (.keras)"]
+    assert not any("mistakes" in text for text in texts(at.subheader))
+    predict = app("predict")
+    assert not any(f"Run {early}" in option for option in predict.selectbox(key="model_choice").options)
+    train = app("train", query={"run": str(early)})
+    assert not any(f"run {early}'s model" in str(link.label) for link in train.get("page_link"))
 
 
 def test_runs_page_stops_an_active_run_and_keeps_it_selected(app, lab_home):
