@@ -73,8 +73,8 @@ class Architecture:
         if len(layers) > MAX_LAYERS:
             raise SpecError(f"A spec may have at most {MAX_LAYERS} layers, this one has {len(layers)}.")
         name = data.get("name", CUSTOM)
-        if not isinstance(name, str) or len(name) > 80:
-            raise SpecError("The spec's 'name' must be a string of at most 80 characters.")
+        if not isinstance(name, str) or len(name) > 80 or not name.isprintable():
+            raise SpecError("The spec's 'name' must be one line of at most 80 printable characters.")
         parsed = tuple(_layer_from_dict(number, item) for number, item in enumerate(layers, 1))
         # A preset's name always means that preset: on other layers it gives way to the name the layers earn.
         return _named(parsed) if name == CUSTOM or name in PRESETS else cls(parsed, name=name)

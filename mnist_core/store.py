@@ -30,6 +30,7 @@ from .spec import Architecture, SpecError
 
 DB_NAME = "runs.sqlite"
 MIN_FREE_BYTES = 50 * 1024 * 1024  # a run needs a few MB; refuse to start below this
+NOTICE_SECONDS = 600  # how long pages say that the history was rebuilt or made again
 TERMINAL = ("completed", "stopped", "failed", "interrupted")
 STATUSES = ("queued", "running", *TERMINAL)
 EVENT_FIELDS = ("kind", "epoch", "batch", "step", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
@@ -187,13 +188,19 @@ class RunStore:
         self.db_path = self.home / DB_NAME
         self.runs_dir = self.home / "runs"
         self.studies_dir = self.home / "studies"
-        self.notice: str | None = None  # set when the index had to be rebuilt
+        self.notice: str | None = None  # set when the index had to be rebuilt or made again
+        self.notice_at = 0.0  # when: pages say it only for a while (NOTICE_SECONDS)
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"Cannot create the run store at {self.home}: {err.strerror or err}. "
                              f"Set MNIST_LAB_HOME to a writable folder.") from None
         self._open_or_recover()
+
+    @property
+    def recent_notice(self) -> str | None:
+        """`notice` while it is news: a visitor arriving an hour after a rebuild is not told their runs are gone."""
+        return self.notice if time.time() - self.notice_at < NOTICE_SECONDS else None
 
     # -- connection handling -------------------------------------------------------------
 
@@ -255,6 +262,7 @@ class RunStore:
             restored = self._restore_files()
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"The run history {self.db_path} was deleted and cannot be made again: {err}.") from None
+        self.notice_at = time.time()
         self.notice = ("The run history was deleted while the app ran; it was made again"
                        + (f" from {restored}." if restored else ", empty: earlier runs are gone."))
 
@@ -266,6 +274,7 @@ class RunStore:
             if part.exists():
                 part.replace(Path(f"{aside}{suffix}"))
         restored = self._restore_files()
+        self.notice_at = time.time()
         self.notice = (f"The run history was damaged ({damage}); it was moved to {aside.name} and "
                        f"rebuilt from {restored or 'no files'}.")
 
@@ -322,7 +331,11 @@ class RunStore:
     def create_run(self, name: str, spec: Architecture, recipe: dict[str, Any], total_params: int,
                    trainable_params: int, submitter_pid: int | None = None, study_id: int | None = None,
                    variant: str | None = None) -> int:
-        """Queue a new run and return its id: higher than any id used before or found under runs/."""
+        """Queue a new run and return its id: higher than any id used before or found under runs/.
+
+        The name is kept as one line of printable characters (a CLI `--name` may hold newlines or controls).
+        """
+        name = " ".join("".join(char if char.isprintable() else " " for char in name).split())[:80] or spec.name
         self.check_writable()
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")

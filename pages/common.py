@@ -141,7 +141,8 @@ def get_lab() -> Lab | None:
     except (StoreError, config.ConfigError) as err:
         st.error(str(err))
         return None
-    if lab.store.notice and st.session_state.get("store_notice_shown") != lab.store.notice:
-        st.session_state["store_notice_shown"] = lab.store.notice  # each notice once per session, not every rerun
-        st.warning(lab.store.notice)
+    notice = lab.store.recent_notice
+    if notice and st.session_state.get("store_notice_shown") != notice:
+        st.session_state["store_notice_shown"] = notice  # each notice once per session, not every rerun
+        st.warning(notice)
     return lab

@@ -126,3 +126,16 @@ def _alive(pid: int) -> bool:
     import psutil
 
     return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_the_deletion_notice_is_news_for_ten_minutes_not_forever(lab_home, monkeypatch):
+    """A student arriving long after the store was made again is not told that 'earlier runs are gone'."""
+    from mnist_core import store as store_module
+
+    store = store_module.RunStore(lab_home)
+    shutil.rmtree(lab_home)
+    assert store.list() == []
+    assert "deleted while the app ran" in store.recent_notice
+    later = time.time() + store_module.NOTICE_SECONDS + 1
+    monkeypatch.setattr(store_module.time, "time", lambda: later)
+    assert store.recent_notice is None

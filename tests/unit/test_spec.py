@@ -187,6 +187,8 @@ def _with(index, **changes):
 
 
 @pytest.mark.parametrize("data, message", [
+    ({**PRESETS["seed-final"].to_dict(), "name": "a\nb"}, "must be one line of at most 80 printable characters"),
+    ({**PRESETS["seed-final"].to_dict(), "name": "a\u202eb"}, "must be one line of at most 80 printable"),
     ({"layers": [{"kind": "conv", "filters": -3}]}, "conv 1 (3x3): filters must be between 1 and 256, got -3."),
     (_with(0, filters=0), "conv 1 (3x3): filters must be between 1 and 256, got 0"),
     (_with(1, filters=-4), "conv 2 (3x3): filters must be between 1 and 256, got -4"),

@@ -281,3 +281,12 @@ def test_a_single_run_is_claimed_before_a_queued_studys_runs(lab_home):
     assert [run.id for run in ahead_of(store.get(single), queued)] == []
     assert [run.id for run in ahead_of(store.get(studied[1]), queued)] == [studied[0], single]
     assert [store.claim_next(1).id for _ in range(4)] == [single, *studied]
+
+
+def test_a_run_name_is_kept_as_one_printable_line(lab_home):
+    """A CLI --name with newlines, a right-to-left override or a NUL is stored as one plain line."""
+    store = RunStore(lab_home)
+    arch = PRESETS["seed-final"]
+    run_id = store.create_run("a\nb **c**\u202e\x00d", arch, {"epochs": 1}, 1, 1)
+    assert store.get(run_id).name == "a b **c** d"
+    assert store.get(store.create_run("\n\t", arch, {"epochs": 1}, 1, 1)).name == "seed-final"
