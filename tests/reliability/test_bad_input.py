@@ -165,18 +165,6 @@ def test_a_locked_database_still_lists_runs(lab_home):
         blocker.close()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A real 64 MB filesystem (tmpfs); needs root, as this project's CI runs."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
-
-
 def test_a_full_disk_is_refused_before_training_and_loses_nothing(tiny_disk, mnist_dir):
     lab = Lab(home=tiny_disk / "lab", data_dir=mnist_dir)
     first = finished(lab.store)

@@ -58,18 +58,6 @@ def test_a_write_lock_held_for_8_seconds_mid_training_never_fails_the_run(lab_ho
     assert "progress event(s) wait" in (lab_home / "worker.log").read_text()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A real 64 MB filesystem (tmpfs); needs root, as this project's CI runs."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def fill(disk) -> None:
     """Write zeros until the filesystem has no byte left."""
     with open(disk / "filler", "wb") as filler:
