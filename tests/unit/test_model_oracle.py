@@ -90,7 +90,7 @@ def test_builder_reads_like_the_notebook():
 ROOT_SCOPE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
 
 
-    """A spec's name is a label in any script; the model built from it always has a name TensorFlow accepts."""
+@pytest.mark.parametrize("name", ["Сеть Ивана", "über net", "Δίκτυο", "网络", "🙂 net", "_x", "-x", "", "  ",
                                   "seed-final", "a/b"])
 def test_any_spec_name_gives_a_valid_keras_model_name(name):
     """A spec's name is a label in any script; the Keras model built from it always has a name TensorFlow takes."""
