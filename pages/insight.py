@@ -25,6 +25,6 @@ def answer(column, title: str, model, digit28) -> None:
 
 def feature_maps(model, digit28) -> None:
     """Every conv layer's output channels as small multiples, each scaled to its own range."""
-    for name, maps in model.feature_maps(digit28):
-        st.caption(f"{name}: {maps.shape[2]} channels of {maps.shape[0]}x{maps.shape[1]}")
+    for layer, maps in model.feature_maps(digit28):  # the layer as the page numbers it ("conv 3"), not a user's text
+        st.caption(f"{layer}: {maps.shape[2]} channels of {maps.shape[0]}x{maps.shape[1]}")
         st.image(enlarge(tile_maps(maps) / 255.0, MAP_ZOOM), clamp=True)
