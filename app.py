@@ -3,6 +3,7 @@
 import streamlit as st
 
 from mnist_core.budget import summarize
+from mnist_core.evidence import accuracy_text
 from mnist_core.predict import available_models, best_model, bundled_model
 from mnist_core.store import StoreError
 from pages import common
@@ -30,7 +31,7 @@ def home() -> None:
         except StoreError as err:
             st.error(str(err))
     best = best_model(choices)
-    right.metric(f"Best model so far: {common.plain(best.title)}", best.accuracy_text)
+    right.metric(f"Best model so far: {common.plain(best.title)}", accuracy_text(best.test_accuracy))
     right.caption(best.description)
     st.subheader("Where to go")
     st.page_link(ARCHITECTURE, label="Architecture: design the network under the budget")

@@ -9,10 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from .budget import Budget, summarize
+from .evidence import accuracy_text
 from .spec import PRESETS, Architecture, SpecError
 from .store import Run, StoreError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
 from .train import RECIPES, Recipe
+from .words import plural
 
 
 def _switch(text: str) -> bool:
@@ -80,9 +82,9 @@ def _train(args: argparse.Namespace) -> int:
     try:
         submitted = lab.submit(arch, recipe, name=args.name or arch.name)
         run_id = submitted.run_id
-        print(f"Run {run_id}: {arch.name}, {summarize(arch).total:,} params, {args.recipe} recipe, {recipe.epochs} "
-              f"epochs on {recipe.images:,} images; {recipe.describe()}"
-              + (f" (queued behind {submitted.ahead} run(s))" if submitted.ahead else ""))
+        print(f"Run {run_id}: {arch.name}, {summarize(arch).total:,} params, {args.recipe} recipe, "
+              f"{plural(recipe.epochs, 'epoch')} on {plural(recipe.images, 'image')}; {recipe.describe()}"
+              + (f" (queued behind {plural(submitted.ahead, 'run')})" if submitted.ahead else ""))
         seen, run = -1, None
         try:
             while run is None or not run.finished:
@@ -106,8 +108,7 @@ def _report(lab, run) -> int:
     if run.status == "failed":
         print(f"Run {run.id} failed: {run.error}", file=sys.stderr)
         return 1
-    accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "n/a"
-    print(f"Run {run.id} {run.status}: test accuracy {accuracy}, {run.duration or 0:.1f}s")
+    print(f"Run {run.id} {run.status}: test accuracy {accuracy_text(run.test_accuracy)}, {run.duration or 0:.1f}s")
     if run.has_model and lab.store.model_path(run.id).exists():
         print(f"Model: {lab.store.model_path(run.id)}")
     print(f"Run store: {lab.store.db_path}")
@@ -123,8 +124,9 @@ def _study(args: argparse.Namespace) -> int:
     try:
         study_id = lab.submit_study(arch, recipe, seeds=tuple(seeds), include_presets=args.presets, name=args.name)
         total = len(lab.store.study_runs(study_id))
-        print(f"Study {study_id}: {arch.name}, {total} runs ({total // len(seeds)} variants x {len(seeds)} "
-              f"seed(s)), {recipe.epochs} epochs on {recipe.train_subset or 60_000:,} images", flush=True)
+        print(f"Study {study_id}: {arch.name}, {plural(total, 'run')} ({plural(total // len(seeds), 'variant')} x "
+              f"{plural(len(seeds), 'seed')}), {plural(recipe.epochs, 'epoch')} on {plural(recipe.images, 'image')}",
+              flush=True)
         printed: set[int] = set()
         runs, stopped = [], False
         try:
@@ -149,7 +151,7 @@ def _print_finished(runs: list[Run], printed: set[int], total: int) -> None:
     for run in runs:
         if run.finished and run.id not in printed:
             printed.add(run.id)
-            result = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else run.error or "no result"
+            result = accuracy_text(run.test_accuracy) if run.test_accuracy is not None else run.error or "no result"
             print(f"[{len(printed):>{len(str(total))}}/{total}] {run.name}: {run.status}, {result} "
                   f"({run.duration or 0:.1f}s)", flush=True)
 
@@ -158,12 +160,13 @@ def study_table(summary: StudySummary) -> str:
     """The study's progress, one row per variant and the noise rule, as printed by `study`."""
     seeds = summary.study.seeds
     counts = ", ".join(f"{count} {status}" for status, count in sorted(summary.counts.items()))
+    width = 2 + max([7, *(len(_seed_cell(row, seed)) for row in summary.rows for seed in seeds)])
     lines = [f"Study {summary.study.id} ({summary.study.name}) {summary.status}: {summary.done}/{summary.total} "
              f"runs done ({counts})",
-             f"{'variant':<32}{'params':>8}" + "".join(f"{f'seed {seed}':>9}" for seed in seeds)
+             f"{'variant':<32}{'params':>8}" + "".join(f"{f'seed {seed}':>{width}}" for seed in seeds)
              + f"{'mean':>9}{'spread':>8}{'vs base':>9}{'noise':>7}  verdict"]
     for row in summary.rows:
-        cells = "".join(f"{_seed_cell(row, seed):>9}" for seed in seeds)
+        cells = "".join(f"{_seed_cell(row, seed):>{width}}" for seed in seeds)
         delta = f"{row.delta_params:+,}" if row.key != BASELINE else f"{row.total_params:,}"
         lines.append(f"{row.label[:31]:<32}{delta:>8}{cells}{_pct(row.mean):>9}{_pts(row.spread):>8}"
                      f"{_pts(row.delta_accuracy, signed=True):>9}{_pts(row.noise, prefix='±'):>7}  {row.verdict}")

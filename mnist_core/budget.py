@@ -107,11 +107,19 @@ class Verdict:
         return max(0, self.counted - self.limit)
 
     @property
+    def short(self) -> str:
+        """A table cell: 'within', 'at the limit: 1 over' (the rule is strict) or 'over by 88'."""
+        if self.within:
+            return "within"
+        return "at the limit: 1 over" if self.over_by == 0 else f"over by {self.over_by:,}"
+
+    @property
     def text(self) -> str:
         if self.within:
             return f"{self.counted:,} {self.counting} params < {self.limit:,}: {self.margin:,} to spare"
         if self.over_by == 0:
-            return f"{self.counted:,} {self.counting} params equals the limit; the rule is strictly under"
+            return (f"{self.counted:,} {self.counting} params equals the {self.limit:,} budget; the rule is strictly "
+                    f"under, so it is 1 over")
         return f"{self.counted:,} {self.counting} params: over the {self.limit:,} budget by {self.over_by:,}"
 
 

@@ -31,6 +31,7 @@ from .spec import Architecture
 from .store import Run, RunStore, StoreError
 from .study import check_seeds, variants
 from .train import Recipe
+from .words import plural
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_FAILED_STARTS = 3  # one failed start can be bad luck; three in a row is this machine or install
@@ -114,10 +115,10 @@ class Lab:
             if self.executor_problem():
                 return f"Run {run.id} is queued until the Ray cluster answers."
             queued_ahead = sum(other.status == "queued" for other in ahead)
-            return (f"Run {run.id} is queued: {queued_ahead} run(s) ahead of it wait for room on the Ray cluster."
+            return (f"Run {run.id} is queued: {plural(queued_ahead, 'run')} ahead of it wait for room on the Ray cluster."
                     if queued_ahead else f"Run {run.id} goes to the Ray cluster as soon as it has room...")
         if ahead:
-            return (f"Run {run.id} is queued: {len(ahead)} run(s) ahead of it train first "
+            return (f"Run {run.id} is queued: {plural(len(ahead), 'run')} ahead of it train first "
                     f"(one training at a time keeps this machine responsive).")
         return "Waiting for the training worker (it loads TensorFlow once, then stays warm)..."
 

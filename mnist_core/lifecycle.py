@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 from .store import Event, RunStore, StoreError
+from .words import plural
 
 INTERRUPTED = "The training worker stopped unexpectedly (killed, crashed, or the app was restarted)."
 RETRY_SECONDS = 2.0  # a busy or full store is asked again after this pause, never in every batch
@@ -62,10 +63,12 @@ class ProgressLog:
             self.retry_at = self.clock() + RETRY_SECONDS
             if str(err) != self.said:
                 self.said = str(err)
-                self.log(f"run {self.run_id}: {len(self.pending)} progress event(s) wait ({err}); training goes on")
+                self.log(f"run {self.run_id}: {plural(len(self.pending), 'progress event')} held back ({err}); "
+                         f"training goes on")
             raise
         if self.said:
-            self.log(f"run {self.run_id}: the store answers again; {len(self.pending)} waiting event(s) written")
+            self.log(f"run {self.run_id}: the store answers again; "
+                     f"{plural(len(self.pending), 'waiting event')} written")
             self.said = None
         self.written += len(self.pending)
         self.pending = []

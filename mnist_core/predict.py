@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .evidence import accuracy_text, learned
 from .report import recipe_text
 from .spec import NUM_CLASSES, Architecture, Signal
 from .store import RunStore
 from .strokes import StrokeChange, normalise_width
 from .train import Recipe, recipe_name
+from .words import plural
 
 BOX = 20  # MNIST's size-normalisation box
 SIZE = 28
@@ -326,12 +328,13 @@ class ModelChoice:
         return Architecture.from_json(self.spec_json)
 
     @property
-    def accuracy_text(self) -> str:
-        return f"{self.test_accuracy:.2%}" if self.test_accuracy is not None else "no test accuracy"
+    def learned(self) -> bool:
+        """Whether its test accuracy is clearly above always answering one digit (`evidence.learned`)."""
+        return learned(self.test_accuracy)
 
     @property
     def label(self) -> str:
-        return f"{self.title} ({self.accuracy_text})"
+        return f"{self.title} ({accuracy_text(self.test_accuracy)})"
 
 
 def bundled_model() -> ModelChoice:
@@ -343,28 +346,28 @@ def bundled_model() -> ModelChoice:
                        # Two lines at 1024 px, so the canvas below still fits a 768 px projector.
                        description=f"Shipped with the app: {meta['spec']['name']}, {meta['test_accuracy']:.2%} on "
                                    f"MNIST's 10,000 test digits after the {recipe_name(recipe)} recipe "
-                                   f"({recipe.epochs} epochs{', augmented' if recipe.augments else ''}; the Train "
+                                   f"({plural(recipe.epochs, 'epoch')}{', augmented' if recipe.augments else ''}; the Train "
                                    f"page shows its settings).")
 
 
 def available_models(store: RunStore) -> list[ModelChoice]:
-    """Completed runs and stopped runs that finished an epoch and saved a model (newest first), then the
-    bundled model. A run stopped before its first epoch ended has untrained weights: not worth drawing for."""
+    """Completed runs and stopped runs that finished an epoch and saved a model, and the bundled model, most
+    accurate first (the newest first among equals). A run stopped before its first epoch ended has untrained
+    weights: not worth drawing for. Models that did not learn come last (`ModelChoice.learned`)."""
     runs = [run for run in store.list(("completed", "stopped"))
             if run.has_model and (run.status == "completed" or store.model_path(run.id).exists())]
-    choices = []
-    for run in runs:
-        accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "no"
-        choices.append(ModelChoice(f"Run {run.id}: {run.name}, {run.status}", run.spec_json,
-                                   store.model_path(run.id), run.test_accuracy, run.id,
-                                   f"Run {run.id}, {run.status}: {accuracy} test accuracy. Trained in this lab, "
-                                   f"recipe: {recipe_text(run.recipe)}."))
-    return choices + [bundled_model()]
+    choices = [ModelChoice(f"Run {run.id}: {run.name}, {run.status}", run.spec_json, store.model_path(run.id),
+                           run.test_accuracy, run.id,
+                           f"Run {run.id}, {run.status}: test accuracy {accuracy_text(run.test_accuracy)}. Trained in "
+                           f"this lab, recipe: {recipe_text(run.recipe)}.")
+               for run in runs] + [bundled_model()]
+    # sorted() keeps the store's newest-first order among equal accuracies
+    return sorted(choices, key=lambda choice: -1.0 if choice.test_accuracy is None else -choice.test_accuracy)
 
 
 def best_model(choices: list[ModelChoice]) -> ModelChoice:
-    """The most accurate choice on the test set; the newest wins a tie (choices come newest first)."""
-    return max(choices, key=lambda choice: choice.test_accuracy if choice.test_accuracy is not None else -1.0)
+    """The most accurate choice that learned (choices come most accurate first, as `available_models` gives them)."""
+    return next((choice for choice in choices if choice.learned), choices[0])
 
 
 def load_predictor(choice: ModelChoice) -> Predictor:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-from .budget import Budget
+from .budget import Budget, Verdict
+from .evidence import accuracy_text
 from .spec import Architecture, SpecError
 from .store import Event, Run
 from .train import Recipe, closest_recipe
@@ -54,13 +55,14 @@ def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> li
         except SpecError as err:
             architecture = f"invalid spec: {err}"
         counted = run.total_params if budget.counting == "total" else run.trainable_params
+        verdict = Verdict(counted, budget.limit, budget.counting)
         recipe = run.recipe
         rows.append({
             "run": run.id,
             "status": run.status,
-            "test accuracy": percent(run.test_accuracy),
+            "test accuracy": accuracy_text(run.test_accuracy),
             "total params": run.total_params,
-            "budget": "within" if counted < budget.limit else f"over by {counted - budget.limit:,}",
+            "budget": verdict.short,
             "architecture": architecture,
             "epochs": f"{epochs_done.get(run.id, 0)} / {recipe.get('epochs')}",
             "recipe": recipe_text(recipe),

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 from .samples import SAMPLES_TABLE, restore_samples
 from .spec import Architecture, SpecError
+from .words import plural
 
 DB_NAME = "runs.sqlite"
 MIN_FREE_BYTES = 50 * 1024 * 1024  # a run needs a few MB; refuse to start below this
@@ -295,8 +296,8 @@ class RunStore:
                 continue  # a damaged manifest costs only its own run
         if not (restored or samples or studies):
             return ""
-        return (f"{restored} run folder(s) and {samples} sample file(s)"
-                + (f", with {studies} study file(s)" if studies else ""))
+        return (f"{plural(restored, 'run folder')} and {plural(samples, 'sample file')}"
+                + (f", with {plural(studies, 'study file')}" if studies else ""))
 
     def _import_manifest(self, data: dict[str, Any]) -> None:
         run = {key: data.get(key) for key in RUN_FIELDS}

@@ -16,6 +16,7 @@ from typing import Iterable
 
 from .advisor import single_edits
 from .budget import summarize
+from .evidence import DID_NOT_LEARN, binomial_std, did_not_learn, learned
 from .spec import PRESETS, Architecture, SpecError
 from .store import TERMINAL, Run, RunStore, Study, StoreError
 
@@ -23,12 +24,12 @@ BASELINE = "baseline"
 PRESET = "preset:"  # a preset variant's key is this plus the preset's name
 TOGGLES = ("bn-", "dropout-")  # the advisor's keys for BatchNorm and Dropout on/off
 MAX_SEEDS = 5  # five seeds already make a study of the notebook network ~85 runs
-TEST_IMAGES = 10_000  # every accuracy is measured on MNIST's full test set
 NOISE_SIGMAS = 2.0  # a difference beyond 2 standard deviations of seed noise is called real (~95%)
 WELL_TRAINED_EPOCHS = 10  # on all 60,000 images: past this a net's seed spread is about the binomial floor
 # A short recipe (fewer epochs, or a train subset the seed draws) spreads more than the floor. Measured on
 # the quick recipe, seeds 0-5: seed-first std 0.34 points = 2.0 x its floor, seed-final 0.43 = 2.3 x.
 SHORT_RECIPE_FACTOR = 2.2
+NO_BASELINE_LEARNED = "no comparison: the baseline did not learn"
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,16 @@ class VariantRow:
     label: str
     total_params: int
     delta_params: int  # total params minus the baseline's
-    accuracies: dict[int, float]  # seed -> test accuracy, completed runs only
-    statuses: dict[int, str]  # seed -> status of its run, whatever it is
+    accuracies: dict[int, float]  # seed -> test accuracy, completed runs that learned only
+    statuses: dict[int, str]  # seed -> status of its run, whatever it is, or 'did not learn'
+
     mean: float | None  # over the completed seeds
     spread: float | None  # max - min over the completed seeds; None below 2
     std: float | None  # sample standard deviation over the completed seeds; None below 2
     delta_accuracy: float | None  # mean minus the baseline's mean
     noise: float | None  # |delta_accuracy| below this is within seed noise
     effect: str | None  # 'better', 'worse' or 'noise' than the baseline; None without a comparison
-    verdict: str  # in words: 'reference', 'within seed noise', 'worse (1 seed: tentative)', 'no result yet', ...
+    verdict: str  # in words: 'reference', 'within seed noise', 'worse, 1 seed: tentative', 'did not learn', ...
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,6 @@ def check_seeds(seeds: Iterable[int]) -> list[int]:
     return distinct
 
 
-def binomial_std(accuracy: float) -> float:
-    """The seed-to-seed standard deviation of test accuracy that test-set sampling alone implies."""
-    return math.sqrt(accuracy * (1 - accuracy) / TEST_IMAGES)
-
-
 def typical_seed_std(recipe: dict, accuracy: float) -> float:
     """The seed-to-seed standard deviation to expect from `recipe` at `accuracy`, before any is observed.
 
@@ -127,7 +124,9 @@ def typical_seed_std(recipe: dict, accuracy: float) -> float:
 def summarize_study(store: RunStore, study_id: int) -> StudySummary:
     """Progress and one row per variant of a study, from its runs as they stand now.
 
-    Only completed runs count toward accuracies; other statuses are reported per seed.
+    Only completed runs that learned (`evidence.learned`) count toward accuracies; a run within noise of
+    always answering one digit is reported as 'did not learn', like other statuses, per seed. A variant
+    none of whose seeds learned gets no verdict, and without a baseline that learned nothing is compared.
 
     The noise rule. A run's test accuracy varies with its seed (initial weights, batch order, and
     the images a train_subset draws). Call that standard deviation s. A variant's mean over n_v
@@ -158,7 +157,10 @@ def summarize_study(store: RunStore, study_id: int) -> StudySummary:
     base_total = _baseline_total(study, runs)
     base = _accuracies(by_variant.get(BASELINE, {}))
     std, source = _seed_std(by_variant, study.recipe, statistics.mean(base.values()) if base else None)
-    rows = [_row(key, labels.get(key, key), seeds, base_total, base, std) for key, seeds in by_variant.items()]
+    base_unlearned = any(_status(run) == DID_NOT_LEARN for run in by_variant.get(BASELINE, {}).values())
+    missing = NO_BASELINE_LEARNED if base_unlearned and not base else "no baseline result yet"
+    rows = [_row(key, labels.get(key, key), seeds, base_total, base, std, missing)
+            for key, seeds in by_variant.items()]
     return StudySummary(study, counts, sorted(rows, key=lambda row: row.key != BASELINE), std, source)
 
 
@@ -174,8 +176,13 @@ def _latest_per_seed(runs: list[Run]) -> dict[str, dict[int, Run]]:
 
 
 def _accuracies(seeds: dict[int, Run]) -> dict[int, float]:
+    """seed -> test accuracy of the completed runs that learned: the only ones that are evidence."""
     return {seed: run.test_accuracy for seed, run in sorted(seeds.items())
-            if run.status == "completed" and run.test_accuracy is not None}
+            if run.status == "completed" and learned(run.test_accuracy)}
+
+
+def _status(run: Run) -> str:
+    return DID_NOT_LEARN if run.status == "completed" and did_not_learn(run.test_accuracy) else run.status
 
 
 def _labels(study: Study) -> dict[str, str]:
@@ -210,7 +217,7 @@ def _seed_std(by_variant: dict[str, dict[int, Run]], recipe: dict,
 
 
 def _row(key: str, label: str, seeds: dict[int, Run], base_total: int, base: dict[int, float],
-         std: float | None) -> VariantRow:
+         std: float | None, missing: str) -> VariantRow:
     accuracies = _accuracies(seeds)
     values = list(accuracies.values())
     mean = statistics.mean(values) if values else None
@@ -221,21 +228,77 @@ def _row(key: str, label: str, seeds: dict[int, Run], base_total: int, base: dic
         delta = mean - statistics.mean(base.values())
         noise = NOISE_SIGMAS * std * math.sqrt(1 / len(values) + 1 / len(base))
         effect = "noise" if abs(delta) < noise else "better" if delta > 0 else "worse"
-    return VariantRow(key, label, total, total - base_total, accuracies,
-                      {seed: run.status for seed, run in sorted(seeds.items())}, mean,
+    statuses = {seed: _status(run) for seed, run in sorted(seeds.items())}
+    return VariantRow(key, label, total, total - base_total, accuracies, statuses, mean,
                       max(values) - min(values) if several else None, statistics.stdev(values) if several else None,
-                      delta, noise, effect, _verdict(key, seeds, len(values), len(base), effect))
+                      delta, noise, effect, _verdict(key, statuses, len(values), len(base), effect, missing))
 
 
-def _verdict(key: str, seeds: dict[int, Run], completed: int, base_completed: int, effect: str | None) -> str:
-    """The row's verdict in plain words."""
+def _verdict(key: str, statuses: dict[int, str], completed: int, base_completed: int, effect: str | None,
+             missing: str) -> str:
+    """The row's verdict in plain words; seeds that did not learn are said, never averaged in."""
+    unlearned = sum(status == DID_NOT_LEARN for status in statuses.values())
     if not completed:
-        if not all(run.finished for run in seeds.values()):
+        if not all(status in TERMINAL or status == DID_NOT_LEARN for status in statuses.values()):
             return "no result yet"
-        return f"no result ({', '.join(sorted({run.status for run in seeds.values()}))})"
+        if unlearned:
+            return f"{DID_NOT_LEARN}: no evidence"
+        return f"no result ({', '.join(sorted(set(statuses.values())))})"
+    aside = f", {unlearned} of {len(statuses)} seeds did not learn" if unlearned else ""
     if key == BASELINE:
-        return "reference"
+        return "reference" + aside
     if effect is None:
-        return "no baseline result yet"
-    tentative = " (1 seed: tentative)" if min(completed, base_completed) == 1 else ""
-    return ("within seed noise" if effect == "noise" else effect) + tentative
+        return missing + aside
+    tentative = ", 1 seed: tentative" if min(completed, base_completed) == 1 else ""
+    return ("within seed noise" if effect == "noise" else effect) + tentative + aside
+
+
+@dataclass(frozen=True)
+class MeasuredEffect:
+    """What one toggle did to accuracy in a study of exactly this network, and how strong that study was."""
+
+    delta_accuracy: float
+    verdict: str
+    study_id: int
+    seeds: int  # seeds behind the comparison: the fewer of the variant's and the baseline's that learned
+    images_seen: int  # training images per run: images per epoch x epochs
+
+    def stronger_or_equal(self, other: MeasuredEffect) -> bool:
+        """As many seeds and as much training as `other`: only then may this number replace `other`'s."""
+        return self.seeds >= other.seeds and self.images_seen >= other.images_seen
+
+    @property
+    def text(self) -> str:
+        """'+0.12%, within seed noise (study 3: 2 seeds x 60,000 images)'."""
+        return (f"{self.delta_accuracy:+.2%}, {self.verdict} (study {self.study_id}: "
+                f"{self.seeds} seed{'s' if self.seeds > 1 else ''} x {self.images_seen:,} images)")
+
+
+def measured_effects(store: RunStore, arch: Architecture) -> dict[str, MeasuredEffect]:
+    """Edit key -> its measured effect on `arch`, from the strongest study of exactly this network.
+
+    Studies are read oldest first; a newer study's number replaces an older one's only when it rests on as
+    many seeds and as much training (`MeasuredEffect.stronger_or_equal`): a one-epoch first look never
+    overrides a longer study. Runs that did not learn are no evidence, so rows without a verdict give nothing.
+    """
+    found: dict[str, MeasuredEffect] = {}
+    for study in reversed(store.list_studies()):
+        try:
+            if study.spec != arch:
+                continue
+            recipe = study.recipe
+        except SpecError:
+            continue
+        summary = summarize_study(store, study.id)
+        base = next((row for row in summary.rows if row.key == BASELINE), None)
+        if base is None:
+            continue
+        images = (recipe.get("train_subset") or 60_000) * recipe.get("epochs", 1)
+        for row in summary.rows:
+            if row.delta_accuracy is None:
+                continue
+            effect = MeasuredEffect(row.delta_accuracy, row.verdict, study.id,
+                                    min(len(row.accuracies), len(base.accuracies)), images)
+            if row.key not in found or effect.stronger_or_equal(found[row.key]):
+                found[row.key] = effect
+    return found

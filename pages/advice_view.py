@@ -5,10 +5,9 @@ from functools import lru_cache
 import streamlit as st
 
 from mnist_core import advisor as advice
+from mnist_core import study
 from mnist_core.diagram import network_dot
-from mnist_core.spec import SpecError
 from mnist_core.store import StoreError
-from mnist_core.study import summarize_study
 from pages import common
 
 # The advice depends only on the network and the budget (both immutable): a rerun after a toggle
@@ -30,15 +29,13 @@ def _row(arch, change, label: str, note: str, key: str) -> None:
 
 
 def measured_effects(lab, arch) -> dict[str, str]:
-    """Edit key -> its measured accuracy effect, from the newest study of exactly this network."""
+    """Edit key -> its measured accuracy effect in words, from the strongest study of exactly this network."""
+    if lab is None:
+        return {}
     try:
-        for study in lab.store.list_studies() if lab is not None else []:
-            if study.spec == arch:
-                return {row.key: f"{row.delta_accuracy:+.2%} ({row.verdict})"
-                        for row in summarize_study(lab.store, study.id).rows if row.delta_accuracy is not None}
-    except (StoreError, SpecError):
-        pass  # the advice stands without measurements
-    return {}
+        return {key: effect.text for key, effect in study.measured_effects(lab.store, arch).items()}
+    except StoreError:
+        return {}  # the advice stands without measurements
 
 
 def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ from mnist_core.predict import enlarge
 from mnist_core.report import NONE, percent
 from mnist_core.samples import Sample, SampleError, SampleStore
 from mnist_core.store import StoreError
+from mnist_core.words import plural
 from pages import common
 
 COLUMNS = 10
@@ -38,7 +39,7 @@ def import_set() -> None:
     except (SampleError, StoreError) as err:
         st.session_state["import_result"] = ("error", f"Not imported: {err}")
     else:
-        st.session_state["import_result"] = ("success", f"Imported {len(added):,} sample(s).")
+        st.session_state["import_result"] = ("success", f"Imported {plural(len(added), 'sample')}.")
         st.session_state.pop("verdicts", None)
 
 
@@ -73,7 +74,7 @@ if pages > 1:  # one page number per filter; a number a delete took out of range
 on_page = visible[(page - 1) * PAGE:page * PAGE]
 grid([(sample, f"#{sample.id}: {sample.label}") for sample in on_page])
 delete = st.multiselect("Delete samples", [sample.id for sample in on_page], format_func=lambda i: f"#{i}")
-if delete and st.button(f"Delete {len(delete)} sample(s)", type="primary"):
+if delete and st.button(f"Delete {plural(len(delete), 'sample')}", type="primary"):
     for sample_id in delete:
         samples.delete(sample_id)
     st.session_state.pop("verdicts", None)  # judged on a set that no longer exists

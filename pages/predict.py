@@ -68,6 +68,11 @@ if lab is not None:
 choices = choices or [bundled_model()]
 wanted = st.query_params.get("model")
 linked = parse_run_id(wanted)
+unlearned = [c for c in choices if not c.learned and c.run_id != linked]
+if unlearned and not st.toggle(f"Show the {len(unlearned)} model{'s' if len(unlearned) > 1 else ''} that did not "
+                               f"learn", key="show_unlearned",
+                               help="Runs whose test accuracy is within noise of always answering one digit."):
+    choices = [c for c in choices if c not in unlearned]
 default = next((c for c in choices if (linked is not None and c.run_id == linked)
                 or (wanted == "bundled" and c.run_id is None)), best_model(choices))
 if linked is not None and default.run_id != linked:

@@ -4,14 +4,14 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import study_figure
-from mnist_core.report import percent
+from mnist_core.evidence import accuracy_text
 from mnist_core.store import StoreError
 from mnist_core.study import MAX_SEEDS, summarize_study, variants
 from mnist_core.train import FIRST_LOOK, NOTEBOOK, QUICK_RUN
 from pages import common
 
 RECIPES = {f"Quick run (the fast recipe over {QUICK_RUN.images:,} images once: about a minute a variant)": QUICK_RUN,
-           f"A first look ({FIRST_LOOK.images:,} images, 1 epoch: seconds a variant)": FIRST_LOOK,
+           f"A first look ({FIRST_LOOK.images:,} images once: seconds a variant)": FIRST_LOOK,
            f"The notebook's recipe ({NOTEBOOK.epochs} epochs)": NOTEBOOK}
 CHOSEN = "study_id"
 
@@ -67,9 +67,10 @@ def study_view(study_id: int) -> None:
     if summary.status != "finished":
         st.button("Stop the whole study", on_click=lab.stop_study, args=(study_id,), key=f"stop_study_{study_id}")
     st.dataframe([{"variant": row.label, "Δ params": f"{row.delta_params:+,}",
-                   "test accuracy": percent(row.mean),
+                   "test accuracy": accuracy_text(row.mean),
                    "Δ accuracy": "" if row.delta_accuracy is None else f"{row.delta_accuracy:+.2%}",
-                   "seeds": ", ".join(f"{seed}: {acc:.2%}" for seed, acc in row.accuracies.items()),
+                   "seeds": ", ".join(f"{seed}: {row.accuracies[seed]:.2%}" if seed in row.accuracies else
+                                      f"{seed}: {status}" for seed, status in row.statuses.items()),
                    "verdict": row.verdict} for row in summary.rows],
                  hide_index=True, width="stretch")
     if summary.seed_std is not None:

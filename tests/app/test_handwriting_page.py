@@ -53,7 +53,7 @@ def test_deleting_a_sample_and_a_bad_import_keep_the_rest(app, lab_home, mnist):
     at = app("handwriting")
     newest = SampleStore(RunStore(lab_home)).list()[0].id
     at.multiselect[0].set_value([newest]).run()
-    next(b for b in at.button if b.label == "Delete 1 sample(s)").click().run()
+    next(b for b in at.button if b.label == "Delete 1 sample").click().run()
     assert SampleStore(RunStore(lab_home)).count() == 2
     at.file_uploader[0].upload("bad.npz", b"not an npz")
     next(b for b in at.button if b.label == "Import").click().run()
@@ -71,7 +71,7 @@ def test_an_exported_set_imports_into_another_lab(app, lab_home, mnist, tmp_path
     assert [s.label for s in SampleStore(RunStore(other)).list()] == [s.label for s in SampleStore(RunStore(lab_home)).list()]
     at.file_uploader[0].upload("mine.npz", exported)
     next(b for b in at.button if b.label == "Import").click().run()
-    assert "Imported 5 sample(s)." in texts(at.success)
+    assert "Imported 5 samples." in texts(at.success)
     assert SampleStore(RunStore(lab_home)).count() == 10
 
 
@@ -84,7 +84,7 @@ def test_a_large_set_is_drawn_a_page_at_a_time(app, lab_home, mnist):
     at.number_input(key="sample_page_all").set_value(2).run()
     assert len(at.image) == 50
     at.multiselect[0].set_value([sample.id for sample in samples.list()[100:]]).run()  # newest first: page 2
-    next(b for b in at.button if b.label == "Delete 50 sample(s)").click().run()
+    next(b for b in at.button if b.label == "Delete 50 samples").click().run()
     assert samples.count() == 100 and len(at.image) == 100 and not at.number_input
 
 

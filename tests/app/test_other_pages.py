@@ -72,10 +72,28 @@ def test_predict_defaults_to_the_most_accurate_model_and_follows_the_link(app, l
     weak = finished_run(lab_home, name=BUNDLED, accuracy=0.969, model_from=bundled_model().path)
     at = app("predict")
     assert at.selectbox[0].value.run_id == strong
-    described = f"Run {strong}, stopped: 99.60% test accuracy. Trained in this lab, recipe: notebook with epochs 2"
+    described = f"Run {strong}, stopped: test accuracy 99.60%. Trained in this lab, recipe: notebook with epochs 2"
     assert any(text.startswith(described) for text in texts(at.caption))
     at = app("predict", query={"model": str(weak)})
     assert at.selectbox[0].value.run_id == weak
+
+
+def test_predict_hides_models_that_did_not_learn_behind_a_toggle(app, lab_home):
+    """A newer run at always-"1" (11.35%) is neither the default nor in the picker until asked for."""
+    learned = finished_run(lab_home, name=BUNDLED, accuracy=0.969, model_from=bundled_model().path)
+    chance = finished_run(lab_home, name=BUNDLED, accuracy=0.1135, model_from=bundled_model().path)
+    at = app("predict")
+    assert not at.exception
+    assert at.selectbox[0].value.run_id is None  # the bundled model, the most accurate
+    assert [option.split(" (")[0] for option in at.selectbox[0].options] == [f"Bundled {BUNDLED}",
+                                                                             f"Run {learned}: {BUNDLED}, completed"]
+    toggle = at.toggle(key="show_unlearned")
+    assert toggle.label == "Show the 1 model that did not learn"
+    toggle.set_value(True).run()
+    assert not at.exception
+    assert at.selectbox[0].options[-1] == f"Run {chance}: {BUNDLED}, completed (11.35% (did not learn))"
+    at = app("predict", query={"model": str(chance)})  # a link to it shows it, said plainly
+    assert at.selectbox[0].value.run_id == chance and not at.exception
 
 
 def test_predict_page_reports_a_broken_model_file(app, lab_home):

@@ -45,6 +45,31 @@ def test_a_finished_study_shows_each_variant_against_the_baseline(app, lab_home)
     assert effects["Drop BatchNorm after conv 2"].startswith(("+", "-")) and "%" in effects["Drop BatchNorm after conv 2"]
 
 
+def test_a_study_that_did_not_learn_shows_no_findings_here_or_in_the_advisor(app, lab_home):
+    """Every run at always-"1" (11.35%) but one lucky variant: the table says so, and no verdict or
+    measured effect is drawn from it (the old first look reported "better, +4.75%" here)."""
+    store = RunStore(lab_home)
+    arch = PRESETS["seed-final"]
+    plan = variants(arch)[:3]
+    study_id = store.create_study("Ablation of seed-final", arch, {"epochs": 1, "seed": 0}, [0])
+    for variant, accuracy in zip(plan, (0.1135, 0.161, 0.1135)):
+        counts = summarize(variant.arch)
+        run_id = store.create_run(variant.label, variant.arch, {"epochs": 1, "seed": 0}, counts.total,
+                                  counts.trainable, study_id=study_id, variant=variant.key)
+        store.claim_next(0)
+        store.finish(run_id, "completed", test_accuracy=accuracy)
+    at = app("studies")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["test accuracy"]) == ["—", "16.10%", "—"]  # a mean of the seeds that learned
+    assert list(table["verdict"]) == ["did not learn: no evidence", "no comparison: the baseline did not learn",
+                                      "did not learn: no evidence"]
+    assert list(table["seeds"])[0] == "0: did not learn"
+    at = app("architecture")
+    assert not at.exception
+    assert set(at.dataframe[0].value["measured effect"]) == {""}
+
+
 def test_runs_page_analyses_an_old_runs_mistakes_on_demand(app, lab_home):
     run_id = finished_run(lab_home, name=BUNDLED, accuracy=0.9946, model_from=bundled_model().path)
     at = app("runs")

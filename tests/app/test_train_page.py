@@ -122,7 +122,7 @@ def test_second_start_queues_both_runs_show_with_their_own_stop(app, lab_home):
     at = app("train")
     first = start(at, **LONG)
     second = start(at)
-    assert any(f"Run {second} is queued: 1 run(s) ahead of it train first" in text for text in texts(at.info))
+    assert any(f"Run {second} is queued: 1 run ahead of it train first" in text for text in texts(at.info))
     assert {b.help for b in at.button if b.label == "Stop"} == {f"Stop run {first}", f"Stop run {second}"}
     assert "Also training or queued" in headings(at)
 

@@ -55,7 +55,7 @@ def test_a_write_lock_held_for_8_seconds_mid_training_never_fails_the_run(lab_ho
     assert run.status == "completed", run.error
     assert lab.store.model_path(run_id).exists()
     assert_whole_history(lab, run_id, MEDIUM.epochs)
-    assert "progress event(s) wait" in (lab_home / "worker.log").read_text()
+    assert "held back" in (lab_home / "worker.log").read_text()
 
 
 def fill(disk) -> None:

@@ -205,8 +205,9 @@ def test_weights_are_found_by_layer_name_or_refused(tmp_path, edit, message):
 
 
 def test_available_models_lists_runs_then_the_bundled_model(lab_home):
-    """Completed runs and stopped runs with a saved model, newest first, then the bundled model;
-    runs without a model (stopped while queued, failed) are not offered. The best is the most accurate."""
+    """Completed runs and stopped runs with a saved model, and the bundled model, most accurate first; runs
+    without a model (stopped while queued, failed) are not offered. A run that did not learn comes last and is
+    never the default, however new."""
     import shutil
 
     from mnist_core.budget import summarize
@@ -232,11 +233,15 @@ def test_available_models_lists_runs_then_the_bundled_model(lab_home):
     stopped = run("stopped", 0.996, with_model=True)
     run("stopped", None, with_model=False)
     run("failed", None, with_model=False)
+    chance = run("completed", 0.1135, with_model=True)
     choices = available_models(store)
-    assert [choice.run_id for choice in choices] == [stopped, completed, None]
+    assert bundled_model().test_accuracy > 0.969
+    assert [choice.run_id for choice in choices] == [stopped, None, completed, chance]
     assert choices[0].label == f"Run {stopped}: {arch.name}, stopped (99.60%)"
+    assert choices[-1].label == f"Run {chance}: {arch.name}, completed (11.35% (did not learn))"
+    assert [choice.learned for choice in choices] == [True, True, True, False]
     assert best_model(choices).run_id == stopped
-    assert best_model(choices[1:]).run_id is None  # the bundled model beats the 96.9% run
+    assert best_model(choices[2:]).run_id == completed  # 96.9% learned; the newer 11.35% did not
 
 
 def test_a_run_stopped_before_its_first_epoch_is_not_offered(lab_home):

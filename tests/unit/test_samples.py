@@ -98,7 +98,7 @@ def test_samples_survive_a_corrupted_database_being_rebuilt(lab_home, mnist):
     samples.path(50).write_bytes(b"not a PNG")
     runs.db_path.write_bytes(b"this is not an SQLite database" * 100)
     reopened = RunStore(lab_home)
-    assert "rebuilt from 1 run folder(s) and 4 sample file(s)" in reopened.notice
+    assert "rebuilt from 1 run folder and 4 sample files" in reopened.notice
     rebuilt = SampleStore(reopened)
     assert snapshot(rebuilt) == before and len(reopened.list()) == 1
     assert add_digits(rebuilt, mnist, [5]) == [51]

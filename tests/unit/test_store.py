@@ -242,7 +242,7 @@ def test_a_rebuilt_database_keeps_its_studies_and_their_runs(lab_home):
     store.db_path.write_bytes(b"damaged" * 100)
 
     rebuilt = RunStore(lab_home)
-    assert "rebuilt from 4 run folder(s) and 0 sample file(s), with 1 study file(s)." in rebuilt.notice
+    assert "rebuilt from 4 run folders and 0 sample files, with 1 study file." in rebuilt.notice
     assert rebuilt.get_study(study_id) == before.study
     assert [(run.id, run.variant) for run in rebuilt.study_runs(study_id)] == \
         [(1, "baseline"), (2, "bn-off:conv1"), (queued, "baseline")]

@@ -1,0 +1,6 @@
+"""How the app says a count in words, the same way on every page and in the CLI."""
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 epoch', '2 epochs', '1,000 images': the count with its noun, plural unless it is exactly one."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
