@@ -76,6 +76,14 @@ class Sample:
         return self.image.astype(np.float32) / 255.0
 
 
+@dataclass(frozen=True)
+class Imported:
+    """What an import added, and how many of the file's samples the set already held."""
+
+    ids: list[int]
+    already_held: int
+
+
 class SampleStore:
     """The user's samples, in the run store's database and folder; reads work while others write (WAL).
 
@@ -138,12 +146,22 @@ class SampleStore:
                             sources=np.array([row["source"] for row in rows], dtype=str))
         return buffer.getvalue()
 
-    def import_npz(self, data: bytes) -> list[int]:
-        """Add every sample of a .npz file, or none: raises SampleError naming the first fault found,
-        or saying how many fit when the set would pass MAX_SAMPLES."""
+    def import_npz(self, data: bytes) -> Imported:
+        """Add every sample of a .npz file that the set does not hold yet (same label, same pixels), or none:
+        raises SampleError naming the first fault found, or saying how many fit when the set would pass
+        MAX_SAMPLES. Importing a file twice adds nothing the second time."""
         images, labels, sources = _read_npz(data)
-        _check_room(self.count(), len(labels))  # before writing a file; `_save` checks again, in its transaction
-        return self._save(images, labels.tolist(), sources)
+        with self.runs.connect() as conn:
+            held = {(row["label"], row["image"]) for row in conn.execute("SELECT label, image FROM samples")}
+        new = []
+        for index, (image, label) in enumerate(zip(images, labels.tolist())):
+            key = (label, image.tobytes())
+            if key not in held:
+                held.add(key)  # a sample repeated inside the file is added once too
+                new.append(index)
+        _check_room(self.count(), len(new))  # before writing a file; `_save` checks again, in its transaction
+        ids = self._save(images[new], [labels[i].item() for i in new], [sources[i] for i in new]) if new else []
+        return Imported(ids, len(labels) - len(new))
 
     def _rows(self, label: int | None, order: str) -> list[sqlite3.Row]:
         where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())

@@ -35,11 +35,13 @@ def import_set() -> None:
     if upload is None:
         return
     try:
-        added = samples.import_npz(upload.getvalue())
+        imported = samples.import_npz(upload.getvalue())
     except (SampleError, StoreError) as err:
         st.session_state["import_result"] = ("error", f"Not imported: {err}")
     else:
-        st.session_state["import_result"] = ("success", f"Imported {plural(len(added), 'sample')}.")
+        skipped = f"; skipped {plural(imported.already_held, 'sample')} your set already holds" \
+            if imported.already_held else ""
+        st.session_state["import_result"] = ("success", f"Imported {plural(len(imported.ids), 'sample')}{skipped}.")
         st.session_state.pop("verdicts", None)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mnist_core.budget import summarize
-from mnist_core.samples import SampleError, SampleStore
+from mnist_core.samples import Imported, SampleError, SampleStore
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
 from tests.conftest import ROOT
@@ -124,9 +124,22 @@ def test_export_then_import_into_an_empty_home_gives_the_same_set(tmp_path, mnis
         assert arrays["images"].shape == (15, 28, 28) and arrays["images"].dtype == np.uint8
         assert arrays["labels"].dtype == np.uint8 and list(arrays["sources"][-2:]) == ["photo", "photo"]
     other = sample_store(tmp_path / "b")
-    assert other.import_npz(data) == list(range(1, 16))
+    assert other.import_npz(data) == Imported(list(range(1, 16)), 0)
     assert [(s.label, s.source, s.image.tobytes()) for s in other.list()] == \
         [(s.label, s.source, s.image.tobytes()) for s in samples.list()]
+    assert other.import_npz(data) == Imported([], 15) and other.count() == 15  # the same file twice: once
+
+
+def test_an_import_adds_each_sample_once(lab_home, mnist):
+    """A sample the set holds (same label and pixels) or one the file repeats is skipped; the same pixels
+    under another label are another sample."""
+    samples = sample_store(lab_home)
+    add_digits(samples, mnist, [0, 1])
+    images = mnist.x_test[[0, 1, 2, 2, 0]]
+    labels = np.array([mnist.y_test[0], mnist.y_test[1], mnist.y_test[2], mnist.y_test[2],
+                       (mnist.y_test[0] + 1) % 10], dtype=np.uint8)
+    assert samples.import_npz(npz(images=images, labels=labels)) == Imported([3, 4], 3)
+    assert samples.count() == 4
 
 
 def test_an_import_that_fails_while_saving_adds_nothing(lab_home, mnist, monkeypatch):
@@ -153,7 +166,7 @@ def test_a_set_holds_at_most_2000_samples_and_says_how_many_more_fit(lab_home, m
     """An import past 2,000 in all is refused saying how many fit; a full set refuses one more; nothing is added."""
     samples = sample_store(lab_home)
     add_digits(samples, mnist, range(5))
-    images, labels = np.resize(mnist.x_test[:100], (2_000, 28, 28)), np.resize(mnist.y_test[:100], 2_000)
+    images, labels = mnist.x_test[5:2_005], mnist.y_test[5:2_005]  # distinct from the 5 held
     with pytest.raises(SampleError, match="^Only 1,995 more samples fit, not 2,000: a set holds at most 2,000 and "
                                           "yours has 5; delete some, or import a smaller file.$"):
         samples.import_npz(npz(images=images, labels=labels))
@@ -163,7 +176,7 @@ def test_a_set_holds_at_most_2000_samples_and_says_how_many_more_fit(lab_home, m
     with pytest.raises(SampleError, match=full):
         add_digits(samples, mnist, [0])
     with pytest.raises(SampleError, match=full):
-        samples.import_npz(npz(images=images[:1], labels=labels[:1]))
+        samples.import_npz(npz(images=mnist.x_test[3_000:3_001], labels=mnist.y_test[3_000:3_001]))
     assert samples.count() == 2_000 and len(list(samples.folder.iterdir())) == 2_000
 
 
