@@ -1,5 +1,7 @@
 """MNIST Budget Lab: home page and navigation. Run with `streamlit run app.py`."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from mnist_core.budget import summarize
@@ -8,7 +10,9 @@ from mnist_core.predict import available_models, best_model, bundled_model
 from mnist_core.store import StoreError
 from pages import common
 
-st.set_page_config(page_title="MNIST Budget Lab", page_icon=":material/calculate:", layout="wide")
+# Served by this server: a Material icon as the tab's icon is fetched from fonts.gstatic.com, offline it fails.
+ICON = Path(__file__).parent / "assets" / "icon.png"
+st.set_page_config(page_title="MNIST Budget Lab", page_icon=str(ICON), layout="wide")
 
 
 def home() -> None:

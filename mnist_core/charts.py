@@ -14,6 +14,10 @@ from .study import BASELINE, StudySummary
 
 OK_GREEN, OVER_RED, NEUTRAL = "#2e9d5b", "#d62728", "#9aa5b1"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open", "x-open", "star-open",
+           "triangle-down-open", "hexagon-open")
+TOGGLE_WORDS = {"bn": "BN", "dropout": "Dropout"}
 
 
 def training_figure(events: Sequence[Event], epochs: int | None = None, title: str = "",
@@ -51,31 +55,47 @@ def training_figure(events: Sequence[Event], epochs: int | None = None, title: s
 
 
 def overlay_figure(curves: Sequence[tuple[str, Sequence[Event]]]) -> go.Figure:
-    """Test accuracy (top) and learning rate (bottom) of several runs, one colour per run."""
+    """Test accuracy (top) and learning rate (bottom) of several runs.
+
+    Each run has its own colour, dash and open marker, and each later run a thinner line, so that runs
+    with the same curve stay apart: the first one's line shows around the next one's. The accuracy axis
+    stays within 0-100%, starting a little below the lowest point so that 97% and 99% look different.
+    """
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.65, 0.35])
+    lowest = 1.0
     for number, (label, events) in enumerate(curves):
-        colour = PALETTE[number % len(PALETTE)]
+        colour, dash = PALETTE[number % len(PALETTE)], DASHES[number % len(DASHES)]
+        line = {"color": colour, "dash": dash, "width": max(1.5, 4.5 - number)}
         epochs = [e for e in events if e.kind == "epoch"]
+        lowest = min([lowest, *(e.val_accuracy for e in epochs if e.val_accuracy is not None)])
         legend = html.escape(label)  # a run's name is a user's text: Plotly would render its <a href> as a link
         figure.add_scatter(x=[e.epoch for e in epochs], y=[e.val_accuracy for e in epochs], name=legend,
-                           legendgroup=legend, mode="lines+markers", line={"color": colour}, row=1, col=1)
+                           legendgroup=legend, mode="lines+markers", line=line, cliponaxis=False,
+                           marker={"symbol": SYMBOLS[number % len(SYMBOLS)], "size": 12, "line": {"width": 2}},
+                           row=1, col=1)
         figure.add_scatter(x=[e.epoch for e in events], y=[e.lr for e in events], name=legend, legendgroup=legend,
-                           showlegend=False, mode="lines", line={"color": colour, "dash": "dot"}, row=2, col=1)
-    figure.update_yaxes(title_text="test accuracy", row=1, col=1)
+                           showlegend=False, mode="lines", line=line, row=2, col=1)
+    figure.update_yaxes(title_text="test accuracy", range=[_accuracy_floor(lowest), 1.0], tickformat=".1~%",
+                        row=1, col=1)
     figure.update_yaxes(title_text="learning rate", row=2, col=1)
     figure.update_xaxes(title_text="epoch", row=2, col=1)
     figure.update_layout(height=520, margin={"t": 10, "b": 10}, legend={"orientation": "h", "y": -0.12})
     return figure
 
 
-def probabilities_figure(probabilities: Sequence[float]) -> go.Figure:
+def _accuracy_floor(lowest: float) -> float:
+    """The foot of an accuracy axis: the 5% step at least 2 points below the lowest value, never below 0."""
+    return max(0.0, ((lowest - 0.02) * 20) // 1 / 20)
+
+
+def probabilities_figure(probabilities: Sequence[float], height: int = 300) -> go.Figure:
     """Ten bars, the predicted digit highlighted."""
     best = max(range(len(probabilities)), key=lambda i: probabilities[i])
     colours = [PALETTE[0] if i == best else NEUTRAL for i in range(len(probabilities))]
     figure = go.Figure(go.Bar(x=[str(i) for i in range(len(probabilities))], y=list(probabilities),
                               marker_color=colours, text=[f"{p:.0%}" for p in probabilities],
-                              textposition="outside"))
-    figure.update_layout(height=300, margin={"t": 10, "b": 10}, yaxis={"range": [0, 1.15], "title": "probability"},
+                              textposition="outside", cliponaxis=False, constraintext="none"))  # full-size labels
+    figure.update_layout(height=height, margin={"t": 10, "b": 10}, yaxis={"range": [0, 1.15], "title": "probability"},
                          xaxis={"title": "digit", "type": "category"})
     return figure
 
@@ -111,7 +131,7 @@ def study_figure(summary: StudySummary) -> go.Figure:
 
     Error bars are the seed-noise bar of each verdict: a bar crossing zero is within seed noise.
     Green is better than the baseline beyond noise, red worse, grey within noise; variants without
-    a result yet are left out.
+    a result yet are left out. Each dot is named beside it (the hover says it in full), baseline too.
     """
     colours = {"better": OK_GREEN, "worse": OVER_RED, "noise": NEUTRAL}
     rows = [row for row in summary.rows if row.key != BASELINE and row.delta_accuracy is not None]
@@ -119,16 +139,41 @@ def study_figure(summary: StudySummary) -> go.Figure:
     figure.add_hline(y=0, line={"color": "#333", "width": 1, "dash": "dash"})
     figure.add_scatter(x=[row.delta_params for row in rows], y=[row.delta_accuracy * 100 for row in rows],
                        error_y={"type": "data", "array": [row.noise * 100 for row in rows], "thickness": 1},
-                       mode="markers", name="variants", text=[row.label for row in rows],
-                       customdata=[row.verdict for row in rows],
+                       mode="markers+text", name="variants", text=[row.label for row in rows],
+                       texttemplate=_dot_texts(rows), textposition="top center", textfont={"size": 11},
+                       cliponaxis=False, customdata=[row.verdict for row in rows],
                        marker={"size": 10, "color": [colours[row.effect] for row in rows]},
                        hovertemplate="%{text}<br>%{x:+,} params, %{y:+.2f} points<br>%{customdata}<extra></extra>")
-    figure.add_scatter(x=[0], y=[0], mode="markers", name="baseline", marker={"size": 12, "color": "#333",
-                       "symbol": "diamond"}, hovertemplate="Baseline<extra></extra>")
+    figure.add_scatter(x=[0], y=[0], mode="markers+text", name="baseline", text=["baseline"],
+                       textposition="bottom center", marker={"size": 12, "color": "#333", "symbol": "diamond"},
+                       hovertemplate="Baseline<extra></extra>")
     figure.update_xaxes(title_text="params vs baseline", zeroline=True)
     figure.update_yaxes(title_text="test accuracy vs baseline (points)")
     figure.update_layout(height=420, margin={"t": 10, "b": 10}, showlegend=False)
     return figure
+
+
+def _dot_texts(rows) -> list[str]:
+    """Each dot's name beside it; dots at one spot (same params, same accuracy) share one text naming them all."""
+    names: dict[tuple, list[str]] = {}
+    for row in rows:
+        names.setdefault((row.delta_params, round(row.delta_accuracy, 6)), []).append(dot_label(row.key, row.label))
+    texts, named = [], set()
+    for row in rows:
+        spot = (row.delta_params, round(row.delta_accuracy, 6))
+        texts.append("" if spot in named else ", ".join(names[spot]))
+        named.add(spot)
+    return texts
+
+
+def dot_label(key: str, label: str) -> str:
+    """A study dot's name on the chart: '−BN 6' for BatchNorm dropped after conv 6, '+Dropout 3', a preset's
+    name; else the variant's label."""
+    kind, _, place = key.partition(":")
+    toggle, _, state = kind.partition("-")
+    if toggle in TOGGLE_WORDS and state in ("on", "off") and place.startswith("conv"):
+        return f"{'+' if state == 'on' else '−'}{TOGGLE_WORDS[toggle]} {place.removeprefix('conv')}"
+    return place if kind == "preset" else label
 
 
 def confusion_figure(matrix: Sequence[Sequence[int]]) -> go.Figure:
@@ -162,7 +207,7 @@ def per_class_figure(per_class_accuracy: Sequence[float | None]) -> go.Figure:
     known = [a for a in per_class_accuracy if a is not None]
     lowest = min(known, default=1.0)
     colours = [OVER_RED if a == lowest else NEUTRAL for a in per_class_accuracy]
-    floor = max(0.0, ((lowest - 0.02) * 20) // 1 / 20)  # the 5% step at least 2 points below the weakest
+    floor = _accuracy_floor(lowest)
     figure = go.Figure(go.Bar(x=[str(d) for d in range(len(per_class_accuracy))], y=list(per_class_accuracy),
                               marker_color=colours, textposition="outside", cliponaxis=False,
                               text=["no digits" if a is None else f"{a:.1%}" for a in per_class_accuracy],

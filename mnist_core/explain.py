@@ -41,16 +41,24 @@ def top_classes(probabilities: np.ndarray, count: int = 3) -> list[tuple[int, fl
     return [(int(digit), float(probabilities[digit])) for digit in order]
 
 
-def tile_maps(maps: np.ndarray, columns: int = 8) -> np.ndarray:
-    """An H x W x C stack of feature maps as one grid image (uint8), each map scaled to its own range."""
+def tile_maps(maps: np.ndarray, columns: int = 8, min_side: int = 0, gap: int = 1) -> np.ndarray:
+    """An H x W x C stack of feature maps as one grid image (uint8), each map scaled to its own range.
+
+    Each map is enlarged by a whole factor, with hard pixel edges, until its longer side is at least
+    `min_side` pixels, so a later conv's 3x3 map reads as well as the first conv's 26x26 one. Maps are
+    `gap` white pixels apart: a dark map's edge would vanish into a black gap.
+    """
     height, width, channels = maps.shape
+    zoom = max(1, -(-min_side // max(height, width)))
+    cell_height, cell_width = height * zoom, width * zoom
     rows = -(-channels // columns)
-    grid = np.zeros((rows * (height + 1) - 1, columns * (width + 1) - 1), dtype=np.uint8)
+    grid = np.full((rows * (cell_height + gap) - gap, columns * (cell_width + gap) - gap), 255, dtype=np.uint8)
     for channel in range(channels):
         plane = maps[..., channel]
         span = plane.max() - plane.min()
         scaled = (plane - plane.min()) / span if span > 0 else np.zeros_like(plane)
         row, column = divmod(channel, columns)
-        grid[row * (height + 1):row * (height + 1) + height,
-             column * (width + 1):column * (width + 1) + width] = (scaled * 255).astype(np.uint8)
+        top, left = row * (cell_height + gap), column * (cell_width + gap)
+        grid[top:top + cell_height, left:left + cell_width] = np.kron((scaled * 255).astype(np.uint8),
+                                                                      np.ones((zoom, zoom), dtype=np.uint8))
     return grid

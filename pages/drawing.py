@@ -15,14 +15,19 @@ _CANVAS_COMPONENT = "streamlit-drawable-canvas.streamlit_drawable_canvas"
 
 @st.cache_resource(show_spinner=False)
 def _hide_canvas_toolbar() -> None:
-    """Re-register the canvas with its own stylesheet plus one rule hiding its toolbar.
+    """Replace the canvas' definition, once per server, by one with its own stylesheet plus a rule hiding its toolbar.
 
     The toolbar floats invisibly over the canvas' top-right corner until hovered, so a stroke
     started there was swallowed; its Undo and Clear are the page's buttons instead. The canvas
-    renders in a shadow root, so a page-level style cannot reach it.
+    renders in a shadow root, so a page-level style cannot reach it. The package's own definition
+    (registered on import) is removed first: declaring the name again over it logged "already
+    registered. Overwriting previous definition" on the server.
     """
+    from streamlit.components.v2.get_bidi_component_manager import get_bidi_component_manager
+
     build = Path(streamlit_drawable_canvas.__file__).parent / "frontend" / "build"
     css = next(build.glob("index-*.css")).read_text() + "\n.dc-toolbar{display:none !important}\n"  # beats its inline style
+    get_bidi_component_manager().unregister(_CANVAS_COMPONENT)
     st.components.v2.component(_CANVAS_COMPONENT, js="index-*.js", css=css,
                                html='<div class="canvas-root"></div>', isolate_styles=True)
 

@@ -4,10 +4,10 @@ import streamlit as st
 
 from mnist_core.charts import saliency_figure
 from mnist_core.explain import occlusion_saliency, tile_maps, top_classes
-from mnist_core.predict import enlarge
 from pages import common
 
-MAP_ZOOM = 3  # feature maps are 3-26 px: enlarged so a projected class can see them
+MIN_MAP_PX = 48  # feature maps are 3-26 px: each enlarged to at least this, so a projected class can see it
+MAP_GAP_PX = 3
 
 
 def answer(column, title: str, model, digit28) -> None:
@@ -24,7 +24,8 @@ def answer(column, title: str, model, digit28) -> None:
 
 
 def feature_maps(model, digit28) -> None:
-    """Every conv layer's output channels as small multiples, each scaled to its own range."""
+    """Every conv layer's output channels as small multiples, each scaled to its own range and at least
+    MIN_MAP_PX a side (8 a row: 437 px at most, within the 1024 px screen's column, so shown unscaled)."""
     for layer, maps in model.feature_maps(digit28):  # the layer as the page numbers it ("conv 3"), not a user's text
         st.caption(f"{layer}: {maps.shape[2]} channels of {maps.shape[0]}x{maps.shape[1]}")
-        st.image(enlarge(tile_maps(maps) / 255.0, MAP_ZOOM), clamp=True)
+        st.image(tile_maps(maps, min_side=MIN_MAP_PX, gap=MAP_GAP_PX))

@@ -5,7 +5,7 @@ import streamlit as st
 from mnist_core.charts import probabilities_figure
 from mnist_core.doubt import doubts
 from mnist_core.links import parse_run_id
-from mnist_core.photo import PhotoReading, read_photo
+from mnist_core.photo import MAX_BYTES, PhotoReading, read_photo
 from mnist_core.predict import (
     ImageError,
     ModelChoice,
@@ -24,6 +24,8 @@ from pages import common, drawing, insight, samples_view
 
 DRAW, PHOTO = "Draw", "Photo"
 PHOTO_READING = "photo_reading"  # (the uploaded file's id, its reading or why it cannot be read)
+UPLOAD_CEILING_MB = 25  # the server's maxUploadSize: a bigger file gets only the uploader's red mark
+COMPACT_BARS = 210  # px: the bars end above a 768 px screen's bottom, beside the canvas
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the model...")
@@ -80,9 +82,10 @@ if linked is not None and default.run_id != linked:
             f"showing {common.plain(default.title)}.")
 elif wanted and wanted != "bundled" and linked is None:  # the link's text itself is never shown
     st.info(f"The link's model is not a run number: showing {common.plain(default.title)}.")
-choice = st.selectbox("Model", choices, index=choices.index(default), format_func=lambda c: c.label,
-                      key="model_choice", on_change=remember_model,
-                      help="Default: the most accurate model so far; the bundled model works before any training.")
+picker, source_picker = st.columns([2, 1], vertical_alignment="bottom")  # one row: the canvas must fit 768 px
+choice = picker.selectbox("Model", choices, index=choices.index(default), format_func=lambda c: c.label,
+                          key="model_choice", on_change=remember_model,
+                          help="Default: the most accurate model so far; the bundled model works before any training.")
 st.caption(choice.description)
 try:
     model = load(choice)
@@ -90,11 +93,12 @@ except (ModelFileError, SpecError) as err:
     st.error(f"This model cannot be used: {err} Pick another model.")
     common.stop(notices)
 
-source = st.segmented_control("Digit from", [DRAW, PHOTO], default=DRAW, key="digit_source", required=True,
-                              help="Draw with the mouse, or photograph a digit written on paper. Either is cropped, scaled and "
-                                   "centred like MNIST.")
+source = source_picker.segmented_control(
+    "Digit from", [DRAW, PHOTO], default=DRAW, key="digit_source", required=True,
+    help="Draw with the mouse, or photograph a digit written on paper. Either is cropped, scaled and centred "
+         "like MNIST.")
 left, right = st.columns([1.15, 1])  # at 1024 px with the sidebar open the left one still holds 280 px
-digit28 = ink_map = strokes = None
+digit28 = ink_map = strokes = problem = None
 with left:
     try:
         if source == DRAW:
@@ -104,9 +108,13 @@ with left:
                 ink_map = ink(image)
                 digit28, strokes = read_ink(ink_map)
         else:
-            upload = st.file_uploader("A photo of one digit on paper", type=["png", "jpg", "jpeg"],
-                                      max_upload_size=10)
-            shot = st.camera_input("Or take one", help="Dark ink on light paper, the digit filling most of the frame.")
+            # The widget's limit is above the photo cap, so a too-big photo reaches read_photo, which says why.
+            upload = st.file_uploader(f"A photo of one digit on paper (PNG or JPEG, up to {MAX_BYTES / 1e6:.0f} MB)",
+                                      type=["png", "jpg", "jpeg"], max_upload_size=UPLOAD_CEILING_MB)
+            # The browser asks for the camera only once the user turns it on, never on opening the tab.
+            camera_on = st.toggle("Use the camera", key="use_camera")
+            shot = st.camera_input("Take a photo", help="Dark ink on light paper, the digit filling most of the "
+                                                        "frame.") if camera_on else None
             photo = shot or upload
             if photo is not None:
                 reading = read_once(photo)
@@ -114,10 +122,12 @@ with left:
                 st.image([step_image for _, step_image in reading.steps],
                          caption=[name for name, _ in reading.steps], width=110)
     except ImageError as err:
-        st.error(f"This image cannot be read: {err}")
+        problem = f"This image cannot be read: {err}"
 
-with right:
-    if digit28 is None:
+with right:  # the answer beside the input, where the eye is: refusals too
+    if problem:
+        st.error(problem)
+    elif digit28 is None:
         st.info("Draw a digit on the black square to see what the model thinks." if source == DRAW else
                 "Upload or take a photo of one digit to see what the model thinks.")
     else:
@@ -125,14 +135,15 @@ with right:
         digit = int(probabilities.argmax())
         reasons = doubts(ink_map, probabilities)
         answer = st.columns([1, 2], vertical_alignment="center")
-        answer[0].image(enlarge(digit28, 4), caption="What the model sees (28x28)")
+        answer[0].image(enlarge(digit28, 3), caption="What the model sees (28x28)")
         answer[1].metric("Best guess" if reasons else "Prediction", str(digit))
         answer[1].write(f"{probabilities[digit]:.1%} confident")
+        st.plotly_chart(probabilities_figure(probabilities, height=COMPACT_BARS), width="stretch",
+                        config={"displayModeBar": False})
         if strokes is not None:
             st.caption(strokes.text())
         for reason in reasons:
             st.warning(reason)
-        st.plotly_chart(probabilities_figure(probabilities), width="stretch", config={"displayModeBar": False})
 
 if digit28 is not None:
     if lab is not None:

@@ -28,8 +28,19 @@ if not runs:
     common.stop(notices)
 
 epochs_done = {run.id: progress.get(run.id, (0, 0))[1] for run in runs}
+# The columns a teacher compares runs by come first, narrow enough that all of them show in the 564 px a
+# 1024 px projector leaves beside the sidebar; the long ones (recipe words, architecture) come after.
 st.dataframe(run_rows(runs, common.current_budget(), epochs_done), hide_index=True, width="stretch",
-             column_config={"total params": st.column_config.NumberColumn(format="localized"),
+             column_order=["run", "status", "test accuracy", "total params", "budget", "epochs", "duration", "recipe",
+                           "architecture", "name", "trainable params", "started", "note"],
+             column_config={"run": st.column_config.NumberColumn(width=40),
+                            "status": st.column_config.TextColumn(width=80),
+                            "test accuracy": st.column_config.TextColumn("accuracy", width=70),
+                            "total params": st.column_config.NumberColumn("params", format="localized", width=60),
+                            "budget": st.column_config.TextColumn(width=60),
+                            "epochs": st.column_config.TextColumn(width=55),
+                            "duration": st.column_config.TextColumn(width=70),
+                            "recipe": st.column_config.TextColumn(width=120),
                             "trainable params": st.column_config.NumberColumn(format="localized"),
                             "architecture": st.column_config.TextColumn(width="large")})
 
@@ -54,18 +65,18 @@ run = by_id[st.selectbox("Run", list(by_id), format_func=label.get, key=CHOSEN)]
 arch, spec_error = spec_or_error(run)
 st.caption(f"{run.status} · test accuracy {'none' if run.test_accuracy is None else f'{run.test_accuracy:.2%}'} · "
            f"{epochs_done[run.id]} / {run.recipe.get('epochs')} epochs" + (f" · {run.error}" if run.error else ""))
-actions = st.columns(4)
+actions = st.container(horizontal=True)  # each button as wide as its label
 if spec_error:
     st.error(spec_error)
 else:
-    actions[0].download_button("Download spec JSON", arch.to_json(), file_name=f"run-{run.id}-spec.json",
-                               mime="application/json")
-    if actions[1].button("Load architecture"):
+    actions.download_button("Download spec JSON", arch.to_json(), file_name=f"run-{run.id}-spec.json",
+                            mime="application/json")
+    if actions.button("Load architecture"):
         common.set_arch(arch, f"Loaded from run {run.id}: " + describe_change(common.current_arch(), arch))
         st.switch_page("pages/architecture.py")
 model_path = lab.store.model_path(run.id)
 if run.status in ("queued", "running"):
-    actions[2].button("Stop", key=f"stop_{run.id}", on_click=lab.stop, args=(run.id,))
+    actions.button("Stop", key=f"stop_{run.id}", on_click=lab.stop, args=(run.id,))
 elif run.has_model:
     try:
         check_model_file(model_path)
@@ -76,13 +87,13 @@ elif run.has_model:
             st.page_link("pages/predict.py", label=f"Draw a digit for run {run.id}'s model",
                          icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
         # The bytes themselves (~100 KB), not a deferred reader: a deferred one was lost between reruns.
-        actions[2].download_button("Download model (.keras)", model_path.read_bytes(),
-                                   file_name=f"run-{run.id}.keras", mime="application/zip")
+        actions.download_button("Download model (.keras)", model_path.read_bytes(),
+                                file_name=f"run-{run.id}.keras", mime="application/zip")
 else:
     st.caption(f"Run {run.id} has no model: it ended {run.status} before its first epoch did.")
 if run.status not in ("queued", "running"):
     # One popover per run: after a delete it closes instead of offering the next run's deletion.
-    with actions[3].popover("Delete run", key=f"delete_popover_{run.id}"):
+    with actions.popover("Delete run", key=f"delete_popover_{run.id}"):
         st.write(f"Delete run {run.id}" + (" and its model" if model_path.exists() else "") + " for good?")
         if st.button("Yes, delete", type="primary", key=f"delete_{run.id}"):
             lab.store.delete(run.id)

@@ -53,9 +53,21 @@ def test_a_second_model_reads_the_same_digit_side_by_side(app, lab_home):
 
 
 def test_bad_uploads_get_one_clear_message(app):
+    """The refusal takes the answer's place: no 'Upload or take a photo' beside it, as if nothing was sent."""
     at = open_photo(app, b"this is not an image", name="notes.jpg")
-    assert any(text.startswith("This image cannot be read:") for text in texts(at.error))
-    assert "Upload or take a photo of one digit to see what the model thinks." in texts(at.info)
+    assert texts(at.error) == ["This image cannot be read: This file is not a PNG or JPEG image."]
+    assert "Upload or take a photo of one digit to see what the model thinks." not in texts(at.info)
+
+
+def test_the_camera_is_asked_for_only_once_turned_on(app):
+    """st.camera_input makes the browser ask for the camera as it renders: the Photo tab alone must not."""
+    at = app("predict")
+    at.segmented_control(key="digit_source").set_value("Photo").run()
+    assert not at.get("camera_input") and at.toggle(key="use_camera").value is False
+    at.toggle(key="use_camera").set_value(True).run()
+    assert len(at.get("camera_input")) == 1
+    at.toggle(key="use_camera").set_value(False).run()
+    assert not at.get("camera_input")
 
 
 def test_an_upload_is_read_once_however_often_the_page_reruns(app, monkeypatch):

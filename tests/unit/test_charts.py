@@ -41,3 +41,47 @@ def test_live_figure_before_any_epoch_end():
 def test_overlay_figure_names_each_run():
     figure = json.loads(overlay_figure([("Run 1", events(2)), ("Run 2", events(3))]).to_json())
     assert [trace["name"] for trace in figure["data"] if trace.get("showlegend") is not False] == ["Run 1", "Run 2"]
+
+
+def test_overlay_accuracy_axis_stays_within_0_and_100_percent():
+    """Runs with a constant 97% curve made Plotly's autorange span 0 to 1.5; the axis ends at 100% now, and
+    starts a little below the lowest point."""
+    flat = [Event("epoch", epoch, 10, 10 * epoch, 0.003, 0.1, 0.97, 0.08, 0.97, 5.0 * epoch, 0.0) for epoch in (1, 2)]
+    figure = json.loads(overlay_figure([("Run 1", flat), ("Run 2", flat)]).to_json())
+    low, high = figure["layout"]["yaxis"]["range"]
+    assert high == 1.0 and 0.0 <= low < 0.97
+    assert figure["layout"]["yaxis"]["tickformat"].endswith("%")
+
+
+def test_overlaid_runs_differ_in_dash_and_marker_so_identical_curves_stay_apart():
+    curves = [(f"Run {number}", events(2)) for number in range(1, 5)]
+    figure = json.loads(overlay_figure(curves).to_json())
+    accuracy = [trace for trace in figure["data"] if trace.get("showlegend") is not False]
+    rate = [trace for trace in figure["data"] if trace.get("showlegend") is False]
+    assert len({trace["line"]["dash"] for trace in accuracy}) == 4
+    assert len({trace["marker"]["symbol"] for trace in accuracy}) == 4
+    assert len({trace["line"]["dash"] for trace in rate}) == 4
+    widths = [trace["line"]["width"] for trace in accuracy]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[1]  # the first line shows around the next
+
+
+def test_every_study_dot_is_named_on_the_chart():
+    """The scatter's dots carried their names only on hover: a projected class saw unnamed dots."""
+    from mnist_core.charts import study_figure
+    from mnist_core.study import StudySummary, VariantRow
+
+    def row(key, label, delta_params, delta_accuracy):
+        return VariantRow(key, label, 15_000 + delta_params, delta_params, {0: 0.98}, {0: "completed"}, 0.98, None,
+                          None, delta_accuracy, 0.004, "noise", "within seed noise")
+
+    rows = [row("baseline", "Baseline", 0, None), row("bn-off:conv6", "Drop BatchNorm after conv 6", -64, -0.003),
+            row("dropout-on:conv3", "Add Dropout after conv 3", 0, 0.001),
+            row("preset:seed-first", "Preset seed-first", 128, 0.002),
+            row("dropout-off:conv7", "Drop Dropout after conv 7", 0, 0.001)]  # on the +Dropout 3 dot
+    figure = study_figure(StudySummary(None, {"completed": 5}, rows, 0.002, "typical"))
+    dots, baseline = figure.data
+    assert "text" in dots.mode
+    assert list(dots.texttemplate) == ["−BN 6", "+Dropout 3, −Dropout 7", "seed-first", ""]  # one text a spot
+    assert dots.textposition == "top center" and baseline.textposition == "bottom center"  # a variant on it too
+    assert list(dots.text) == [r.label for r in rows[1:]]  # the hover names each in full
+    assert "text" in baseline.mode and list(baseline.text) == ["baseline"]

@@ -57,3 +57,17 @@ def test_tiled_maps_keep_every_channel_in_its_own_range():
     grid = tile_maps(maps, columns=4)
     assert grid.shape == (3 * 5 - 1, 4 * 5 - 1) and grid.dtype == np.uint8
     assert grid[0, 15] == 255 and grid[1, 16] == 0  # channel 3: its peak white, the rest black
+
+
+@pytest.mark.parametrize("side", [3, 4, 6, 10, 24, 26])
+def test_every_feature_map_is_shown_at_least_48_pixels_a_side(side):
+    """A later conv's 4x4 maps were 12 px strips beside the first conv's 78 px maps: now each map is enlarged
+    by a whole factor to 48 px or more, and 8 of them still fit the 564 px column of a 1024 px screen."""
+    maps = np.random.default_rng(0).random((side, side, 10), dtype=np.float32)
+    grid = tile_maps(maps, columns=8, min_side=48, gap=3)
+    cell = (grid.shape[1] - 7 * 3) // 8
+    assert cell >= 48 and cell % side == 0 and grid.shape == (2 * cell + 3, 8 * cell + 7 * 3)
+    assert grid.shape[1] <= 564
+    zoom = cell // side
+    assert np.array_equal(grid[:cell, :cell], np.kron(grid[:cell:zoom, :cell:zoom], np.ones((zoom, zoom))))
+    assert (grid[cell:cell + 3] == 255).all()  # a white gap between the rows
