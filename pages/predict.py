@@ -20,6 +20,7 @@ from mnist_core.predict import (
 )
 from mnist_core.spec import SpecError
 from mnist_core.store import StoreError
+from mnist_core.words import plural
 from pages import common, drawing, insight, samples_view
 
 DRAW, PHOTO = "Draw", "Photo"
@@ -71,9 +72,10 @@ choices = choices or [bundled_model()]
 wanted = st.query_params.get("model")
 linked = parse_run_id(wanted)
 unlearned = [c for c in choices if not c.learned and c.run_id != linked]
-if unlearned and not st.toggle(f"Show the {len(unlearned)} model{'s' if len(unlearned) > 1 else ''} that did not "
-                               f"learn", key="show_unlearned",
-                               help="Runs whose test accuracy is within noise of always answering one digit."):
+# One row (the canvas must fit 768 px): the picker, where the digit comes from, and the toggle when it is needed.
+row = st.columns([2, 1, 1] if unlearned else [2, 1], vertical_alignment="bottom")
+if unlearned and not row[2].toggle(f"Show {plural(len(unlearned), 'model')} that did not learn", key="show_unlearned",
+                                   help="Runs whose test accuracy is within noise of always answering one digit."):
     choices = [c for c in choices if c not in unlearned]
 default = next((c for c in choices if (linked is not None and c.run_id == linked)
                 or (wanted == "bundled" and c.run_id is None)), best_model(choices))
@@ -82,7 +84,7 @@ if linked is not None and default.run_id != linked:
             f"showing {common.plain(default.title)}.")
 elif wanted and wanted != "bundled" and linked is None:  # the link's text itself is never shown
     st.info(f"The link's model is not a run number: showing {common.plain(default.title)}.")
-picker, source_picker = st.columns([2, 1], vertical_alignment="bottom")  # one row: the canvas must fit 768 px
+picker, source_picker = row[:2]
 choice = picker.selectbox("Model", choices, index=choices.index(default), format_func=lambda c: c.label,
                           key="model_choice", on_change=remember_model,
                           help="Default: the most accurate model so far; the bundled model works before any training.")

@@ -4,9 +4,11 @@ import streamlit as st
 
 from mnist_core.budget import describe_change
 from mnist_core.charts import overlay_figure
+from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.predict import ModelFileError, check_model_file
 from mnist_core.report import run_rows
 from mnist_core.store import StoreError, spec_or_error
+from mnist_core.words import plural
 from pages import analysis_view, common
 
 CHOSEN = "runs_chosen"
@@ -63,8 +65,10 @@ if st.session_state.get(CHOSEN) not in by_id:
     st.session_state[CHOSEN] = trained[0] if trained else runs[0].id
 run = by_id[st.selectbox("Run", list(by_id), format_func=label.get, key=CHOSEN)]
 arch, spec_error = spec_or_error(run)
-st.caption(f"{run.status} · test accuracy {'none' if run.test_accuracy is None else f'{run.test_accuracy:.2%}'} · "
-           f"{epochs_done[run.id]} / {run.recipe.get('epochs')} epochs" + (f" · {run.error}" if run.error else ""))
+st.caption(f"{run.status} · test accuracy {accuracy_text(run.test_accuracy)} · {epochs_done[run.id]} / "
+           f"{plural(run.recipe.get('epochs', 0), 'epoch')}" + (f" · {run.error}" if run.error else ""))
+if did_not_learn(run.test_accuracy):
+    st.warning(did_not_learn_sentence(run.test_accuracy))
 actions = st.container(horizontal=True)  # each button as wide as its label
 if spec_error:
     st.error(spec_error)

@@ -88,7 +88,7 @@ def test_predict_hides_models_that_did_not_learn_behind_a_toggle(app, lab_home):
     assert [option.split(" (")[0] for option in at.selectbox[0].options] == [f"Bundled {BUNDLED}",
                                                                              f"Run {learned}: {BUNDLED}, completed"]
     toggle = at.toggle(key="show_unlearned")
-    assert toggle.label == "Show the 1 model that did not learn"
+    assert toggle.label == "Show 1 model that did not learn"
     toggle.set_value(True).run()
     assert not at.exception
     assert at.selectbox[0].options[-1] == f"Run {chance}: {BUNDLED}, completed (11.35% (did not learn))"
@@ -101,6 +101,17 @@ def test_predict_page_reports_a_broken_model_file(app, lab_home):
     (RunStore(lab_home).model_path(run_id)).write_bytes(b"garbage")
     at = app("predict", query={"model": str(run_id)})
     assert any("cannot be used" in text and "corrupted" in text for text in texts(at.error))
+
+
+def test_a_run_that_did_not_learn_is_said_so_in_the_table_and_its_view(app, lab_home):
+    run_id = finished_run(lab_home, accuracy=0.1135, epochs=1, planned=1)
+    at = app("runs")
+    assert not at.exception
+    assert list(at.dataframe[0].value["test accuracy"]) == ["11.35% (did not learn)"]
+    assert any(text.startswith("completed · test accuracy 11.35% (did not learn) · 1 / 1 epoch")
+               for text in texts(at.caption))
+    assert any(text.startswith("This run did not learn: 11.35% is within noise of what always answering")
+               for text in texts(at.warning)), run_id
 
 
 def test_runs_table_lists_runs_with_their_numbers(app, lab_home):
