@@ -59,11 +59,11 @@ def test_layer_table_headers_and_names_read_on_one_line(server, watched_context)
     """'Dropout' broke into 'Dropou' / 't' at 1024 px; no header or layer name may wrap or overflow its column."""
     page = watched_context(*PROJECTOR).new_page()
     open_architecture(page, server)
-    cells = page.evaluate("""() => [...document.querySelectorAll(  // the text shown, not the widgets' hidden labels
-        '.st-key-layer_table [data-testid=stColumn] [data-testid=stMarkdownContainer] p')]
-        .filter((p) => !p.closest('[data-testid=stWidgetLabel]')).map((p) => ({
-        text: p.innerText, lines: p.getBoundingClientRect().height / parseFloat(getComputedStyle(p).lineHeight),
-        overflow: p.scrollWidth - p.clientWidth}))""")
+    cells = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stColumn] [data-testid=stMarkdown] p')]
+        .filter((p) => /^(Layer|Filters|BN|Dropout|Rate|Output|RF|Params|conv \\d|MaxPool|GlobalAvgPool|Softmax)/
+                       .test(p.innerText))
+        .map((p) => ({text: p.innerText, overflow: p.scrollWidth - p.clientWidth,
+                      lines: p.getBoundingClientRect().height / parseFloat(getComputedStyle(p).lineHeight)}))""")
     headers = [cell["text"] for cell in cells[:8]]
     assert headers == ["Layer", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params"]
     assert "GlobalAvgPool" in [cell["text"] for cell in cells]
