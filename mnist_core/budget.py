@@ -107,6 +107,13 @@ class Verdict:
         return max(0, self.counted - self.limit)
 
     @property
+    def over_text(self) -> str:
+        """How far over, in words, never 'over by 0': '88 params over the 15,000 budget', or at the budget."""
+        if self.over_by == 0:
+            return f"at the {self.limit:,} budget, which it must stay under: 1 param over"
+        return f"{self.over_by:,} params over the {self.limit:,} budget"
+
+    @property
     def short(self) -> str:
         """A table cell: 'within', 'at the limit: 1 over' (the rule is strict) or 'over by 88'."""
         if self.within:

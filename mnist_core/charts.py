@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import Sequence
 
 import plotly.graph_objects as go
@@ -13,6 +14,7 @@ from .store import Event
 from .study import BASELINE, StudySummary
 
 OK_GREEN, OVER_RED, NEUTRAL = "#2e9d5b", "#d62728", "#9aa5b1"
+TOOLBAR_CLEARANCE = 30  # px above a chart's plot area: a mode bar or toolbar shown there covers no tick
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open", "x-open", "star-open",
@@ -21,7 +23,7 @@ TOGGLE_WORDS = {"bn": "BN", "dropout": "Dropout"}
 
 
 def training_figure(events: Sequence[Event], epochs: int | None = None, title: str = "",
-                    peak_lr: float | None = None) -> go.Figure:
+                    peak_lr: float | None = None, height: int = 520) -> go.Figure:
     """Accuracy (train and validation) and learning rate on top, loss below, against epoch.
 
     With `epochs` and `peak_lr`, the axes span the whole run from the start, so a live chart fills in
@@ -43,15 +45,28 @@ def training_figure(events: Sequence[Event], epochs: int | None = None, title: s
     figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_loss for e in ends], name="test loss",
                        mode="lines+markers", line={"color": PALETTE[3]}, row=2, col=1)
     figure.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1, secondary_y=False)
+    # Round ticks of its own: Plotly's, beside the accuracy axis, read 0.0021, 0.0041.
+    ticks = lr_ticks(peak_lr or max((e.lr for e in events if e.lr), default=0.0))
     figure.update_yaxes(title_text="learning rate", rangemode="tozero", row=1, col=1, secondary_y=True,
-                        showgrid=False, tickformat=".4~f", range=[0, peak_lr * 1.05] if peak_lr else None)
+                        showgrid=False, tickmode="array", tickvals=ticks, ticktext=[f"{tick:g}" for tick in ticks],
+                        range=[0, peak_lr * 1.05] if peak_lr else None)
     figure.update_yaxes(title_text="loss", rangemode="tozero", row=2, col=1)
     figure.update_xaxes(title_text="epoch", row=2, col=1)
     if epochs:
         figure.update_xaxes(range=[0, epochs * 1.03])  # the last epoch's marker is drawn whole
-    figure.update_layout(title=title, height=520, margin={"t": 40 if title else 10, "b": 10},
+    # The top margin keeps the top ticks clear of the toolbar a chart shows on hover.
+    figure.update_layout(title=title, height=height, margin={"t": TOOLBAR_CLEARANCE + (30 if title else 0), "b": 10},
                          legend={"orientation": "h", "y": -0.12}, uirevision="keep")
     return figure
+
+
+def lr_ticks(peak: float) -> list[float]:
+    """Round ticks from 0 to `peak` (a step of 1, 2 or 5 times a power of ten, at most 6 ticks); none for 0."""
+    if peak <= 0:
+        return []
+    power = 10.0 ** math.floor(math.log10(peak))
+    step = next(size * scale for scale in (power / 10, power) for size in (1, 2, 5) if peak / (size * scale) <= 5)
+    return [round(number * step, 12) for number in range(int(peak / step + 1e-9) + 1)]
 
 
 def overlay_figure(curves: Sequence[tuple[str, Sequence[Event]]]) -> go.Figure:

@@ -31,9 +31,10 @@ def load_preset(name: str) -> None:
 
 def reset() -> None:
     load_preset(DEFAULT_PRESET)
-    st.session_state[common.BUDGET] = Budget()
-    for key in ("budget_limit", "budget_counting"):
-        st.session_state.pop(key, None)  # the widgets show the default budget again
+    default = Budget()
+    st.session_state[common.BUDGET] = default
+    # Set, not removed: a removed value leaves the browser showing the old budget, and its next message restores it.
+    st.session_state["budget_limit"], st.session_state["budget_counting"] = default.limit, default.counting
 
 
 def set_budget() -> None:
@@ -67,6 +68,19 @@ def json_error(key: str) -> None:
 st.title("Architecture")
 summary = summarize(arch)
 verdict = budget.verdict(summary)
+# The counter, bar, verdict and last change stay in view while the table scrolls under them: the keyed container's
+# wrapper sticks to the top (the app's header there is see-through), on the theme's background, light or dark,
+# so the rows pass under it unseen. The share link's copy button shows without a hover: a projector has none.
+st.html("""<style>
+[data-testid="stLayoutWrapper"]:has(> .st-key-budget_header) {
+  position: sticky; top: 0; z-index: 100; background: #ffffff;
+  padding: 0.75rem 0 0.5rem; border-bottom: 1px solid rgba(49, 51, 63, 0.2); }
+@media (prefers-color-scheme: dark) {
+  [data-testid="stLayoutWrapper"]:has(> .st-key-budget_header) { background: #0e1117; } }
+.st-key-budget_header [data-testid="stMetricValue"] { font-size: 1.75rem; }
+.st-key-share_link [data-testid="stCode"] div:has([data-testid="stElementToolbarButton"]) {
+  opacity: 1; visibility: visible; }
+</style>""")
 
 with st.container(horizontal=True, vertical_alignment="center"):
     for name, preset in PRESETS.items():
@@ -74,55 +88,67 @@ with st.container(horizontal=True, vertical_alignment="center"):
     st.button("Reset", on_click=reset, help=f"{DEFAULT_PRESET} and the notebook's budget: 15,000 total params")
     st.caption(f"Current: **{common.plain(arch.name)}** · {summary.macs:,} multiply-adds per image")
 
-counter = st.columns(3)
-counter[0].metric("Total params", f"{summary.total:,}")
-counter[1].metric("Trainable", f"{summary.trainable:,}", help="Total minus BatchNorm's moving mean and variance")
-counter[2].metric("Margin", f"{verdict.margin:+,}", help="Budget minus counted params; must stay > 0")
-limits = st.columns(3)
-limits[0].number_input("Budget (params)", 1, MAX_LIMIT, budget.limit, step=500, key="budget_limit",
-                       on_change=set_budget)
-limits[1].radio("Counts", COUNTINGS, index=COUNTINGS.index(budget.counting),
-                key="budget_counting", on_change=set_budget, horizontal=True,
-                help="The notebook's rule: total params (including BatchNorm's moving statistics) < 15,000.")
-st.plotly_chart(budget_figure(verdict), width="stretch", config={"displayModeBar": False})
-if verdict.within:
-    st.success(verdict.text)
-else:
-    st.error(verdict.text)
-change = st.session_state.get(common.LAST_CHANGE)
-if change:
-    st.caption(f"Last change: {change}")
+with st.sidebar.container(key="share_link"):
+    st.markdown("**Copy link** to this network and budget", help="The button at the link's right copies it; "
+                                                                 "the link opens this page as it is now")
+    st.code(common.share_link(), language=None, wrap_lines=True)
 
-WIDTHS = [1.4, 1.1, 0.75, 1.05, 1.1, 1.5, 0.6, 1.4]  # fits a 1024 px projector with the sidebar open
-header = st.columns(WIDTHS)
-for column, title in zip(header, ("Layer", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params")):
-    column.markdown(f"**{title}**")
-head_conv = arch.convs[-1]
-for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
-    row = st.columns(WIDTHS)
-    if isinstance(layer, Conv):
-        conv = f"conv {arch.conv_number(index)}"
-        row[0].write(f"{conv} · {layer.kernel}x{layer.kernel}")
-        for column, field, widget in ((row[1], "filters", "number"), (row[2], "batchnorm", "toggle"),
-                                      (row[3], "dropout", "toggle"), (row[4], "dropout_rate", "rate")):
-            key = f"{field}_{index}_{generation}"
-            common_args = dict(key=key, on_change=edit_layer, args=(index, field, key), label_visibility="collapsed")
-            if widget == "number":
-                column.number_input(f"Filters of {conv}", 1, MAX_FILTERS, layer.filters,
-                                    disabled=index == head_conv, help="10 filters, one per digit"
-                                    if index == head_conv else None, **common_args)
-            elif widget == "toggle":
-                column.toggle(f"{field} of {conv}", getattr(layer, field), **common_args)
-            else:
-                column.number_input(f"Dropout rate of {conv}", 0.0, 0.95, layer.dropout_rate,
-                                    step=0.05, format="%.2f", disabled=not layer.dropout, **common_args)
+# The widgets read the session's budget (a link's, a reset's) through their keys, never a default the
+# browser would not be told about.
+st.session_state.setdefault("budget_limit", budget.limit)
+st.session_state.setdefault("budget_counting", budget.counting)
+limits = st.columns(3)
+limits[0].number_input("Budget (params)", 1, MAX_LIMIT, step=500, key="budget_limit", on_change=set_budget)
+limits[1].radio("Counts", COUNTINGS, key="budget_counting", on_change=set_budget, horizontal=True,
+                help="The notebook's rule: total params (including BatchNorm's moving statistics) < 15,000.")
+
+with st.container(key="budget_header"):
+    counter = st.columns(3)
+    counter[0].metric("Total params", f"{summary.total:,}")
+    counter[1].metric("Trainable", f"{summary.trainable:,}", help="Total minus BatchNorm's moving mean and variance")
+    counter[2].metric("Margin", f"{verdict.margin:+,}", help="Budget minus counted params; must stay > 0")
+    st.plotly_chart(budget_figure(verdict), width="stretch", config={"displayModeBar": False})
+    if verdict.within:
+        st.success(verdict.text)
     else:
-        row[0].write(layer.label)
-    row[5].write(stats.shape_text)
-    row[6].write(str(stats.receptive_field))
-    row[7].write(f"{stats.total:,}")
-    if stats.non_trainable:
-        row[7].caption(f"{stats.non_trainable} fixed")
+        st.error(verdict.text)
+    change = st.session_state.get(common.LAST_CHANGE)
+    if change:
+        st.caption(f"Last change: {change}")
+
+# Fits a 1024 px projector with the sidebar open: each header on one line, each value whole.
+WIDTHS = [1.75, 1.1, 0.75, 1.05, 1.1, 1.3, 0.6, 1.05]
+with st.container(key="layer_table"):
+    header = st.columns(WIDTHS, gap="xsmall")
+    for column, title in zip(header, ("Layer", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params")):
+        column.markdown(f"**{title}**")
+    head_conv = arch.convs[-1]
+    for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
+        row = st.columns(WIDTHS, gap="xsmall")
+        if isinstance(layer, Conv):
+            conv = f"conv {arch.conv_number(index)}"
+            row[0].write(f"{conv} · {layer.kernel}x{layer.kernel}")
+            for column, field, widget in ((row[1], "filters", "number"), (row[2], "batchnorm", "toggle"),
+                                          (row[3], "dropout", "toggle"), (row[4], "dropout_rate", "rate")):
+                key = f"{field}_{index}_{generation}"
+                common_args = dict(key=key, on_change=edit_layer, args=(index, field, key),
+                                   label_visibility="collapsed")
+                if widget == "number":
+                    column.number_input(f"Filters of {conv}", 1, MAX_FILTERS, layer.filters,
+                                        disabled=index == head_conv, help="10 filters, one per digit"
+                                        if index == head_conv else None, **common_args)
+                elif widget == "toggle":
+                    column.toggle(f"{field} of {conv}", getattr(layer, field), **common_args)
+                else:
+                    column.number_input(f"Dropout rate of {conv}", 0.0, 0.95, layer.dropout_rate,
+                                        step=0.05, format="%.2f", disabled=not layer.dropout, **common_args)
+        else:
+            row[0].write(layer.label)
+        row[5].write(stats.shape_text)
+        row[6].write(str(stats.receptive_field))
+        row[7].write(f"{stats.total:,}")
+        if stats.non_trainable:
+            row[7].caption(f"{stats.non_trainable} fixed")
 
 advice_view.advisor(arch, budget, verdict, advice_view.measured_effects(common.get_lab(), arch))
 st.page_link("pages/studies.py", label="Measure what each BatchNorm and Dropout buys: study this architecture →",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import re
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -82,12 +83,23 @@ def init_state() -> None:
     st.session_state.setdefault(GENERATION, 0)
 
 
+def link_params() -> dict[str, str]:
+    """The query parameters that reproduce the session's architecture and budget."""
+    arch, budget = current_arch(), current_budget()
+    return {"arch": arch.to_code(), "budget": str(budget.limit), "count": budget.counting}
+
+
 def write_url() -> None:
     """Mirror the architecture and budget into the query string, so the link reproduces them."""
-    arch, budget = current_arch(), current_budget()
     # Sent on every run, not only on change: a page switch can drop the browser's query string while
     # the server still holds the same values, and a reload would then open the default network.
-    st.query_params.update({"arch": arch.to_code(), "budget": str(budget.limit), "count": budget.counting})
+    st.query_params.update(link_params())
+
+
+def share_link() -> str:
+    """The address of the page the browser shows, with the query that reproduces the architecture and budget."""
+    page = st.context.url or ""  # without a browser (AppTest) the link is relative to the page
+    return f"{page}?{urlencode(link_params())}"
 
 
 def current_arch() -> Architecture:

@@ -4,11 +4,13 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
+from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.links import parse_run_id
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
 from mnist_core.store import StoreError
 from mnist_core.train import OPTIMIZERS, RECIPES, SCHEDULES, Recipe, unused_fields
+from mnist_core.words import plural
 from pages import common
 
 WATCH = "watch_run"
@@ -41,6 +43,40 @@ FIELD_ROWS = [
 ]
 
 
+LIVE_HEIGHT = 440  # px: the live chart's first points show on a 1024x768 projector right after a click
+STARTED = "started_runs"  # the runs this tab started: one of them in training stays in front
+
+
+def recipe_from(values: dict) -> Recipe:
+    """The recipe the fields describe; the fields its schedule and optimizer ignore keep their defaults."""
+    used = {field: value for field, value in values.items() if field != "images" and field not in unused_fields(values)}
+    return Recipe(**used, train_subset=None if values["images"] == 60_000 else values["images"])
+
+
+def length_text(recipe: Recipe) -> str:
+    """How long a recipe trains, e.g. '5 epochs on 60,000 images'."""
+    return f"{plural(recipe.epochs, 'epoch')} on {plural(recipe.images, 'image')}"
+
+
+def recipe_caption(recipe: Recipe) -> str:
+    """The recipe in one caption: its length, schedule, optimizer and what augmentation means."""
+    return f"{length_text(recipe)} · {recipe.describe()}." + (
+        " Augmentation moves training images only: it adds no parameters and is off when the model reads a digit."
+        if recipe.augments else "")
+
+
+def submit(recipe: Recipe) -> None:
+    """Queue a run of the current architecture and watch it; a refusal is said where the buttons are."""
+    try:
+        run_id = lab.submit(arch, recipe).run_id
+    except (StoreError, ValueError) as err:
+        st.error(f"Training not started: {err}")
+        return
+    st.session_state[WATCH] = run_id
+    st.session_state.setdefault(STARTED, []).append(run_id)
+    st.query_params[WATCH_PARAM] = str(run_id)  # a reload keeps watching this run
+
+
 notices = common.begin_page()
 arch, budget = common.current_arch(), common.current_budget()
 summary = summarize(arch)
@@ -53,63 +89,70 @@ if lab is None:
     common.stop(notices)
 lab.ensure_worker()  # warm up TensorFlow in the worker while the user reads the recipe
 
-recipe_name = st.segmented_control("Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True,
-                                   default="notebook", key="recipe", persist_state="session",
-                                   bind="query-params",  # a reload or a shared link keeps the recipe
-                                   help="Quick run: the fast recipe over the 60,000 images once, for a demo. "
-                                        "Fast: near the notebook's accuracy in a quarter of its epochs. Best: the "
-                                        "strongest recipe measured here, 20 epochs with augmentation (with the "
-                                        "best-under-15k preset: 99.58% mean of 5 seeds). Notebook: the original "
-                                        "20-epoch recipe.")
-shown = RECIPES[recipe_name]
-quick = recipe_name == "quick"
-st.caption(f"{shown.epochs} epoch{'s' if shown.epochs > 1 else ''} on {shown.images:,} images · {shown.describe()}."
-           + (" Augmentation moves training images only: it adds no parameters and is off "
-              "when the model reads a digit." if shown.augments else ""))
+confirmed = True
+if not verdict.within:
+    confirmed = st.checkbox(f"Train anyway: this network is {verdict.over_text}")
+# The buttons, then the live view, then the recipe's fields: what a class watches is where the eye is after a click.
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    quick_start = st.button("Quick run", type="primary", icon=":material/bolt:",
+                            help=f"For a demo: train this network at once with the Quick run recipe, "
+                                 f"{length_text(RECIPES['quick'])}, whichever recipe is chosen beside it")
+    recipe_name = st.segmented_control(
+        "Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True, default="notebook",
+        key="recipe", persist_state="session", bind="query-params",  # a reload or a shared link keeps the recipe
+        help="Quick run: the fast recipe over the 60,000 images once, for a demo. Fast: near the notebook's accuracy "
+             "in a quarter of its epochs. Best: the strongest recipe measured here, 20 epochs with augmentation (with "
+             "the best-under-15k preset: 99.58% mean of 5 seeds). Notebook: the original 20-epoch recipe.")
+    start = st.button("Start training")
+caption = st.empty()  # filled once the fields below are read, so it says what Start would train
 if recipe_name == "best" and arch.to_code() != PRESETS[BEST_PRESET].to_code():
     st.info(f"Best's 99.58% (mean of 5 seeds) was measured on the {BEST_PRESET} preset; this page trains "
             f"{common.plain(arch.name)}.")
     st.button(f"Train {BEST_PRESET} instead", on_click=common.set_arch,
               args=(PRESETS[BEST_PRESET], f"Loaded preset {BEST_PRESET}"))
-# No form: a change reruns the page, so fields a choice makes irrelevant are disabled at once; only the
-# button starts a run. Each recipe's fields have their own keys, so picking one fills in its values and
-# keeps your edits to it; a page switch or a reload of the page keeps what was typed.
-values = {}
-for row in FIELD_ROWS:
-    for column, (field, label, low, high, step, shape, help_text) in zip(st.columns(len(row)), row):
-        options = dict(key=f"{field}_{recipe_name}", help=help_text, persist_state="session")
-        shown_value = getattr(shown, field)
-        if isinstance(low, tuple):  # a choice
-            values[field] = column.selectbox(label, low, low.index(shown_value), **options)
-        else:
-            # Quick-run epochs and images are locked: they are what makes it quick.
-            locked = quick and field in ("epochs", "images")
-            values[field] = column.number_input(label, low, high, type(low)(shown_value), step=step, format=shape,
-                                                disabled=locked or field in unused_fields(values), **options)
-values["recalibrate_bn"] = st.checkbox(
-    "Re-estimate BatchNorm statistics on clean images before the last test", shown.recalibrate_bn,
-    key=f"recalibrate_bn_{recipe_name}", persist_state="session",
-    help="BatchNorm's moving averages come from augmented batches with Dropout on; the model reads digits "
-         "unaugmented with Dropout off. One extra pass over the training images in that mode gives BatchNorm "
-         "the statistics it will meet. It adds no parameters.")
-confirmed = True
-if not verdict.within:
-    confirmed = st.checkbox(f"Train anyway: this network is {verdict.over_by:,} params over the "
-                            f"{budget.limit:,} budget")
-start = st.button("Start training", type="primary")
+feedback = st.container()
+live = st.container()
 
-if start:
-    if not confirmed:
-        st.error(f"Over budget by {verdict.over_by:,} params: tick 'Train anyway' to train it regardless.")
-    else:
-        try:
-            images = values.pop("images")
-            used = {field: value for field, value in values.items() if field not in unused_fields(values)}
-            recipe = Recipe(**used, train_subset=None if images == 60_000 else images)
-            st.session_state[WATCH] = lab.submit(arch, recipe).run_id
-            st.query_params[WATCH_PARAM] = str(st.session_state[WATCH])  # a reload keeps watching this run
-        except (StoreError, ValueError) as err:
-            st.error(f"Training not started: {err}")
+# No form: a change reruns the page, so fields a choice makes irrelevant are disabled at once; only the
+# buttons start a run. Each recipe's fields have their own keys, so picking one fills in its values and
+# keeps your edits to it; a page switch or a reload of the page keeps what was typed.
+shown = RECIPES[recipe_name]
+quick = recipe_name == "quick"
+values = {}
+with st.expander("Recipe fields: epochs, images, learning rate, augmentation", key="recipe_fields"):
+    for row in FIELD_ROWS:
+        for column, (field, label, low, high, step, shape, help_text) in zip(st.columns(len(row)), row):
+            options = dict(key=f"{field}_{recipe_name}", help=help_text, persist_state="session")
+            shown_value = getattr(shown, field)
+            if isinstance(low, tuple):  # a choice
+                values[field] = column.selectbox(label, low, low.index(shown_value), **options)
+            else:
+                # Quick-run epochs and images are locked: they are what makes it quick.
+                locked = quick and field in ("epochs", "images")
+                values[field] = column.number_input(label, low, high, type(low)(shown_value), step=step,
+                                                    format=shape, disabled=locked or field in unused_fields(values),
+                                                    **options)
+    values["recalibrate_bn"] = st.checkbox(
+        "Re-estimate BatchNorm statistics on clean images before the last test", shown.recalibrate_bn,
+        key=f"recalibrate_bn_{recipe_name}", persist_state="session",
+        help="BatchNorm's moving averages come from augmented batches with Dropout on; the model reads digits "
+             "unaugmented with Dropout off. One extra pass over the training images in that mode gives BatchNorm "
+             "the statistics it will meet. It adds no parameters.")
+try:
+    edited, problem = recipe_from(values), None
+except ValueError as err:
+    edited, problem = None, str(err)
+caption.caption(recipe_caption(edited) if edited else f"Start cannot train these fields: {problem}")
+
+with feedback:
+    if (start or quick_start) and not confirmed:
+        st.error(f"This network is {verdict.over_text}: tick 'Train anyway' to train it regardless.")
+    elif quick_start:
+        submit(RECIPES["quick"])
+    elif start and edited is None:
+        st.error(f"Training not started: {problem}")
+    elif start:
+        submit(edited)
 
 
 @st.fragment(run_every=1.0)
@@ -121,8 +164,7 @@ def live_runs() -> None:
         active = lab.active()
         watched_id = st.session_state.get(WATCH) or _run_in_link()
         watched = lab.store.get(watched_id) if watched_id else None
-        focus = watched or next((run for run in active if run.status == "running"), None) \
-            or next(iter(lab.store.list()), None)
+        focus = _front_run(watched, active) or next(iter(lab.store.list()), None)
         events = lab.store.events(focus.id) if focus else []
     except StoreError as err:
         st.error(str(err))
@@ -131,14 +173,24 @@ def live_runs() -> None:
         st.error(f"The training worker cannot start: {lab.worker_error}")
     if problem := lab.executor_problem():
         st.error(problem)
-    st.caption(f"Runs train {lab.where()}.")
+    if focus is None:
+        st.info("No training yet. Press Quick run or Start training to train the current architecture.")
+    else:
+        _run_view(focus, events, active)
     others = [run for run in active if focus is None or run.id != focus.id]
     if others:
-        _active_runs(others)
-    if focus is None:
-        st.info("No training yet. Press Start to train the current architecture.")
-        return
-    _run_view(focus, events, active)
+        _active_runs(others, active)
+    st.caption(f"Runs train {lab.where()}.")
+
+
+def _front_run(watched, active):
+    """The run shown whole: the watched one while it trains, else one in training that this tab started (a second
+    Start queues behind it without hiding its chart), else the watched one, else any in training."""
+    running = [run for run in active if run.status == "running"]
+    started = st.session_state.get(STARTED, [])
+    if watched and watched.status == "running":
+        return watched
+    return next((run for run in running if run.id in started), None) or watched or next(iter(running), None)
 
 
 def _run_in_link() -> int | None:
@@ -146,17 +198,15 @@ def _run_in_link() -> int | None:
     return parse_run_id(st.query_params.get(WATCH_PARAM))
 
 
-def _active_runs(others) -> None:
+def _active_runs(others, active) -> None:
     """One line per other running or queued run, each with its own Stop, so none trains out of reach."""
     st.subheader("Also training or queued")
     for run in others:
-        _stop_line(run, f"Run {run.id}: {common.plain(run.name)} · {run.status}")
-
-
-def _stop_line(run, text: str) -> None:
-    line = st.columns([5, 1], vertical_alignment="center")
-    line[0].write(text)
-    _stop_button(line[1], run)
+        line = st.columns([5, 1], vertical_alignment="center")
+        line[0].write(f"Run {run.id}: {common.plain(run.name)} · {run.status}")
+        if run.status == "queued":
+            line[0].caption(lab.waiting_text(run, active))
+        _stop_button(line[1], run)
 
 
 def _stop_button(where, run) -> None:
@@ -171,20 +221,21 @@ def _stop(run_id: int) -> None:
 def _run_view(run, events, active) -> None:
     recipe = Recipe.from_dict(run.recipe)
     st.subheader(f"Run {run.id}: {common.plain(run.name)} · {run.status}")
-    st.caption(f"Recipe: {recipe_text(run.recipe)}; {recipe.epochs} epoch{'s' if recipe.epochs > 1 else ''} "
-               f"on {recipe.images:,} images.")
+    st.caption(f"Recipe: {recipe_text(run.recipe)}; {length_text(recipe)}.")
     last = events[-1] if events else None
     if run.status == "queued":
         st.info(lab.waiting_text(run, active))
         _stop_button(st, run)
     elif run.status == "running":
         done = last.elapsed / (last.elapsed + last.eta) if last and last.eta is not None else 0.0
-        st.progress(min(done, 1.0), text=progress_text(last, recipe) if last else
-                    "Starting (loading data and compiling the model)...")
-        _stop_button(st, run)
+        line = st.columns([5, 1], vertical_alignment="bottom")
+        line[0].progress(min(done, 1.0), text=progress_text(last, recipe) if last else
+                         "Starting (loading data and compiling the model)...")
+        _stop_button(line[1], run)
     if events:
-        st.plotly_chart(training_figure(events, recipe.epochs, peak_lr=recipe.learning_rate), width="stretch",
-                        key=f"chart_{run.id}")
+        # No Plotly toolbar: it covered the learning rate's top tick, and a class only watches the chart.
+        st.plotly_chart(training_figure(events, recipe.epochs, peak_lr=recipe.learning_rate, height=LIVE_HEIGHT),
+                        width="stretch", key=f"chart_{run.id}", config={"displayModeBar": False})
     if run.finished:
         _final(run, events)
 
@@ -201,9 +252,11 @@ def _final(run, events) -> None:
         st.info(f"Run {run.id} was stopped: {run.error or 'at your request.'}" + (
             "" if run.test_accuracy is not None else " It stopped before its first epoch ended, so it has no test "
                                                      "accuracy and no model to draw for: train at least one epoch."))
+    if did_not_learn(run.test_accuracy):
+        st.warning(did_not_learn_sentence(run.test_accuracy))
     cols = st.columns(4)
-    accuracy = f"{run.test_accuracy:.2%}" if run.test_accuracy is not None else "none"
-    cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy", accuracy,
+    cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy",
+                   accuracy_text(run.test_accuracy),
                    help=None if run.status == "completed" else "After the last full epoch; none if no epoch ended")
     cols[1].metric("Epochs", epochs_text(run, events))
     cols[2].metric("Duration", f"{run.duration or 0:.0f} s")
@@ -213,5 +266,6 @@ def _final(run, events) -> None:
                      icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
 
 
-live_runs()
+with live:
+    live_runs()
 common.end_page(notices)

@@ -132,3 +132,35 @@ def test_the_network_picture_follows_every_edit(app):
     toggle(at, "batchnorm of conv 6").set_value(True).run()
     after = at.get("graphviz_chart")[0].proto.spec
     assert "conv 6" in after and before != after and "+BN" in after.split("conv 6")[1].split("conv 7")[0]
+
+
+
+def test_reset_resets_the_budget_fields_it_shows(app):
+    """Budget 20000 typed, then Reset: the page tells the browser to show 15000 and 'total' again (it left the
+    browser's 20000 standing, and the next click sent it back: the verdict silently returned to 20,000)."""
+    at = app("architecture")
+    at.number_input(key="budget_limit").set_value(20_000).run()
+    at.radio(key="budget_counting").set_value("trainable").run()
+    assert any("< 20,000" in text for text in texts(at.success))
+    next(b for b in at.button if b.label == "Reset").click().run()
+    limit, counting = at.number_input(key="budget_limit"), at.radio(key="budget_counting")
+    assert (limit.value, counting.value) == (15_000, "total")
+    assert limit.proto.set_value and limit.proto.value == 15_000  # sent to the browser, which shows it
+    assert counting.proto.set_value and counting.proto.raw_value == "total"
+    assert any("14,960 total params < 15,000: 40 to spare" in text for text in texts(at.success))
+    next(b for b in at.button if b.label.startswith("seed-first")).click().run()
+    assert any("over the 15,000 budget by 88" in text for text in texts(at.error))
+    assert at.number_input(key="budget_limit").value == 15_000
+
+
+def test_the_copy_link_holds_the_link_to_this_network_and_budget(app):
+    """The sidebar's link opens the page as it is: it follows an edit and a budget change."""
+    at = app("architecture")
+    [link] = at.sidebar.code
+    assert link.value == f"?arch={PRESETS['seed-final'].to_code()}&budget=15000&count=total"
+    assert any(text.startswith("**Copy link**") for text in texts(at.sidebar.markdown))
+    toggle(at, "batchnorm of conv 7").set_value(False).run()
+    at.number_input(key="budget_limit").set_value(16_000).run()
+    [link] = at.sidebar.code
+    assert link.value == f"?arch={at.session_state['arch'].to_code()}&budget=16000&count=total"
+    assert "_c3x16d0.1_c1x10l_" in link.value and at.query_params["arch"] in link.value

@@ -52,12 +52,27 @@ def test_over_budget_needs_an_explicit_confirmation(app, lab_home):
 
     assert [box.label for box in confirmations()] == ["Train anyway: this network is 88 params over the 15,000 budget"]
     at.button[0].click().run()  # the form's Start button
-    assert "Over budget by 88 params: tick 'Train anyway' to train it regardless." in texts(at.error)
+    assert "This network is 88 params over the 15,000 budget: tick 'Train anyway' to train it regardless." \
+        in texts(at.error)
     assert RunStore(lab_home).list() == []
     confirmations()[0].check()
     at.button[0].click().run()
     runs = RunStore(lab_home).list()
     assert len(runs) == 1 and runs[0].total_params == 15_088
+
+
+def test_a_network_exactly_at_the_budget_is_never_called_over_by_zero(app, lab_home):
+    """seed-final has 14,960 params; with a budget of 14,960 the strict rule makes it 1 over, said so."""
+    at = app(query={"budget": "14960"})
+    assert not at.exception
+    assert [metric.proto.delta for metric in at.metric][0] == "at the limit: 1 over"
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    label = "Train anyway: this network is at the 14,960 budget, which it must stay under: 1 param over"
+    assert [box.label for box in at.checkbox if box.label.startswith("Train anyway")] == [label]
+    finished_run(lab_home, accuracy=0.98)
+    at.switch_page("pages/runs.py").run()
+    assert list(at.dataframe[0].value["budget"]) == ["at the limit: 1 over"]
 
 
 def test_predict_page_hints_on_a_blank_canvas(app):

@@ -8,6 +8,7 @@ from mnist_core.budget import summarize
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
 from mnist_core.store import Event, RunStore
+from mnist_core.train import RECIPES
 from tests.app.conftest import metrics, texts
 from tests.browser import free_port
 from tests.conftest import wait_for
@@ -117,19 +118,25 @@ def test_interrupted_run_keeps_its_history(app, lab_home):
 
 
 def test_second_start_queues_both_runs_show_with_their_own_stop(app, lab_home):
-    """While run 1 trains, Start queues run 2: both are listed with a Stop each; stopping the queued
-    run removes its 'queued' notice; the running one stays reachable and stoppable."""
+    """While run 1 trains, Start queues run 2: run 1's live view stays in front (the second Start once hid its
+    chart), run 2 is listed under it as queued, each with a Stop; stopping the queued run removes its line and
+    its 'queued' notice; the running one stays in front and stoppable."""
     at = app("train")
     first = start(at, **LONG)
+    store = RunStore(lab_home)
+    wait_for(lambda: store.get(first).status == "running" and store.events(first), timeout=180)
     second = start(at)
-    assert any(f"Run {second} is queued: 1 run ahead of it train first" in text for text in texts(at.info))
+    assert headings(at)[0] == f"Run {first}: seed-final · running" and at.get("plotly_chart")
+    assert at.get("progress")[0].proto.text.startswith("Epoch ")
+    assert any(f"Run {second} is queued: 1 run ahead of it train first" in text for text in texts(at.caption))
+    assert f"Run {second}: seed-final · queued" in texts(at.markdown)
     assert {b.help for b in at.button if b.label == "Stop"} == {f"Stop run {first}", f"Stop run {second}"}
     assert "Also training or queued" in headings(at)
 
     button(at, "Stop", f"Stop run {second}").click().run()
-    assert RunStore(lab_home).get(second).status == "stopped"
-    assert not any("is queued" in text for text in texts(at.info))
-    assert f"Run {second}: seed-final · stopped" in headings(at)
+    assert store.get(second).status == "stopped"
+    assert not any("is queued" in text for text in texts(at.caption) + texts(at.info))
+    assert headings(at)[0] == f"Run {first}: seed-final · running" and "Also training or queued" not in headings(at)
     assert {b.help for b in at.button if b.label == "Stop"} == {f"Stop run {first}"}
 
     button(at, "Stop", f"Stop run {first}").click().run()
@@ -239,6 +246,35 @@ def test_a_reload_keeps_watching_the_run_this_tab_started(app, lab_home):
     shown = [heading for heading in headings(reloaded) if heading.startswith("Run ")]
     assert shown == [f"Run {second}: seed-final · queued"]  # not the first tab's running run
     assert "Also training or queued" in headings(reloaded)  # that one is listed, with its own Stop
+    assert any(text.startswith(f"Run {first}: seed-final · ") for text in texts(reloaded.markdown))
     button(reloaded, "Stop", f"Stop run {first}").click().run()
     button(reloaded, "Stop", f"Stop run {second}").click().run()
     wait_for(lambda: RunStore(lab_home).get(first).finished, timeout=60)
+
+
+def test_quick_run_starts_the_quick_recipe_in_one_click(app, lab_home):
+    """The Notebook recipe chosen: Quick run still trains the quick recipe, and its run is the one shown."""
+    at = app("train")
+    assert at.segmented_control(key="recipe").value == "notebook"
+    button(at, "Quick run").click().run()
+    run_id = at.session_state["watch_run"]
+    run = RunStore(lab_home).get(run_id)
+    assert (run.recipe["epochs"], run.recipe["train_subset"], run.recipe["learning_rate"], run.recipe["schedule"]) \
+        == (RECIPES["quick"].epochs, None, RECIPES["quick"].learning_rate, "one-cycle")
+    assert [h for h in headings(at) if h.startswith("Run ")][0].startswith(f"Run {run_id}: seed-final · ")
+    button(at, "Stop", f"Stop run {run_id}").click().run()
+    wait_for(lambda: RunStore(lab_home).get(run_id).finished, timeout=60)
+
+
+def test_the_recipe_caption_follows_the_edited_fields(app, lab_home):
+    """Edited epochs, images and learning rate are what the caption says Start would train."""
+    at = app("train")
+    assert any(text.startswith("20 epochs on 60,000 images · inverse-time: 0.003 /") for text in texts(at.caption))
+    at.number_input(key="epochs_notebook").set_value(3)
+    at.number_input(key="images_notebook").set_value(10_000)
+    at.number_input(key="learning_rate_notebook").set_value(0.005).run()
+    assert any(text.startswith("3 epochs on 10,000 images · inverse-time: 0.005 /") for text in texts(at.caption))
+    at.selectbox(key="schedule_notebook").set_value("one-cycle").run()
+    assert any(text.startswith("3 epochs on 10,000 images · one-cycle: warm-up over 0% of the batches to 0.005")
+               for text in texts(at.caption))
+    assert not any(text.startswith("20 epochs") for text in texts(at.caption))

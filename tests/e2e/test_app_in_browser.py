@@ -35,6 +35,12 @@ def plotted(page, trace: int) -> int:
                          f" return p && p.data ? p.data[{trace}].x.length : 0; }}")
 
 
+def open_recipe_fields(page) -> None:
+    """Unfold the Train page's recipe fields (folded, so that the buttons and the live chart fit a projector)."""
+    page.get_by_text("Recipe fields").click()
+    expect(page.get_by_role("spinbutton", name="Epochs")).to_be_visible()
+
+
 def wait_for_points(page, trace: int, more_than: int, timeout: float) -> None:
     """Wait until that trace has more points; the chart may be briefly absent while its fragment reruns."""
     page.wait_for_function(f"() => {{ const p = document.querySelector('.js-plotly-plot');"
@@ -91,6 +97,7 @@ def test_whole_journey_train_to_the_end_predict_with_it_and_find_it_in_runs(serv
     page.goto(f"{server.url}/train")
     page.get_by_role("radio", name=re.compile("^Fast")).click()
     expect(page.get_by_text(re.compile(r"^5 epochs on 60,000 images · one-cycle: warm-up"))).to_be_visible()
+    open_recipe_fields(page)
     expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("5")
     for field, value in (("Epochs", "2"), ("Training images", "10000")):  # a short run of the fast recipe
         page.get_by_role("spinbutton", name=field).fill(value)
@@ -142,6 +149,7 @@ def test_the_recipe_is_in_the_link_and_survives_a_reload(server, page):
     expect(page).to_have_url(re.compile(r"recipe=Best"))
     page.reload()
     expect(page.get_by_text(re.compile(r"^20 epochs on 60,000 images · one-cycle"))).to_be_visible()
+    open_recipe_fields(page)
     expect(page.get_by_role("button", name="Train best-under-15k instead")).to_be_visible()
     expect(page.get_by_role("spinbutton", name="Rotate ±°")).to_have_value("8")
     expect(page.get_by_role("spinbutton", name="Warm-up")).to_be_enabled()
@@ -152,6 +160,7 @@ def test_the_recipe_is_in_the_link_and_survives_a_reload(server, page):
 def test_stop_ends_a_live_run_and_the_page_says_so(server, page):
     page.goto(f"{server.url}/train")
     page.get_by_role("radio", name=re.compile("^Quick run")).click()
+    open_recipe_fields(page)
     expect(page.get_by_role("spinbutton", name="Epochs")).to_have_value("1")
     expect(page.get_by_role("spinbutton", name="Training images")).to_have_value("60000")
     page.get_by_role("button", name="Start training").click()
@@ -303,6 +312,7 @@ def test_enter_in_a_recipe_field_does_not_start_training(server, page):
 
     before = len(RunStore(server.home).list())
     page.goto(f"{server.url}/train")
+    open_recipe_fields(page)
     seed = page.get_by_role("spinbutton", name="Seed")
     seed.fill("5")
     seed.press("Enter")

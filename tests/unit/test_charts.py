@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mnist_core.charts import overlay_figure, training_figure
+from mnist_core.charts import lr_ticks, overlay_figure, training_figure
 from mnist_core.store import Event
 
 
@@ -85,3 +85,31 @@ def test_every_study_dot_is_named_on_the_chart():
     assert dots.textposition == "top center" and baseline.textposition == "bottom center"  # a variant on it too
     assert list(dots.text) == [r.label for r in rows[1:]]  # the hover names each in full
     assert "text" in baseline.mode and list(baseline.text) == ["baseline"]
+
+
+@pytest.mark.parametrize("peak, labels", [
+    (0.003, ["0", "0.001", "0.002", "0.003"]),  # the notebook's
+    (0.01, ["0", "0.002", "0.004", "0.006", "0.008", "0.01"]),  # Best's and Quick run's peak
+    (0.015, ["0", "0.005", "0.01", "0.015"]),  # Fast's peak
+])
+def test_the_learning_rate_axis_reads_round_numbers(peak, labels):
+    """Its ticks were Plotly's, 0.0021 and 0.0041 beside the accuracy grid; now round steps up to the peak."""
+    axis = json.loads(training_figure(events(2), epochs=5, peak_lr=peak).to_json())["layout"]["yaxis2"]
+    assert axis["tickmode"] == "array" and axis["ticktext"] == labels
+    assert axis["tickvals"] == [float(label) for label in labels]
+
+
+@pytest.mark.parametrize("peak", [0.0001, 0.00037, 0.0021, 0.0049, 0.007, 0.0123, 0.05, 0.1, 1.0])
+def test_every_learning_rate_gets_three_to_six_round_ticks_within_its_range(peak):
+    ticks = lr_ticks(peak)
+    step = ticks[1]
+    assert 3 <= len(ticks) <= 6 and ticks[0] == 0 and peak / 2 < ticks[-1] <= peak
+    assert f"{step:e}".split("e")[0] in ("1.000000", "2.000000", "5.000000")
+    assert all(tick == pytest.approx(number * step) for number, tick in enumerate(ticks))
+
+
+def test_the_training_figure_leaves_room_above_its_top_ticks_for_a_toolbar():
+    """The mode bar covered the top tick of the learning rate (the Train page also hides it)."""
+    for title in ("", "Run 3"):
+        figure = json.loads(training_figure(events(1), epochs=2, peak_lr=0.01, title=title).to_json())
+        assert figure["layout"]["margin"]["t"] >= 30 + (30 if title else 0)
