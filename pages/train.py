@@ -112,6 +112,15 @@ if recipe_name == "best" and arch.to_code() != PRESETS[BEST_PRESET].to_code():
               args=(PRESETS[BEST_PRESET], f"Loaded preset {BEST_PRESET}"))
 feedback = st.container()
 live = st.container()
+if WATCH not in st.session_state and WATCH_PARAM in st.query_params:
+    linked = parse_run_id(st.query_params.get(WATCH_PARAM))
+    try:
+        missing = linked is not None and lab.store.get(linked) is None
+    except StoreError:
+        missing = False  # the live view below says what is wrong with the store
+    if linked is None or missing:  # the link's own text is never shown: it may be markdown
+        feedback.info(("The link's run is not a run number" if linked is None else f"There is no run {linked} "
+                       f"(deleted, or from another server)") + ": this page shows the newest run instead.")
 
 # No form: a change reruns the page, so fields a choice makes irrelevant are disabled at once; only the
 # buttons start a run. Each recipe's fields have their own keys, so picking one fills in its values and

@@ -11,7 +11,17 @@ def test_a_run_in_the_link_that_is_no_run_number_shows_the_train_page(app):
     """?run=² once raised ValueError and ?run=99999999999999999999999 OverflowError in the live view."""
     for text in NOT_NUMBERS:
         at = app("train", query={"run": text})
-        assert "No training yet. Press Start to train the current architecture." in texts(at.info), text
+        assert not at.exception
+        assert "No training yet. Press Quick run or Start training to train the current architecture." \
+            in texts(at.info), text
+        assert "The link's run is not a run number: this page shows the newest run instead." in texts(at.info)
+
+
+def test_a_run_in_the_link_that_does_not_exist_is_said_not_dropped(app):
+    at = app("train", query={"run": "42"})
+    assert not at.exception
+    assert "There is no run 42 (deleted, or from another server): this page shows the newest run instead." \
+        in texts(at.info)
 
 
 @pytest.mark.parametrize("text", [*NOT_NUMBERS, "[a link](https://example.com)"])

@@ -121,7 +121,7 @@ def test_a_corrupted_database_is_set_aside_and_rebuilt_from_the_run_folders(lab_
     first, second = finished(store), finished(store, "seed-first")
     store.db_path.write_bytes(b"this is not an SQLite database" * 100)
     reopened = RunStore(lab_home)
-    assert "damaged" in reopened.notice and "rebuilt from 2 run folder(s)" in reopened.notice
+    assert "damaged" in reopened.notice and "rebuilt from 2 run folders" in reopened.notice
     assert {run.id: run.status for run in reopened.list()} == {first: "completed", second: "completed"}
     assert list(lab_home.glob("runs.sqlite.damaged-*")), "the damaged file is kept, not deleted"
 
