@@ -19,7 +19,7 @@ import numpy as np
 
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
-from mnist_core.train import Recipe
+from mnist_core.recipe import Recipe
 
 LONG = Recipe(epochs=50, train_subset=10_000, progress_every=1)
 

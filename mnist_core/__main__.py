@@ -12,8 +12,8 @@ from .budget import Budget, summarize
 from .evidence import accuracy_text
 from .spec import PRESETS, Architecture, SpecError
 from .store import Run, StoreError
+from .recipe import FIELDS, RECIPES, Recipe
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
-from .train import RECIPES, Recipe
 from .words import plural
 
 
@@ -25,22 +25,14 @@ def _switch(text: str) -> bool:
     return words[text.lower()]
 
 
-# Command-line flags that override one field of the chosen recipe: flag -> (field, type).
-RECIPE_FLAGS = {"--epochs": ("epochs", int), "--batch-size": ("batch_size", int), "--lr": ("learning_rate", float),
-                "--seed": ("seed", int), "--subset": ("train_subset", int), "--lr-decay": ("lr_decay", float),
-                "--bn-momentum": ("bn_momentum", float), "--schedule": ("schedule", str),
-                "--warmup": ("warmup", float), "--optimizer": ("optimizer", str),
-                "--weight-decay": ("weight_decay", float), "--label-smoothing": ("label_smoothing", float),
-                "--rotate": ("rotate", float), "--shift": ("shift", float), "--zoom": ("zoom", float),
-                "--recalibrate-bn": ("recalibrate_bn", _switch)}
 RECIPE_HELP = {"notebook": "the notebook's 20 epochs (default)", "fast": "one-cycle, 5 epochs",
                "best": "one-cycle with augmentation, 20 epochs", "quick": "the fast recipe, one pass"}
 
 
 def _recipe(args: argparse.Namespace) -> Recipe:
     """The named recipe with every field given on the command line replaced."""
-    overrides = {field: getattr(args, field) for field, _ in RECIPE_FLAGS.values()
-                 if getattr(args, field, None) is not None}
+    overrides = {field.name: getattr(args, field.name) for field in FIELDS
+                 if getattr(args, field.name, None) is not None}
     return replace(RECIPES[args.recipe], **overrides)
 
 
@@ -227,8 +219,10 @@ def _recipe_arguments(sub, default: str) -> None:
     help_text = "; ".join(f"{name}: {text}" for name, text in RECIPE_HELP.items())
     sub.add_argument("--recipe", choices=list(RECIPES), default=default, help=help_text)
     overrides = sub.add_argument_group("recipe fields", "each replaces one field of the chosen recipe")
-    for flag, (field, kind) in RECIPE_FLAGS.items():
-        overrides.add_argument(flag, dest=field, type=kind, metavar=field.upper())
+    for field in FIELDS:
+        kind = _switch if field.kind is bool else field.kind
+        overrides.add_argument(field.cli_flag, dest=field.name, type=kind, metavar=field.name.upper(),
+                               help=f"{field.label}: {field.allowed}" + (f". {field.help}" if field.help else ""))
 
 
 def _study_parser(commands) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 from .data import Mnist
 from .store import keeps_model
 from .spec import Architecture
-from .train import Recipe, train
+from .recipe import Recipe
+from .train import train
 
 STOP_ASK_TIMEOUT = 5.0  # seconds: a relay that does not answer in this time is taken as gone
 

@@ -30,7 +30,7 @@ from .lifecycle import INTERRUPTED, pid_alive
 from .spec import Architecture
 from .store import Run, RunStore, StoreError
 from .study import check_seeds, variants
-from .train import Recipe
+from .recipe import Recipe
 from .words import plural
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

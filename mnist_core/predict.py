@@ -21,7 +21,7 @@ from .report import recipe_text
 from .spec import NUM_CLASSES, Architecture, Signal
 from .store import RunStore
 from .strokes import StrokeChange, normalise_width
-from .train import Recipe, recipe_name
+from .recipe import Recipe, recipe_name
 from .words import plural
 
 BOX = 20  # MNIST's size-normalisation box

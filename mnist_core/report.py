@@ -9,7 +9,7 @@ from .budget import Budget, Verdict
 from .evidence import accuracy_text
 from .spec import Architecture, SpecError
 from .store import Event, Run
-from .train import Recipe, closest_recipe
+from .recipe import FIELD, Recipe, closest_recipe
 
 
 def architecture_text(arch: Architecture) -> str:
@@ -82,13 +82,9 @@ def recipe_text(recipe: dict) -> str:
     except (TypeError, ValueError):
         return "unreadable recipe"
     name, changes = closest_recipe(named)
-    changed = ", ".join(f"{FIELD_WORDS.get(key, key.replace('_', ' '))} {_value_text(value)}"
+    changed = ", ".join(f"{FIELD[key].short_words if key in FIELD else key.replace('_', ' ')} {_value_text(value)}"
                         for key, value in changes.items())
     return name + (f" with {changed}" if changed else "") + f" · seed {named.seed}"
-
-
-FIELD_WORDS = {"train_subset": "images", "learning_rate": "lr", "batch_size": "batch", "bn_momentum": "BN momentum",
-               "recalibrate_bn": "BatchNorm re-estimate"}
 
 
 def _value_text(value: Any) -> str:

@@ -1,169 +1,20 @@
-"""The training recipe and the Keras loop that publishes progress events.
+"""The Keras training loop that publishes progress events, and its schedule, augmentation and BatchNorm re-estimate.
 
 This module trains in whatever process calls it; `mnist_core.jobs` runs it in a worker.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from .data import Mnist, as_model_input
+from .recipe import Recipe
 from .spec import Architecture
 from .store import Event
-
-
-SCHEDULES = ("inverse-time", "one-cycle")
-OPTIMIZERS = ("adam", "adamw")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to train; the defaults are the notebook's."""
-
-    epochs: int = 20
-    batch_size: int = 128
-    learning_rate: float = 0.003  # the initial rate (inverse-time) or the peak (one-cycle)
-    lr_decay: float = 0.319  # inverse-time: lr = learning_rate / (1 + lr_decay * epoch), epoch counted from 0
-    seed: int = 0
-    train_subset: int | None = None  # train on this many images (drawn by the seed) for quick demos
-    val_batch_size: int = 1000  # large validation batches save 1-2 s per epoch
-    progress_every: int = 10  # batches between live events: ~0.4 s at 3,400 images/s
-    bn_momentum: float = 0.99  # Keras' default; short runs use 0.9 so BatchNorm's statistics settle
-    schedule: str = "inverse-time"  # or "one-cycle": per batch, linear warm-up to the peak, cosine decay to 0
-    warmup: float = 0.0  # one-cycle: the fraction of all batches spent warming up
-    optimizer: str = "adam"  # or "adamw": Adam with decoupled weight decay
-    weight_decay: float = 0.0  # AdamW only
-    label_smoothing: float = 0.0  # targets become (1 - s) one-hot + s / 10
-    rotate: float = 0.0  # augmentation: random rotation up to this many degrees
-    shift: float = 0.0  # augmentation: random translation up to this fraction of the image
-    zoom: float = 0.0  # augmentation: random zoom in or out up to this fraction
-    # Before the last validation, recompute BatchNorm's statistics from the training images as the model
-    # reads at inference (unaugmented, Dropout off) instead of the moving averages of augmented batches.
-    recalibrate_bn: bool = False
-
-    def __post_init__(self) -> None:
-        checks = [(1 <= self.epochs <= 200, "epochs must be 1-200"),
-                  (1 <= self.batch_size <= 8192, "batch size must be 1-8192"),
-                  (0 < self.learning_rate <= 1, "learning rate must be in (0, 1]"),
-                  (0 <= self.lr_decay <= 100, "lr decay must be in [0, 100]"),
-                  (self.train_subset is None or 100 <= self.train_subset <= 60000,
-                   "training subset must be 100-60,000 images"),
-                  (0 <= self.bn_momentum < 1, "BatchNorm momentum must be in [0, 1)"),
-                  (self.val_batch_size >= 1 and self.progress_every >= 1, "batch counts must be positive"),
-                  (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-                  (0 <= self.warmup <= 0.5, "warm-up must be 0-0.5 of the batches"),
-                  (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-                  (0 <= self.weight_decay <= 0.1, "weight decay must be 0-0.1"),
-                  (self.weight_decay == 0 or self.optimizer == "adamw", "weight decay needs the adamw optimizer"),
-                  (0 <= self.label_smoothing <= 0.3, "label smoothing must be 0-0.3"),
-                  (0 <= self.rotate <= 45, "rotation must be 0-45 degrees"),
-                  (0 <= self.shift <= 0.3, "shift must be 0-0.3 of the image"),
-                  (0 <= self.zoom <= 0.5, "zoom must be 0-0.5"),
-                  (isinstance(self.recalibrate_bn, bool), "recalibrate_bn must be true or false")]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"Invalid recipe: {message}.")
-
-    @property
-    def augments(self) -> bool:
-        """Whether training images are randomly transformed (never at inference)."""
-        return bool(self.rotate or self.shift or self.zoom)
-
-    @property
-    def images(self) -> int:
-        """Training images per epoch."""
-        return self.train_subset or 60_000
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return -(-self.images // self.batch_size)
-
-    def lr_at(self, epoch: int) -> float:
-        """The inverse-time learning rate of 0-based `epoch`."""
-        return self.learning_rate / (1 + self.lr_decay * epoch)
-
-    def lr_at_step(self, step: int) -> float:
-        """The learning rate used for 0-based batch `step` of the whole run."""
-        if self.schedule == "inverse-time":
-            return self.lr_at(step // self.steps_per_epoch)
-        total = self.epochs * self.steps_per_epoch
-        warm = round(self.warmup * total)
-        if step < warm:
-            return self.learning_rate * step / warm  # from 0, as Keras' CosineDecay warms up
-        progress = min(1.0, (step - warm) / max(1, total - warm))
-        return self.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
-
-    def describe(self) -> str:
-        """The schedule, optimizer, loss and augmentation in one line, e.g. for a caption."""
-        if self.schedule == "one-cycle":
-            parts = [f"one-cycle: warm-up over {self.warmup:.0%} of the batches to {self.learning_rate:g}, "
-                     f"cosine decay to 0"]
-        else:
-            parts = [f"inverse-time: {self.learning_rate:g} / (1 + {self.lr_decay:g} x epoch)"]
-        parts.append(f"AdamW (weight decay {self.weight_decay:g})" if self.optimizer == "adamw" else "Adam")
-        if self.label_smoothing:
-            parts.append(f"label smoothing {self.label_smoothing:g}")
-        moves = [text for value, text in ((self.rotate, f"±{self.rotate:g}° rotation"),
-                                          (self.shift, f"±{self.shift:.0%} shift"),
-                                          (self.zoom, f"±{self.zoom:.0%} zoom")) if value]
-        parts.append("augmentation: " + ", ".join(moves) if moves else "no augmentation")
-        if self.recalibrate_bn:
-            parts.append("BatchNorm statistics re-estimated on clean images before the last test")
-        return " · ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-
-# The notebook's training, exactly: the app's default and reference.
-NOTEBOOK = Recipe()
-# One-cycle to a 0.015 peak and label smoothing: 99.41% (mean of seeds 0-2: 99.43, 99.34, 99.47) in 5 epochs;
-# a 0.01 peak gave 99.39. Augmentation cost accuracy this short (99.30% against 99.40%, seed 0, 0.01 peak):
-# a 15K-parameter net needs the epochs to learn it.
-FAST = Recipe(epochs=5, learning_rate=0.015, schedule="one-cycle", warmup=0.2, bn_momentum=0.9, label_smoothing=0.1)
-# The strongest measured here: one-cycle to 0.01 for 20 epochs on randomly rotated, shifted and zoomed digits,
-# without label smoothing (a 15K net underfits: confident fits help), BatchNorm re-estimated at the end;
-# 99.58% mean of 5 seeds with the best-under-15k preset (99.57, 99.56, 99.62, 99.57, 99.57; 15 epochs: 99.55).
-BEST = replace(FAST, epochs=20, learning_rate=0.01, label_smoothing=0.0, rotate=8.0, shift=0.08, zoom=0.08,
-               recalibrate_bn=True)
-QUICK_RUN = replace(FAST, epochs=1, learning_rate=0.01)  # one pass over the 60,000 images: a classroom demo
-RECIPES = {"notebook": NOTEBOOK, "fast": FAST, "best": BEST, "quick": QUICK_RUN}
-# A study's first look, seconds a run: one-cycle over 4,000 images in batches of 32 (125 steps). seed-final and
-# its toggles reach 93-95% (seeds 0-1), best-under-15k 94-95%. The notebook's recipe on 2,000 images took 16
-# steps, too few for anything to learn: every network scored 11.35%, always answering "1".
-FIRST_LOOK = replace(FAST, epochs=1, train_subset=4_000, batch_size=32, learning_rate=0.01)
-
-
-def unused_fields(choices: dict[str, Any]) -> set[str]:
-    """The recipe fields that have no effect given the `schedule` and `optimizer` in `choices`."""
-    return ({"warmup"} if choices.get("schedule") != "one-cycle" else set()) \
-        | ({"lr_decay"} if choices.get("schedule") != "inverse-time" else set()) \
-        | ({"weight_decay"} if choices.get("optimizer") != "adamw" else set())
-
-
-def recipe_name(recipe: Recipe) -> str:
-    """The named recipe `recipe` is, whatever its seed: 'notebook', 'fast', 'best', 'quick', or 'custom'."""
-    name, changes = closest_recipe(recipe)
-    return "custom" if changes else name
-
-
-def closest_recipe(recipe: Recipe) -> tuple[str, dict[str, Any]]:
-    """The named recipe `recipe` differs least from, and the fields it changes (the seed not counted)."""
-    mine = recipe.to_dict()
-    changes = {name: {key: value for key, value in mine.items() if key != "seed" and named.to_dict()[key] != value}
-               for name, named in RECIPES.items()}
-    name = min(changes, key=lambda name: len(changes[name]))
-    return name, changes[name]
 
 
 @dataclass(frozen=True)

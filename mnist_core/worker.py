@@ -27,7 +27,8 @@ from .data import Mnist, MnistDataError, as_model_input, load_mnist
 from .lifecycle import INTERRUPTED, ProgressLog, pid_alive
 from .spec import SpecError
 from .store import Run, RunStore, StoreError, keeps_model
-from .train import Recipe, train
+from .recipe import Recipe
+from .train import train
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
 STORE_RETRY_SECONDS = 2.0  # a locked or busy database is retried after this pause, not fatal

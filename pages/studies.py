@@ -7,7 +7,7 @@ from mnist_core.charts import study_figure
 from mnist_core.evidence import accuracy_text
 from mnist_core.store import StoreError
 from mnist_core.study import MAX_SEEDS, summarize_study, variants
-from mnist_core.train import FIRST_LOOK, NOTEBOOK, QUICK_RUN
+from mnist_core.recipe import FIRST_LOOK, NOTEBOOK, QUICK_RUN
 from pages import common
 
 RECIPES = {f"Quick run (the fast recipe over {QUICK_RUN.images:,} images once: about a minute a variant)": QUICK_RUN,

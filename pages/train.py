@@ -9,7 +9,7 @@ from mnist_core.links import parse_run_id
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
 from mnist_core.store import StoreError
-from mnist_core.train import OPTIMIZERS, RECIPES, SCHEDULES, Recipe, unused_fields
+from mnist_core.recipe import FIELD, RECIPES, Recipe, unused_fields
 from mnist_core.words import plural
 from pages import common
 
@@ -18,29 +18,10 @@ WATCH_PARAM = "run"
 BEST_PRESET = "best-under-15k"  # the network the Best recipe was measured on
 RECIPE_CHOICES = {"quick": "Quick run", "fast": "Fast", "best": "Best", "notebook": "Notebook"}  # the link shows these
 
-# The recipe's fields, three a row so every value shows whole at 1024 px: (field, label, min or choices,
-# max, step, format, help).
-FIELD_ROWS = [
-    [("epochs", "Epochs", 1, 200, 1, None, None),
-     ("images", "Training images", 100, 60_000, 1_000, None, "Drawn by the seed from the 60,000"),
-     ("batch_size", "Batch size", 8, 4096, 1, None, None)],
-    [("seed", "Seed", 0, 2**31 - 1, 1, None, None),
-     ("optimizer", "Optimizer", OPTIMIZERS, None, None, None, "AdamW: Adam with decoupled weight decay"),
-     ("schedule", "LR schedule", SCHEDULES, None, None, None,
-      "inverse-time: the notebook's, once an epoch. one-cycle: every batch, a linear warm-up to the peak, then a "
-      "cosine decay to 0")],
-    [("learning_rate", "Learning rate", 0.0001, 0.1, 0.0005, "%.4f",
-      "The initial rate (inverse-time) or the peak (one-cycle)"),
-     ("warmup", "Warm-up", 0.0, 0.5, 0.05, "%.2f", "one-cycle only: the fraction of all batches spent warming up"),
-     ("lr_decay", "LR decay", 0.0, 10.0, 0.01, "%.3f", "inverse-time only: lr = rate / (1 + decay x epoch)")],
-    [("weight_decay", "Weight decay", 0.0, 0.1, 0.0001, "%.4f", "AdamW only"),
-     ("bn_momentum", "BN momentum", 0.0, 0.999, 0.01, "%.3f", "How fast BatchNorm's moving statistics follow the data"),
-     ("label_smoothing", "Label smoothing", 0.0, 0.3, 0.05, "%.2f",
-      "Targets become 1 - s for the true digit, s / 10 spread over all")],
-    [("rotate", "Rotate ±°", 0.0, 45.0, 1.0, "%.0f", "Augmentation: random rotation of training images"),
-     ("shift", "Shift ±", 0.0, 0.3, 0.02, "%.2f", "Augmentation: random shift, as a fraction of the image"),
-     ("zoom", "Zoom ±", 0.0, 0.5, 0.02, "%.2f", "Augmentation: random zoom in or out, as a fraction")],
-]
+# The recipe's fields (declared in mnist_core.recipe), three a row so every value shows whole at 1024 px.
+FIELD_ROWS = [("epochs", "train_subset", "batch_size"), ("seed", "optimizer", "schedule"),
+              ("learning_rate", "warmup", "lr_decay"), ("weight_decay", "bn_momentum", "label_smoothing"),
+              ("rotate", "shift", "zoom")]
 
 
 LIVE_HEIGHT = 440  # px: the live chart's first points show on a 1024x768 projector right after a click
@@ -48,9 +29,9 @@ STARTED = "started_runs"  # the runs this tab started: one of them in training s
 
 
 def recipe_from(values: dict) -> Recipe:
-    """The recipe the fields describe; the fields its schedule and optimizer ignore keep their defaults."""
-    used = {field: value for field, value in values.items() if field != "images" and field not in unused_fields(values)}
-    return Recipe(**used, train_subset=None if values["images"] == 60_000 else values["images"])
+    """The recipe the fields describe; the fields the schedule and optimizer make irrelevant keep their defaults."""
+    used = {field: value for field, value in values.items() if field not in unused_fields(values)}
+    return Recipe(**{**used, "train_subset": None if values["train_subset"] == 60_000 else values["train_subset"]})
 
 
 def length_text(recipe: Recipe) -> str:
@@ -130,23 +111,20 @@ quick = recipe_name == "quick"
 values = {}
 with st.expander("Recipe fields: epochs, images, learning rate, augmentation", key="recipe_fields"):
     for row in FIELD_ROWS:
-        for column, (field, label, low, high, step, shape, help_text) in zip(st.columns(len(row)), row):
-            options = dict(key=f"{field}_{recipe_name}", help=help_text, persist_state="session")
-            shown_value = getattr(shown, field)
-            if isinstance(low, tuple):  # a choice
-                values[field] = column.selectbox(label, low, low.index(shown_value), **options)
+        for column, field in zip(st.columns(len(row)), map(FIELD.get, row)):
+            options = dict(key=f"{field.name}_{recipe_name}", help=field.help, persist_state="session")
+            shown_value = shown.images if field.name == "train_subset" else getattr(shown, field.name)
+            if field.kind is str:  # a choice
+                values[field.name] = column.selectbox(field.label, field.low, field.low.index(shown_value), **options)
             else:
                 # Quick-run epochs and images are locked: they are what makes it quick.
-                locked = quick and field in ("epochs", "images")
-                values[field] = column.number_input(label, low, high, type(low)(shown_value), step=step,
-                                                    format=shape, disabled=locked or field in unused_fields(values),
-                                                    **options)
-    values["recalibrate_bn"] = st.checkbox(
-        "Re-estimate BatchNorm statistics on clean images before the last test", shown.recalibrate_bn,
-        key=f"recalibrate_bn_{recipe_name}", persist_state="session",
-        help="BatchNorm's moving averages come from augmented batches with Dropout on; the model reads digits "
-             "unaugmented with Dropout off. One extra pass over the training images in that mode gives BatchNorm "
-             "the statistics it will meet. It adds no parameters.")
+                locked = quick and field.name in ("epochs", "train_subset")
+                values[field.name] = column.number_input(
+                    field.label, field.low, field.high, field.kind(shown_value), step=field.step, format=field.format,
+                    disabled=locked or field.name in unused_fields(values), **options)
+    switch = FIELD["recalibrate_bn"]
+    values[switch.name] = st.checkbox(switch.label, shown.recalibrate_bn, key=f"{switch.name}_{recipe_name}",
+                                      persist_state="session", help=switch.help)
 try:
     edited, problem = recipe_from(values), None
 except ValueError as err:

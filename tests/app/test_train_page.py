@@ -8,13 +8,13 @@ from mnist_core.budget import summarize
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
 from mnist_core.store import Event, RunStore
-from mnist_core.train import RECIPES
+from mnist_core.recipe import RECIPES
 from tests.app.conftest import metrics, texts
 from tests.browser import free_port
 from tests.conftest import wait_for
 
-LONG = {"epochs_notebook": 50, "images_notebook": 2048}  # ~3 s an epoch here: long enough to act on mid-run
-SHORT = {"epochs_notebook": 1, "images_notebook": 256}
+LONG = {"epochs_notebook": 50, "train_subset_notebook": 2048}  # ~3 s an epoch here: long enough to act on mid-run
+SHORT = {"epochs_notebook": 1, "train_subset_notebook": 256}
 
 
 def start(at, **fields):
@@ -151,7 +151,7 @@ def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home
     """Notebook is the default; Fast shows one-cycle; Best adds augmentation; Quick run locks one pass of 60,000."""
     at = app("train")
     assert at.segmented_control(key="recipe").value == "notebook"
-    assert at.number_input(key="epochs_notebook").value == 20 and at.number_input(key="images_notebook").value == 60_000
+    assert at.number_input(key="epochs_notebook").value == 20 and at.number_input(key="train_subset_notebook").value == 60_000
     assert at.selectbox(key="schedule_notebook").value == "inverse-time"
     at.segmented_control(key="recipe").set_value("fast").run()
     assert at.selectbox(key="schedule_fast").value == "one-cycle" and at.number_input(key="epochs_fast").value == 5
@@ -168,7 +168,7 @@ def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home
     assert any(text.startswith("**best-under-15k**: 14,846 total") for text in texts(at.markdown))
     assert not any(text.startswith("Best's") for text in texts(at.info))
     at.segmented_control(key="recipe").set_value("quick").run()
-    epochs, images = at.number_input(key="epochs_quick"), at.number_input(key="images_quick")
+    epochs, images = at.number_input(key="epochs_quick"), at.number_input(key="train_subset_quick")
     assert (epochs.value, images.value) == (1, 60_000) and epochs.disabled and images.disabled
 
 
@@ -179,7 +179,7 @@ def test_a_run_trains_with_every_field_of_the_form(app, lab_home):
     at.selectbox(key="optimizer_fast").set_value("adamw").run()  # weight decay applies to AdamW only
     at.number_input(key="weight_decay_fast").set_value(0.0005)
     at.checkbox(key="recalibrate_bn_fast").check()
-    run_id = start(at, epochs_fast=1, images_fast=256, rotate_fast=5.0, label_smoothing_fast=0.05)
+    run_id = start(at, epochs_fast=1, train_subset_fast=256, rotate_fast=5.0, label_smoothing_fast=0.05)
     recipe = RunStore(lab_home).get(run_id).recipe
     assert (recipe["schedule"], recipe["optimizer"], recipe["weight_decay"], recipe["rotate"],
             recipe["label_smoothing"], recipe["epochs"], recipe["train_subset"], recipe["recalibrate_bn"]) == (
@@ -197,7 +197,7 @@ def test_fields_a_choice_makes_irrelevant_are_disabled_and_left_out(app, lab_hom
     at.selectbox(key="optimizer_notebook").set_value("adamw").run()
     at.number_input(key="weight_decay_notebook").set_value(0.001).run()
     at.selectbox(key="optimizer_notebook").set_value("adam").run()  # the typed weight decay no longer applies
-    run_id = start(at, epochs_notebook=1, images_notebook=256)
+    run_id = start(at, epochs_notebook=1, train_subset_notebook=256)
     recipe = RunStore(lab_home).get(run_id).recipe
     assert (recipe["schedule"], recipe["optimizer"], recipe["weight_decay"]) == ("one-cycle", "adam", 0.0)
     Lab(lab_home).wait(run_id, timeout=240)
@@ -275,10 +275,22 @@ def test_the_recipe_caption_follows_the_edited_fields(app, lab_home):
     at = app("train")
     assert any(text.startswith("20 epochs on 60,000 images · inverse-time: 0.003 /") for text in texts(at.caption))
     at.number_input(key="epochs_notebook").set_value(3)
-    at.number_input(key="images_notebook").set_value(10_000)
+    at.number_input(key="train_subset_notebook").set_value(10_000)
     at.number_input(key="learning_rate_notebook").set_value(0.005).run()
     assert any(text.startswith("3 epochs on 10,000 images · inverse-time: 0.005 /") for text in texts(at.caption))
     at.selectbox(key="schedule_notebook").set_value("one-cycle").run()
     assert any(text.startswith("3 epochs on 10,000 images · one-cycle: warm-up over 0% of the batches to 0.005")
                for text in texts(at.caption))
     assert not any(text.startswith("20 epochs") for text in texts(at.caption))
+
+
+def test_the_recipe_fields_take_the_ranges_the_core_checks(app):
+    """The page's inputs once allowed batch 8-4,096 while the core took 1-8,192; both read FIELDS now."""
+    from mnist_core.recipe import FIELDS
+
+    at = app("train")
+    assert not at.exception
+    for field in FIELDS:
+        if field.kind in (int, float):
+            box = at.number_input(key=f"{field.name}_notebook")
+            assert (box.min, box.max) == (field.low, field.high), field.name

@@ -17,7 +17,7 @@ def trained_run(e2e_home, mnist_dir):
     """A seed-final run trained through the real worker on 10,000 images (~96%): the Predict default."""
     from mnist_core.jobs import Lab
     from mnist_core.spec import PRESETS
-    from mnist_core.train import Recipe
+    from mnist_core.recipe import Recipe
 
     lab = Lab(home=e2e_home, data_dir=mnist_dir)
     try:

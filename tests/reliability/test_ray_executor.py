@@ -15,7 +15,7 @@ from mnist_core.data import as_model_input
 from mnist_core.dispatcher import RAY_INTERRUPTED
 from mnist_core.jobs import INTERRUPTED, Lab
 from mnist_core.spec import PRESETS
-from mnist_core.train import Recipe
+from mnist_core.recipe import Recipe
 from tests.browser import free_port
 from tests.conftest import wait_for
 

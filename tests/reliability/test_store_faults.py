@@ -14,7 +14,7 @@ import pytest
 
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
-from mnist_core.train import Recipe
+from mnist_core.recipe import Recipe
 from tests.app.conftest import texts
 from tests.conftest import wait_for
 

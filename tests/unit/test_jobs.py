@@ -13,7 +13,7 @@ import pytest
 from mnist_core.analysis import analysis_path
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
-from mnist_core.train import Recipe
+from mnist_core.recipe import Recipe
 from tests.conftest import ROOT, wait_for
 
 QUICK = Recipe(epochs=1, train_subset=512, progress_every=1)
@@ -28,7 +28,7 @@ import sys, time
 from mnist_core.analysis import analysis_path
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS
-from mnist_core.train import Recipe
+from mnist_core.recipe import Recipe
 home, data_dir, mode = sys.argv[1:]
 lab = Lab(home=home, data_dir=data_dir or None)
 if mode == "submit":

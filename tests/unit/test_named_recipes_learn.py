@@ -14,7 +14,8 @@ import pytest
 
 from mnist_core.evidence import learned
 from mnist_core.spec import PRESETS
-from mnist_core.train import FIRST_LOOK, RECIPES, train
+from mnist_core.recipe import FIRST_LOOK, RECIPES
+from mnist_core.train import train
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -14,7 +14,7 @@ from mnist_core.store import RunStore
 from mnist_core.evidence import binomial_std
 from mnist_core.study import (BASELINE, SHORT_RECIPE_FACTOR, check_seeds, measured_effects, summarize_study,
                                typical_seed_std, variants)
-from mnist_core.train import FIRST_LOOK, QUICK_RUN, Recipe
+from mnist_core.recipe import FIRST_LOOK, QUICK_RUN, Recipe
 from tests.conftest import wait_for
 
 FIRST = PRESETS["seed-first"]

@@ -7,9 +7,9 @@ import pytest
 
 from mnist_core.budget import summarize
 from mnist_core.data import as_model_input
+from mnist_core.recipe import FAST, NOTEBOOK, QUICK_RUN, RECIPES, Recipe, recipe_name
 from mnist_core.spec import PRESETS
-from mnist_core.train import (FAST, NOTEBOOK, QUICK_RUN, RECIPES, Recipe, learning_rate_schedule, recipe_name, train,
-                               training_batches, training_images)
+from mnist_core.train import learning_rate_schedule, train, training_batches, training_images
 
 TINY = dict(train_subset=512, batch_size=128, progress_every=1)  # 4 steps an epoch
 
@@ -107,10 +107,27 @@ def test_same_seed_same_metrics_other_seed_differs(mnist):
     (dict(shift=-0.1), "shift must be 0-0.3"),
     (dict(zoom=0.9), "zoom must be 0-0.5"),
     (dict(recalibrate_bn="yes"), "recalibrate_bn must be true or false"),
+    (dict(seed=-1), "seed must be 0-2,147,483,647"),  # once queued, then failed in the worker
+    (dict(batch_size=4), "batch size must be 8-4,096"),
+    (dict(learning_rate=2.0), "learning rate must be 0.0001-1"),
+    (dict(epochs=2.5), "epochs must be 1-200"),
+    (dict(lr_decay=float("nan")), "lr decay must be 0-100"),
 ])
 def test_invalid_recipes_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         Recipe(**changes)
+
+
+def test_every_recipe_field_a_user_sets_is_declared_once_with_its_range():
+    """The Train page, the CLI and the checks all read FIELDS: every user-facing field is there, once."""
+    from dataclasses import fields
+
+    from mnist_core.recipe import FIELDS
+
+    internal = {"val_batch_size", "progress_every"}
+    assert sorted(field.name for field in FIELDS) == sorted(f.name for f in fields(Recipe) if f.name not in internal)
+    for named in RECIPES.values():  # the named recipes sit inside the declared ranges
+        assert all(field.problem(getattr(named, field.name)) is None for field in FIELDS)
 
 
 def test_recipe_defaults_are_the_notebooks():
