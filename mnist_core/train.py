@@ -205,6 +205,7 @@ class _Progress:
         self.last_poll = 0.0
         self.epoch = 0
         self.last_epoch: Event | None = None
+        self.first: tuple[int, float] | None = None  # (steps done, seconds) at the first event
 
     def callback(self, keras):
         progress = self
@@ -228,10 +229,15 @@ class _Progress:
         done = self.epoch * self.steps + batch + 1
         total = self.recipe.epochs * self.steps
         elapsed = time.perf_counter() - self.start
+        if self.first is None:
+            self.first = (done, elapsed)
+        first_done, first_elapsed = self.first
+        # The batches before the first event also built the graph (seconds): the pace is measured after them.
+        pace = (elapsed - first_elapsed) / (done - first_done) if done > first_done else elapsed / done
         return Event(kind=kind, epoch=self.epoch + (batch + 1) / self.steps, batch=batch + 1, step=done,
                      lr=self.rate_used(model), loss=float(logs.get("loss", np.nan)),
                      accuracy=float(logs.get("accuracy", np.nan)), elapsed=elapsed,
-                     eta=elapsed / done * (total - done), **extra)
+                     eta=pace * (total - done), **extra)
 
     def rate_used(self, model) -> float:
         """The learning rate the optimizer applied at its last step."""

@@ -309,3 +309,23 @@ def test_two_full_epochs_of_seed_final_reach_97_percent(mnist):
     """
     result = train(PRESETS["seed-final"], Recipe(epochs=2), mnist, lambda event: None)
     assert result.test_accuracy >= 0.97
+
+
+def test_the_eta_follows_the_pace_after_the_graph_is_built(monkeypatch):
+    """The first batches build the graph (seconds here); an ETA that averaged them in told a class a Quick
+    run would take minutes longer than it did. Simulated clock: 8 s to the first event, then 0.1 s a batch."""
+    from types import SimpleNamespace
+
+    from mnist_core import train as train_module
+
+    now = [0.0]
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: now[0])
+    published = []
+    recipe = Recipe(epochs=1, train_subset=10_000, batch_size=100, progress_every=10)  # 100 steps
+    progress = train_module._Progress(recipe, recipe.steps_per_epoch, published.append, lambda: False,
+                                      lambda step: 0.001)
+    model = SimpleNamespace(optimizer=SimpleNamespace(iterations=1))
+    for batch, seconds in ((9, 8.0), (19, 9.0), (29, 10.0)):  # events after batches 10, 20 and 30
+        now[0] = seconds
+        progress.batch_end(model, batch, {"loss": 1.0, "accuracy": 0.5})
+    assert [event.eta for event in published] == pytest.approx([8.0 / 10 * 90, 0.1 * 80, 0.1 * 70])
