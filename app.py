@@ -25,7 +25,7 @@ def home() -> None:
     verdict = budget.verdict(summarize(arch))
     left, right = st.columns(2)
     left.metric(f"Current architecture ({common.plain(arch.name)}), {budget.counting} params", f"{verdict.counted:,}",
-                delta=f"{verdict.margin:,} to spare" if verdict.within else verdict.short,
+                delta=f"{verdict.spare:,} to spare" if verdict.within else verdict.short,
                 delta_color="normal" if verdict.within else "inverse")
     lab = common.get_lab()
     choices = [bundled_model()]

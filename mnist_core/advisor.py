@@ -64,6 +64,11 @@ class Plan:
     margin: int  # params left under the limit afterwards (> 0)
 
     @property
+    def spare(self) -> int:
+        """Params that could still be added afterwards and stay strictly under the limit."""
+        return self.margin - 1
+
+    @property
     def label(self) -> str:
         return " + ".join(edit.label for edit in self.edits)
 

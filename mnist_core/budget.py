@@ -102,6 +102,11 @@ class Verdict:
         return self.limit - self.counted
 
     @property
+    def spare(self) -> int:
+        """Parameters that could still be added and stay strictly under the limit (0 or more when within)."""
+        return self.margin - 1
+
+    @property
     def over_by(self) -> int:
         """Parameters above the limit (0 when within or exactly at it)."""
         return max(0, self.counted - self.limit)
@@ -123,7 +128,7 @@ class Verdict:
     @property
     def text(self) -> str:
         if self.within:
-            return f"{self.counted:,} {self.counting} params < {self.limit:,}: {self.margin:,} to spare"
+            return f"{self.counted:,} {self.counting} params < {self.limit:,}: {self.spare:,} to spare"
         if self.over_by == 0:
             return (f"{self.counted:,} {self.counting} params equals the {self.limit:,} budget; the rule is strictly "
                     f"under, so it is 1 over")

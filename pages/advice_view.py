@@ -51,12 +51,12 @@ def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
             for plan in (plan for plan in plans if len(plan.edits) == size):
                 effects = [measured[edit.key] for edit in plan.edits if edit.key in measured]
                 _row(arch, plan, plan.label + (f" · measured: {'; '.join(effects)}" if effects else ""),
-                     f"{plan.delta.counted(budget.counting):+,} → {plan.margin:,} to spare",
+                     f"{plan.delta.counted(budget.counting):+,} → {plan.spare:,} to spare",
                      "plan-" + "+".join(edit.key for edit in plan.edits))
     else:
         buys = spare(arch, budget)
-        st.markdown(f"**What the {verdict.margin:,} spare parameters could buy**" if buys else
-                    f"No single addition fits in the {verdict.margin:,} spare parameters "
+        st.markdown(f"**What the {verdict.spare:,} spare parameters could buy**" if buys else
+                    f"No single addition fits in the {verdict.spare:,} spare parameters "
                     f"(the rule is strictly under {budget.limit:,}).")
         for edit in buys:
             _row(arch, edit, edit.label, f"{edit.delta.counted(budget.counting):+,}", f"buy-{edit.key}")

@@ -106,7 +106,8 @@ with st.container(key="budget_header"):
     counter = st.columns(3)
     counter[0].metric("Total params", f"{summary.total:,}")
     counter[1].metric("Trainable", f"{summary.trainable:,}", help="Total minus BatchNorm's moving mean and variance")
-    counter[2].metric("Margin", f"{verdict.margin:+,}", help="Budget minus counted params; must stay > 0")
+    counter[2].metric("Spare", f"{verdict.spare:+,}",
+                      help="Params you could still add and stay strictly under the budget; below 0, params to remove")
     st.plotly_chart(budget_figure(verdict), width="stretch", config={"displayModeBar": False})
     if verdict.within:
         st.success(verdict.text)

@@ -26,6 +26,7 @@ FIELD_ROWS = [("epochs", "train_subset", "batch_size"), ("seed", "optimizer", "s
 
 LIVE_HEIGHT = 440  # px: the live chart's first points show on a 1024x768 projector right after a click
 STARTED = "started_runs"  # the runs this tab started: one of them in training stays in front
+STOPPED_HERE = "stopped_in_front"  # the run this tab stopped from the front: it stays there, saying so
 
 
 def recipe_from(values: dict) -> Recipe:
@@ -171,13 +172,16 @@ def live_runs() -> None:
 
 
 def _front_run(watched, active):
-    """The run shown whole: the watched one while it trains, else one in training that this tab started (a second
-    Start queues behind it without hiding its chart), else the watched one, else any in training."""
+    """The run shown whole: the watched one while it trains or just after this tab stopped it there; else one in
+    training that this tab started (a second Start queues behind it without hiding its chart); else the watched
+    one once it ended (its result); else any in training (a reload of a queued run's link shows the live chart,
+    the queued run listed below); else the watched one."""
     running = [run for run in active if run.status == "running"]
     started = st.session_state.get(STARTED, [])
-    if watched and watched.status == "running":
+    if watched and (watched.status == "running" or watched.id == st.session_state.get(STOPPED_HERE)):
         return watched
-    return next((run for run in running if run.id in started), None) or watched or next(iter(running), None)
+    mine = next((run for run in running if run.id in started), None)
+    return mine or (watched if watched and watched.finished else None) or next(iter(running), None) or watched
 
 
 def _run_in_link() -> int | None:
@@ -196,13 +200,16 @@ def _active_runs(others, active) -> None:
         _stop_button(line[1], run)
 
 
-def _stop_button(where, run) -> None:
-    where.button("Stop", key=f"stop_{run.id}", help=f"Stop run {run.id}", on_click=_stop, args=(run.id,))
+def _stop_button(where, run, front: bool = False) -> None:
+    where.button("Stop", key=f"stop_{run.id}", help=f"Stop run {run.id}", on_click=_stop, args=(run.id, front))
 
 
-def _stop(run_id: int) -> None:
+def _stop(run_id: int, front: bool) -> None:
     # A callback, so the page drawn right after the click already shows the run stopping or stopped.
     lab.stop(run_id)
+    if front:  # the stopped run stays in front, saying so, rather than the next one taking its place at once
+        st.session_state[WATCH] = st.session_state[STOPPED_HERE] = run_id
+        st.query_params[WATCH_PARAM] = str(run_id)
 
 
 def _run_view(run, events, active) -> None:
@@ -212,13 +219,13 @@ def _run_view(run, events, active) -> None:
     last = events[-1] if events else None
     if run.status == "queued":
         st.info(lab.waiting_text(run, active))
-        _stop_button(st, run)
+        _stop_button(st, run, front=True)
     elif run.status == "running":
         done = last.elapsed / (last.elapsed + last.eta) if last and last.eta is not None else 0.0
         line = st.columns([5, 1], vertical_alignment="bottom")
         line[0].progress(min(done, 1.0), text=progress_text(last, recipe) if last else
                          "Starting (loading data and compiling the model)...")
-        _stop_button(line[1], run)
+        _stop_button(line[1], run, front=True)
     if events:
         # No Plotly toolbar: it covered the learning rate's top tick, and a class only watches the chart.
         st.plotly_chart(training_figure(events, recipe.epochs, peak_lr=recipe.learning_rate, height=LIVE_HEIGHT),

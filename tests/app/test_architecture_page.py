@@ -24,7 +24,7 @@ def test_batchnorm_toggle_changes_the_counter_by_the_exact_amount(app):
     assert any("over the 15,000 budget by 24" in text for text in texts(at.error))
     toggle(at, "batchnorm of conv 6").set_value(False).run()
     assert metrics(at)["Total params"] == "14,960"
-    assert any("40 to spare" in text for text in texts(at.success))
+    assert any("39 to spare" in text for text in texts(at.success))
 
 
 def test_dropout_and_filters_edits(app):
@@ -45,7 +45,7 @@ def test_a_preset_opened_from_a_link_is_named_by_its_content(app):
 def test_presets_and_reset(app):
     at = app("architecture")
     next(b for b in at.button if b.label.startswith("seed-first")).click().run()
-    assert metrics(at)["Total params"] == "15,088" and metrics(at)["Margin"] == "-88"
+    assert metrics(at)["Total params"] == "15,088" and metrics(at)["Spare"] == "-89"
     assert any("over the 15,000 budget by 88" in text for text in texts(at.error))
     next(b for b in at.button if b.label == "Reset").click().run()
     assert metrics(at)["Total params"] == "14,960"
@@ -55,7 +55,7 @@ def test_budget_can_count_trainable_params(app):
     at = app("architecture")
     next(b for b in at.button if b.label.startswith("seed-first")).click().run()
     at.radio[0].set_value("trainable").run()
-    assert any("14,864 trainable params < 15,000: 136 to spare" in text for text in texts(at.success))
+    assert any("14,864 trainable params < 15,000: 135 to spare" in text for text in texts(at.success))
     at.number_input(key="budget_limit").set_value(14_000).run()
     assert any("over the 14,000 budget by 864" in text for text in texts(at.error))
 
@@ -65,7 +65,7 @@ def test_link_opens_the_same_network(app):
     code = PRESETS["seed-first"].to_code()
     at = app("architecture", query={"arch": code, "budget": "16000"})
     assert metrics(at)["Total params"] == "15,088"
-    assert any("912 to spare" in text for text in texts(at.success))
+    assert any("911 to spare" in text for text in texts(at.success))
     toggle(at, "batchnorm of conv 7").set_value(False).run()
     assert at.query_params["arch"] != code
 
@@ -112,7 +112,7 @@ def test_good_json_is_applied(app):
 
 
 def test_advisor_offers_the_one_edit_fix_and_the_notebooks_two_edit_fix_for_seed_first(app):
-    """88 over: one edit fits (BatchNorm after conv 2 off, 40 to spare); the notebook's two BatchNorm drops
+    """88 over: one edit fits (BatchNorm after conv 2 off, 39 to spare); the notebook's two BatchNorm drops
     are offered too; one click applies a fix and the counter follows."""
     at = app("architecture", query={"arch": PRESETS["seed-first"].to_code()})
     applies = {button.help: button for button in at.button if button.label == "Apply"}
@@ -123,7 +123,7 @@ def test_advisor_offers_the_one_edit_fix_and_the_notebooks_two_edit_fix_for_seed
     assert metrics(at)["Total params"] == "14,960" and at.session_state["arch"] == PRESETS["seed-final"]
     assert any(text.startswith("Last change: Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7: -128 total")
                for text in texts(at.caption))
-    assert any("No single addition fits in the 40 spare parameters" in text for text in texts(at.markdown))
+    assert any("No single addition fits in the 39 spare parameters" in text for text in texts(at.markdown))
 
 
 def test_the_network_picture_follows_every_edit(app):
@@ -147,7 +147,7 @@ def test_reset_resets_the_budget_fields_it_shows(app):
     assert (limit.value, counting.value) == (15_000, "total")
     assert limit.proto.set_value and limit.proto.value == 15_000  # sent to the browser, which shows it
     assert counting.proto.set_value and counting.proto.raw_value == "total"
-    assert any("14,960 total params < 15,000: 40 to spare" in text for text in texts(at.success))
+    assert any("14,960 total params < 15,000: 39 to spare" in text for text in texts(at.success))
     next(b for b in at.button if b.label.startswith("seed-first")).click().run()
     assert any("over the 15,000 budget by 88" in text for text in texts(at.error))
     assert at.number_input(key="budget_limit").value == 15_000

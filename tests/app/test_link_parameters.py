@@ -39,4 +39,4 @@ def test_a_budget_in_the_link_that_is_no_number_in_range_keeps_the_default(app, 
     at = app(query={"budget": text})
     assert "The link's budget could not be used; showing the default 15,000 total params." in texts(at.warning)
     at.switch_page("pages/architecture.py").run()
-    assert metrics(at)["Margin"] == "+40" and at.query_params["budget"] == "15000"
+    assert metrics(at)["Spare"] == "+39" and at.query_params["budget"] == "15000"

@@ -239,21 +239,46 @@ def test_a_bad_executor_setting_is_named_on_the_page(app, monkeypatch):
     monkeypatch.delenv("MNIST_LAB_EXECUTOR")  # the fixture's clean-up opens a Lab of its own
 
 
-def test_a_reload_keeps_watching_the_run_this_tab_started(app, lab_home):
-    """Two tabs: the second tab's run is in its link, so its reload shows that run, not the first tab's."""
+def test_a_reload_of_a_queued_runs_link_shows_the_live_run_and_lists_its_own(app, lab_home):
+    """Two tabs: the second tab's queued run is in its link. Its reload once showed that run alone, with no
+    chart; the run in training is shown whole now, and the tab's own queued run is listed under it."""
     first_tab = app("train")
     first = start(first_tab, **LONG)
     second_tab = app("train")
     second = start(second_tab, **SHORT)
     assert second_tab.query_params["run"] == str(second)
+    store = RunStore(lab_home)
+    wait_for(lambda: store.get(first).status == "running" and store.events(first), timeout=180)
     reloaded = app("train", query={"run": str(second)})
+    assert not reloaded.exception
     shown = [heading for heading in headings(reloaded) if heading.startswith("Run ")]
-    assert shown == [f"Run {second}: seed-final · queued"]  # not the first tab's running run
-    assert "Also training or queued" in headings(reloaded)  # that one is listed, with its own Stop
-    assert any(text.startswith(f"Run {first}: seed-final · ") for text in texts(reloaded.markdown))
-    button(reloaded, "Stop", f"Stop run {first}").click().run()
+    assert shown == [f"Run {first}: seed-final · running"] and reloaded.get("plotly_chart")
+    assert "Also training or queued" in headings(reloaded)
+    assert f"Run {second}: seed-final · queued" in texts(reloaded.markdown)
+    assert any(f"Run {second} is queued" in text for text in texts(reloaded.caption))
     button(reloaded, "Stop", f"Stop run {second}").click().run()
-    wait_for(lambda: RunStore(lab_home).get(first).finished, timeout=60)
+    button(reloaded, "Stop", f"Stop run {first}").click().run()
+    wait_for(lambda: store.get(first).finished, timeout=60)
+
+
+def test_stop_keeps_the_stopped_run_in_front_while_the_next_one_starts(app, lab_home):
+    """Stop on the run in front once showed the queued run behind it at once, with its Stop where the first was:
+    the stopped run stays in front, saying it was stopped, and the next one is listed with its own Stop."""
+    at = app("train")
+    first = start(at, **LONG)
+    store = RunStore(lab_home)
+    wait_for(lambda: store.get(first).status == "running" and store.events(first), timeout=180)
+    second = start(at, **LONG)
+    button(at, "Stop", f"Stop run {first}").click().run()
+    wait_for(lambda: store.get(first).status == "stopped", timeout=60)
+    at.run()
+    assert not at.exception
+    assert [h for h in headings(at) if h.startswith("Run ")][0] == f"Run {first}: seed-final · stopped"
+    assert any(f"Run {first} was stopped" in text for text in texts(at.info))
+    assert "Also training or queued" in headings(at)
+    assert any(text.startswith(f"Run {second}: seed-final · ") for text in texts(at.markdown))
+    button(at, "Stop", f"Stop run {second}").click().run()
+    wait_for(lambda: store.get(second).finished, timeout=60)
 
 
 def test_quick_run_starts_the_quick_recipe_in_one_click(app, lab_home):

@@ -23,7 +23,7 @@ def test_params_prints_the_table_and_verdict():
     out = cli("params", "--preset", "seed-final")
     assert out.returncode == 0
     assert "Total params: 14,960  (trainable 14,800, non-trainable 160)" in out.stdout
-    assert "Budget: PASS: 14,960 total params < 15,000: 40 to spare" in out.stdout
+    assert "Budget: PASS: 14,960 total params < 15,000: 39 to spare" in out.stdout
     assert " 26x26x16 " in out.stdout and "   4x4x10 " in out.stdout
     first = cli("params", "--preset", "seed-first")
     assert "Budget: FAIL: 15,088 total params: over the 15,000 budget by 88" in first.stdout

@@ -45,6 +45,7 @@ def test_budget_is_strictly_under():
     assert Budget(limit=first.total + 1).verdict(first).within
     assert Budget(counting="trainable").verdict(first).within  # 14,864 < 15,000
     assert Budget().verdict(summarize(FINAL)).margin == 40
+    assert Budget().verdict(summarize(FINAL)).spare == 39  # +40 would land on 15,000, not under it
 
 
 @pytest.mark.parametrize("limit, counting", [(-5, "total"), (0, "total"), (10_000_001, "total"), (True, "total"),
