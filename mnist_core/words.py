@@ -4,3 +4,8 @@
 def plural(count: int, noun: str) -> str:
     """'1 epoch', '2 epochs', '1,000 images': the count with its noun, plural unless it is exactly one."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def share(probability: float) -> str:
+    """A probability as a model's confidence: '72.5%', never '100.0%' for what rounds up to it ('over 99.9%')."""
+    return "over 99.9%" if probability >= 0.9995 else f"{probability:.1%}"

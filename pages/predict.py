@@ -20,7 +20,7 @@ from mnist_core.predict import (
 )
 from mnist_core.spec import SpecError
 from mnist_core.store import StoreError
-from mnist_core.words import plural
+from mnist_core.words import plural, share
 from pages import common, drawing, insight, samples_view
 
 DRAW, PHOTO = "Draw", "Photo"
@@ -139,13 +139,13 @@ with right:  # the answer beside the input, where the eye is: refusals too
         answer = st.columns([1, 2], vertical_alignment="center")
         answer[0].image(enlarge(digit28, 3), caption="What the model sees (28x28)")
         answer[1].metric("Best guess" if reasons else "Prediction", str(digit))
-        answer[1].write(f"{probabilities[digit]:.1%} confident")
+        answer[1].write(f"{share(probabilities[digit])} confident")
+        for reason in reasons:  # right under the answer: on a 768 px projector the bars' end may be cut, not this
+            st.warning(reason)
         st.plotly_chart(probabilities_figure(probabilities, height=COMPACT_BARS), width="stretch",
                         config={"displayModeBar": False})
         if strokes is not None:
             st.caption(strokes.text())
-        for reason in reasons:
-            st.warning(reason)
 
 if digit28 is not None:
     if lab is not None:

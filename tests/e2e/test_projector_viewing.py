@@ -50,6 +50,25 @@ def scroll_to_top(page) -> None:
                   " document.querySelectorAll('*').forEach((element) => { element.scrollTop = 0; }); }")
 
 
+SCRIBBLE = [[(40, 40), (240, 60), (40, 90), (240, 120), (40, 150), (240, 180), (40, 210), (240, 240)],
+            [(60, 240), (80, 40), (120, 240), (160, 40), (200, 240), (230, 40)]]  # a zig-zag crossed out
+
+
+def test_a_scribbles_warning_is_on_screen_beside_its_answer(server, watched_context):
+    """A scribble's "does not look like a digit" sat below the bars, off a 768 px screen: only the guess showed."""
+    page = projector(watched_context)
+    page.goto(f"{server.url}/predict")
+    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible()
+    draw(page, SCRIBBLE)
+    warning = page.locator('[data-testid="stAlert"]').filter(has_text="does not look like a digit")
+    expect(warning).to_be_visible()
+    scroll_to_top(page)
+    assert_on_screen(warning.bounding_box(), "the scribble's warning")
+    assert_on_screen(page.locator('[data-testid="stMetric"]').filter(has_text="Best guess").bounding_box(),
+                     "the best guess")
+    page.screenshot(path=screenshot_path("predict-1024x768-scribble"))
+
+
 def test_predict_shows_canvas_buttons_answer_and_bars_on_one_screen(server, watched_context):
     """After a drawn 1, the canvas, Undo and Clear, the answer and all ten probability bars are on screen
     together at 1024x768 with the sidebar open (the bars used to start near the bottom edge); below, every

@@ -4,7 +4,7 @@ import pytest
 
 from mnist_core.budget import Budget, Verdict
 from mnist_core.evidence import COMMONEST_SHARE, LEARNED_FROM, accuracy_text, did_not_learn, learned
-from mnist_core.words import plural
+from mnist_core.words import plural, share
 
 
 def test_always_answering_one_digit_is_not_learning(mnist):
@@ -37,3 +37,7 @@ def test_the_budget_cell_never_says_over_by_zero(counted, short):
 
 def test_counts_are_singular_only_for_one():
     assert [plural(n, "epoch") for n in (0, 1, 2, 60_000)] == ["0 epochs", "1 epoch", "2 epochs", "60,000 epochs"]
+
+
+def test_a_confidence_never_reads_100_percent():
+    assert [share(p) for p in (0.725, 0.9994, 0.9995, 1.0)] == ["72.5%", "99.9%", "over 99.9%", "over 99.9%"]
