@@ -26,8 +26,8 @@ from pathlib import Path
 
 from mnist_core import config
 from mnist_core.jobs import Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import FIRST_LOOK, RECIPES
+from mnist_core.spec import PRESETS
 
 SMALL = replace(FIRST_LOOK, train_subset=6_000)  # ~10 s of training on 2 cores: overhead shows
 

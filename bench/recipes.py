@@ -21,8 +21,8 @@ from pathlib import Path
 
 from mnist_core.budget import summarize
 from mnist_core.data import load_mnist
-from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture
 from mnist_core.recipe import FIRST_LOOK, RECIPES
+from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture
 from mnist_core.train import train
 
 TARGET = 0.994

@@ -21,8 +21,8 @@ from dataclasses import replace
 
 from mnist_core.data import as_model_input, load_mnist
 from mnist_core.jobs import Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import RECIPES, Recipe
+from mnist_core.spec import PRESETS
 from mnist_core.train import recalibration_callback, training_batches, training_images
 
 

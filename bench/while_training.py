@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from mnist_core.jobs import Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import Recipe
+from mnist_core.spec import PRESETS
 
 LONG = Recipe(epochs=50, train_subset=10_000, progress_every=1)
 

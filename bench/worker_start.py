@@ -14,8 +14,8 @@ import tempfile
 import time
 
 from mnist_core.jobs import Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import Recipe
+from mnist_core.spec import PRESETS
 
 RECIPE = Recipe(epochs=1, train_subset=1280, progress_every=1)
 

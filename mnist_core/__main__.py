@@ -10,9 +10,9 @@ from pathlib import Path
 
 from .budget import Budget, summarize
 from .evidence import accuracy_text
+from .recipe import FIELDS, RECIPES, Recipe
 from .spec import PRESETS, Architecture, SpecError
 from .store import Run, StoreError
-from .recipe import FIELDS, RECIPES, Recipe
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
 from .words import plural
 

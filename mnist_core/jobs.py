@@ -27,10 +27,10 @@ from pathlib import Path
 from . import config
 from .budget import summarize
 from .lifecycle import INTERRUPTED, pid_alive
+from .recipe import Recipe
 from .spec import Architecture
 from .store import Run, RunStore, StoreError
 from .study import check_seeds, variants
-from .recipe import Recipe
 from .words import plural
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -115,10 +115,11 @@ class Lab:
             if self.executor_problem():
                 return f"Run {run.id} is queued until the Ray cluster answers."
             queued_ahead = sum(other.status == "queued" for other in ahead)
-            return (f"Run {run.id} is queued: {plural(queued_ahead, 'run')} ahead of it wait for room on the Ray cluster."
-                    if queued_ahead else f"Run {run.id} goes to the Ray cluster as soon as it has room...")
+            return (f"Run {run.id} is queued: {plural(queued_ahead, 'run')} ahead of it "
+                    f"{'waits' if queued_ahead == 1 else 'wait'} for room on the Ray cluster." if queued_ahead else f"Run {run.id} goes to the Ray cluster as soon as it has room...")
         if ahead:
-            return (f"Run {run.id} is queued: {plural(len(ahead), 'run')} ahead of it train first "
+            return (f"Run {run.id} is queued: {plural(len(ahead), 'run')} ahead of it "
+                    f"{'trains' if len(ahead) == 1 else 'train'} first "
                     f"(one training at a time keeps this machine responsive).")
         return "Waiting for the training worker (it loads TensorFlow once, then stays warm)..."
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .evidence import accuracy_text, learned
+from .recipe import Recipe, recipe_name
 from .report import recipe_text
 from .spec import NUM_CLASSES, Architecture, Signal
 from .store import RunStore
 from .strokes import StrokeChange, normalise_width
-from .recipe import Recipe, recipe_name
 from .words import plural
 
 BOX = 20  # MNIST's size-normalisation box

@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 from .budget import Budget, Verdict
 from .evidence import accuracy_text
+from .recipe import FIELD, Recipe, closest_recipe
 from .spec import Architecture, SpecError
 from .store import Event, Run
-from .recipe import FIELD, Recipe, closest_recipe
 
 
 def architecture_text(arch: Architecture) -> str:

@@ -19,6 +19,7 @@ from .budget import summarize
 from .evidence import DID_NOT_LEARN, binomial_std, did_not_learn, learned
 from .spec import PRESETS, Architecture, SpecError
 from .store import TERMINAL, Run, RunStore, Study, StoreError
+from .words import plural, points
 
 BASELINE = "baseline"
 PRESET = "preset:"  # a preset variant's key is this plus the preset's name
@@ -269,9 +270,9 @@ class MeasuredEffect:
 
     @property
     def text(self) -> str:
-        """'+0.12%, within seed noise (study 3: 2 seeds x 60,000 images)'."""
-        return (f"{self.delta_accuracy:+.2%}, {self.verdict} (study {self.study_id}: "
-                f"{self.seeds} seed{'s' if self.seeds > 1 else ''} x {self.images_seen:,} images)")
+        """'+0.12 points, within seed noise (study 3: 2 seeds x 60,000 training images)'."""
+        return (f"{points(self.delta_accuracy)}, {self.verdict} (study {self.study_id}: "
+                f"{plural(self.seeds, 'seed')} x {self.images_seen:,} training images)")
 
 
 def measured_effects(store: RunStore, arch: Architecture) -> dict[str, MeasuredEffect]:

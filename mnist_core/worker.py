@@ -25,9 +25,9 @@ from pathlib import Path
 from .analysis import Analysis, AnalysisError, analyse, save_analysis
 from .data import Mnist, MnistDataError, as_model_input, load_mnist
 from .lifecycle import INTERRUPTED, ProgressLog, pid_alive
+from .recipe import Recipe
 from .spec import SpecError
 from .store import Run, RunStore, StoreError, keeps_model
-from .recipe import Recipe
 from .train import train
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up

@@ -47,7 +47,8 @@ def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
             st.warning("No combination of up to three edits brings this network under the budget: "
                        "remove a layer or reduce filters by more.")
         for size in sorted({len(plan.edits) for plan in plans}):
-            st.markdown(f"**{GROUPS[size]}** that fit" + (" (fewest edits)" if size == len(plans[0].edits) else ""))
+            st.markdown(f"**{GROUPS[size]}** that {'fits' if size == 1 else 'fit'}"
+                        + (" (fewest edits)" if size == len(plans[0].edits) else ""))
             for plan in (plan for plan in plans if len(plan.edits) == size):
                 effects = [measured[edit.key] for edit in plan.edits if edit.key in measured]
                 _row(arch, plan, plan.label + (f" · measured: {'; '.join(effects)}" if effects else ""),

@@ -5,9 +5,10 @@ import streamlit as st
 from mnist_core.budget import summarize
 from mnist_core.charts import study_figure
 from mnist_core.evidence import accuracy_text
+from mnist_core.recipe import FIRST_LOOK, NOTEBOOK, QUICK_RUN
 from mnist_core.store import StoreError
 from mnist_core.study import MAX_SEEDS, summarize_study, variants
-from mnist_core.recipe import FIRST_LOOK, NOTEBOOK, QUICK_RUN
+from mnist_core.words import points
 from pages import common
 
 RECIPES = {f"Quick run (the fast recipe over {QUICK_RUN.images:,} images once: about a minute a variant)": QUICK_RUN,
@@ -68,7 +69,7 @@ def study_view(study_id: int) -> None:
         st.button("Stop the whole study", on_click=lab.stop_study, args=(study_id,), key=f"stop_study_{study_id}")
     st.dataframe([{"variant": row.label, "Δ params": f"{row.delta_params:+,}",
                    "test accuracy": accuracy_text(row.mean),
-                   "Δ accuracy": "" if row.delta_accuracy is None else f"{row.delta_accuracy:+.2%}",
+                   "Δ accuracy": "" if row.delta_accuracy is None else points(row.delta_accuracy),
                    "seeds": ", ".join(f"{seed}: {row.accuracies[seed]:.2%}" if seed in row.accuracies else
                                       f"{seed}: {status}" for seed, status in row.statuses.items()),
                    "verdict": row.verdict} for row in summary.rows],
@@ -76,7 +77,7 @@ def study_view(study_id: int) -> None:
     if summary.seed_std is not None:
         source = ("measured across this study's seeds" if summary.seed_std_source == "observed" else
                   "typical for this recipe: with one seed an effect cannot be told from noise")
-        st.caption(f"Seed noise: one standard deviation is {summary.seed_std:.2%} ({source}). "
+        st.caption(f"Seed noise: one standard deviation is {points(summary.seed_std, signed=False)} of accuracy ({source}). "
                    f"A difference within about two of them is called within seed noise.")
     if any(row.delta_accuracy is not None for row in summary.rows[1:]):
         st.plotly_chart(study_figure(summary), width="stretch", key=f"study_figure_{study_id}")

@@ -6,10 +6,10 @@ from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.links import parse_run_id
+from mnist_core.recipe import FIELD, RECIPES, Recipe, unused_fields
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
 from mnist_core.store import StoreError
-from mnist_core.recipe import FIELD, RECIPES, Recipe, unused_fields
 from mnist_core.words import plural
 from pages import common
 
@@ -243,7 +243,7 @@ def _final(run, events) -> None:
     elif run.status == "completed" and run.stop_requested:
         st.info(f"Run {run.id} had finished training when the stop reached it, so it completed.")
     elif run.status == "stopped":
-        st.info(f"Run {run.id} was stopped: {run.error or 'at your request.'}" + (
+        st.info(f"Run {run.id} was stopped" + (f": {run.error}" if run.error else " on request.") + (
             "" if run.test_accuracy is not None else " It stopped before its first epoch ended, so it has no test "
                                                      "accuracy and no model to draw for: train at least one epoch."))
     if did_not_learn(run.test_accuracy):

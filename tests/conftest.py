@@ -43,8 +43,8 @@ def lab_home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory, mnist):
     """seed-final trained for 2 epochs on 10,000 images (~96% test accuracy), saved as .keras."""
-    from mnist_core.spec import PRESETS
     from mnist_core.recipe import Recipe
+    from mnist_core.spec import PRESETS
     from mnist_core.train import train
 
     result = train(PRESETS["seed-final"], Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9, seed=3),

@@ -118,7 +118,9 @@ def test_advisor_offers_the_one_edit_fix_and_the_notebooks_two_edit_fix_for_seed
     applies = {button.help: button for button in at.button if button.label == "Apply"}
     assert "Apply: Drop BatchNorm after conv 2" in applies
     assert "Apply: Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7" in applies
-    assert any("One edit" in text for text in texts(at.markdown))
+    assert any(text.startswith("**One edit** that fits") for text in texts(at.markdown))
+    assert any(text.startswith("**Two edits (the notebook's kind of fix: two BatchNorms)** that fit")
+               for text in texts(at.markdown))
     applies["Apply: Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7"].click().run()
     assert metrics(at)["Total params"] == "14,960" and at.session_state["arch"] == PRESETS["seed-final"]
     assert any(text.startswith("Last change: Drop BatchNorm after conv 6 + Drop BatchNorm after conv 7: -128 total")

@@ -1,9 +1,9 @@
 """Home, Train (budget rule), Predict and Runs pages in AppTest, against a real run store."""
 
 from mnist_core.budget import summarize
+from mnist_core.predict import bundled_model
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
-from mnist_core.predict import bundled_model
 from tests.app.conftest import metrics, texts
 
 BUNDLED = bundled_model().spec.name  # the preset the shipped model was trained as

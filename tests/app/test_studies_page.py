@@ -42,7 +42,8 @@ def test_a_finished_study_shows_each_variant_against_the_baseline(app, lab_home)
     assert at.get("plotly_chart"), "the scatter of params against accuracy"
     at = app("architecture")  # the advisor now shows what each measured toggle did
     effects = dict(zip(at.dataframe[0].value["edit"], at.dataframe[0].value["measured effect"]))
-    assert effects["Drop BatchNorm after conv 2"].startswith(("+", "-")) and "%" in effects["Drop BatchNorm after conv 2"]
+    effect = effects["Drop BatchNorm after conv 2"]
+    assert effect.startswith(("+", "-")) and " points, " in effect and "(study 1: 1 seed x 120,000 training images)" in effect
 
 
 def test_a_study_that_did_not_learn_shows_no_findings_here_or_in_the_advisor(app, lab_home):

@@ -6,9 +6,9 @@ import signal
 
 from mnist_core.budget import summarize
 from mnist_core.jobs import Lab
+from mnist_core.recipe import RECIPES
 from mnist_core.spec import PRESETS
 from mnist_core.store import Event, RunStore
-from mnist_core.recipe import RECIPES
 from tests.app.conftest import metrics, texts
 from tests.browser import free_port
 from tests.conftest import wait_for
@@ -132,7 +132,7 @@ def test_second_start_queues_both_runs_show_with_their_own_stop(app, lab_home):
     second = start(at)
     assert headings(at)[0] == f"Run {first}: seed-final · running" and at.get("plotly_chart")
     assert at.get("progress")[0].proto.text.startswith("Epoch ")
-    assert any(f"Run {second} is queued: 1 run ahead of it train first" in text for text in texts(at.caption))
+    assert any(f"Run {second} is queued: 1 run ahead of it trains first" in text for text in texts(at.caption))
     assert f"Run {second}: seed-final · queued" in texts(at.markdown)
     assert {b.help for b in at.button if b.label == "Stop"} == {f"Stop run {first}", f"Stop run {second}"}
     assert "Also training or queued" in headings(at)

@@ -16,8 +16,8 @@ def e2e_home(tmp_path_factory) -> Path:
 def trained_run(e2e_home, mnist_dir):
     """A seed-final run trained through the real worker on 10,000 images (~96%): the Predict default."""
     from mnist_core.jobs import Lab
-    from mnist_core.spec import PRESETS
     from mnist_core.recipe import Recipe
+    from mnist_core.spec import PRESETS
 
     lab = Lab(home=e2e_home, data_dir=mnist_dir)
     try:

@@ -15,9 +15,9 @@ import pytest
 from mnist_core.budget import summarize
 from mnist_core.jobs import Lab
 from mnist_core.predict import bundled_model, load_predictor, to_mnist
+from mnist_core.recipe import Recipe
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore, StoreError
-from mnist_core.recipe import Recipe
 from tests.app.conftest import texts
 from tests.conftest import ROOT
 

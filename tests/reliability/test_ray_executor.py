@@ -14,8 +14,8 @@ import psutil
 from mnist_core.data import as_model_input
 from mnist_core.dispatcher import RAY_INTERRUPTED
 from mnist_core.jobs import INTERRUPTED, Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import Recipe
+from mnist_core.spec import PRESETS
 from tests.browser import free_port
 from tests.conftest import wait_for
 

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from mnist_core.jobs import Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import Recipe
+from mnist_core.spec import PRESETS
 from tests.app.conftest import texts
 from tests.conftest import wait_for
 

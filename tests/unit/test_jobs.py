@@ -12,8 +12,8 @@ import pytest
 
 from mnist_core.analysis import analysis_path
 from mnist_core.jobs import Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import Recipe
+from mnist_core.spec import PRESETS
 from tests.conftest import ROOT, wait_for
 
 QUICK = Recipe(epochs=1, train_subset=512, progress_every=1)
@@ -27,8 +27,8 @@ OTHER_PROCESS = """
 import sys, time
 from mnist_core.analysis import analysis_path
 from mnist_core.jobs import Lab
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import Recipe
+from mnist_core.spec import PRESETS
 home, data_dir, mode = sys.argv[1:]
 lab = Lab(home=home, data_dir=data_dir or None)
 if mode == "submit":

@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 
 from mnist_core.evidence import learned
-from mnist_core.spec import PRESETS
 from mnist_core.recipe import FIRST_LOOK, RECIPES
+from mnist_core.spec import PRESETS
 from mnist_core.train import train
 
 

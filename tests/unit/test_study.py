@@ -8,10 +8,10 @@ import pytest
 
 from mnist_core.budget import summarize
 from mnist_core.charts import study_figure
+from mnist_core.evidence import binomial_std
 from mnist_core.jobs import Lab
 from mnist_core.spec import PRESETS, Architecture
 from mnist_core.store import RunStore
-from mnist_core.evidence import binomial_std
 from mnist_core.study import (BASELINE, SHORT_RECIPE_FACTOR, check_seeds, measured_effects, summarize_study,
                                typical_seed_std, variants)
 from mnist_core.recipe import FIRST_LOOK, QUICK_RUN, Recipe
@@ -198,12 +198,12 @@ def test_a_weaker_newer_study_never_replaces_a_stronger_ones_measured_effects(la
     effects = measured_effects(store, FIRST)
     assert effects["bn-off:conv1"].study_id == quick
     assert effects["bn-off:conv1"].delta_accuracy == pytest.approx(-0.002)
-    assert effects["bn-off:conv1"].text == ("-0.20%, within seed noise, 1 seed: tentative "
-                                            "(study 1: 1 seed x 60,000 images)")
+    assert effects["bn-off:conv1"].text == ("-0.20 points, within seed noise, 1 seed: tentative "
+                                            "(study 1: 1 seed x 60,000 training images)")
     assert effects["bn-off:conv2"].study_id == 2  # nothing stronger measured it
     stronger = study(QUICK_RUN, 2, {BASELINE: 0.985, "bn-off:conv1": 0.975})
     assert measured_effects(store, FIRST)["bn-off:conv1"].study_id == stronger
-    assert "2 seeds x 60,000 images" in measured_effects(store, FIRST)["bn-off:conv1"].text
+    assert "2 seeds x 60,000 training images" in measured_effects(store, FIRST)["bn-off:conv1"].text
 
 
 def test_summary_with_three_seeds_pools_the_observed_spread(lab_home):
