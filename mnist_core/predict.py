@@ -321,6 +321,7 @@ class ModelChoice:
     test_accuracy: float | None
     run_id: int | None = None
     description: str = ""  # how it was trained, in one line
+    from_study: bool = False  # one of a study's many runs
 
     @property
     def spec(self) -> Architecture:
@@ -359,7 +360,7 @@ def available_models(store: RunStore) -> list[ModelChoice]:
     choices = [ModelChoice(f"Run {run.id}: {run.name}, {run.status}", run.spec_json, store.model_path(run.id),
                            run.test_accuracy, run.id,
                            f"Run {run.id}, {run.status}: test accuracy {accuracy_text(run.test_accuracy)}. Trained in "
-                           f"this lab, recipe: {recipe_text(run.recipe)}.")
+                           f"this lab, recipe: {recipe_text(run.recipe)}.", run.study_id is not None)
                for run in runs] + [bundled_model()]
     # sorted() keeps the store's newest-first order among equal accuracies
     return sorted(choices, key=lambda choice: -1.0 if choice.test_accuracy is None else -choice.test_accuracy)

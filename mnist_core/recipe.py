@@ -231,8 +231,13 @@ def unused_fields(choices: dict[str, Any]) -> set[str]:
         | ({"weight_decay"} if choices.get("optimizer") != "adamw" else set())
 
 
+# Every recipe the app offers by name, for saying which one a run used (the Studies page offers the first look).
+NAMED = {**RECIPES, "first look": FIRST_LOOK}
+
+
 def recipe_name(recipe: Recipe) -> str:
-    """The named recipe `recipe` is, whatever its seed: 'notebook', 'fast', 'best', 'quick', or 'custom'."""
+    """The named recipe `recipe` is, whatever its seed: 'notebook', 'fast', 'best', 'quick', 'first look' or
+    'custom'."""
     name, changes = closest_recipe(recipe)
     return "custom" if changes else name
 
@@ -241,6 +246,6 @@ def closest_recipe(recipe: Recipe) -> tuple[str, dict[str, Any]]:
     """The named recipe `recipe` differs least from, and the fields it changes (the seed not counted)."""
     mine = recipe.to_dict()
     changes = {name: {key: value for key, value in mine.items() if key != "seed" and named.to_dict()[key] != value}
-               for name, named in RECIPES.items()}
+               for name, named in NAMED.items()}
     name = min(changes, key=lambda name: len(changes[name]))
     return name, changes[name]

@@ -71,12 +71,14 @@ if lab is not None:
 choices = choices or [bundled_model()]
 wanted = st.query_params.get("model")
 linked = parse_run_id(wanted)
-unlearned = [c for c in choices if not c.learned and c.run_id != linked]
+# A study's many runs and runs that did not learn wait behind a toggle; a model the link names is always listed.
+hidden = [c for c in choices if (c.from_study or not c.learned) and c.run_id != linked]
 # One row (the canvas must fit 768 px): the picker, where the digit comes from, and the toggle when it is needed.
-row = st.columns([2, 1, 1] if unlearned else [2, 1], vertical_alignment="bottom")
-if unlearned and not row[2].toggle(f"Show {plural(len(unlearned), 'model')} that did not learn", key="show_unlearned",
-                                   help="Runs whose test accuracy is within noise of always answering one digit."):
-    choices = [c for c in choices if c not in unlearned]
+row = st.columns([2, 1, 1] if hidden else [2, 1], vertical_alignment="bottom")
+if hidden and not row[2].toggle(f"Show {plural(len(hidden), 'more model')}", key="show_hidden_models",
+                                help="Runs of ablation studies, and runs whose test accuracy is within noise of "
+                                     "always answering one digit (they did not learn)."):
+    choices = [c for c in choices if c not in hidden]
 default = next((c for c in choices if (linked is not None and c.run_id == linked)
                 or (wanted == "bundled" and c.run_id is None)), best_model(choices))
 if linked is not None and default.run_id != linked:

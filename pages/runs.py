@@ -50,7 +50,8 @@ by_id = {run.id: run for run in runs}
 label = {run.id: f"Run {run.id}: {run.name} ({run.status})" for run in runs}
 trained = [run.id for run in runs if epochs_done[run.id]]
 compare = st.multiselect("Overlay test accuracy and learning rate of", trained, format_func=label.get,
-                         default=[run.id for run in runs if run.status == "completed" and run.id in trained][:3])
+                         default=[run.id for run in runs if run.status == "completed" and run.id in trained
+                                  and run.study_id is None][:3])
 if compare:
     try:
         curves = [(label[run_id], lab.store.events(run_id)) for run_id in compare]  # only the runs shown
@@ -62,7 +63,8 @@ if compare:
 st.subheader("One run")
 # Keep the chosen run chosen while runs come and go; else preselect the newest one that trained at all.
 if st.session_state.get(CHOSEN) not in by_id:
-    st.session_state[CHOSEN] = trained[0] if trained else runs[0].id
+    own = [run_id for run_id in trained if by_id[run_id].study_id is None]  # a study's runs are many
+    st.session_state[CHOSEN] = (own or trained or [runs[0].id])[0]
 run = by_id[st.selectbox("Run", list(by_id), format_func=label.get, key=CHOSEN)]
 arch, spec_error = spec_or_error(run)
 st.caption(f"{run.status} · test accuracy {accuracy_text(run.test_accuracy)} · {epochs_done[run.id]} / "

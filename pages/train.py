@@ -152,7 +152,9 @@ def live_runs() -> None:
         active = lab.active()
         watched_id = st.session_state.get(WATCH) or _run_in_link()
         watched = lab.store.get(watched_id) if watched_id else None
-        focus = _front_run(watched, active) or next(iter(lab.store.list()), None)
+        runs = lab.store.list()  # newest first; a study's many runs give way to the newest run of one's own
+        focus = _front_run(watched, active) or next((run for run in runs if run.study_id is None), None) \
+            or next(iter(runs), None)
         events = lab.store.events(focus.id) if focus else []
     except StoreError as err:
         st.error(str(err))

@@ -4,6 +4,7 @@ from mnist_core.budget import summarize
 from mnist_core.predict import bundled_model
 from mnist_core.spec import PRESETS
 from mnist_core.store import RunStore
+from mnist_core.study import variants
 from tests.app.conftest import metrics, texts
 
 BUNDLED = bundled_model().spec.name  # the preset the shipped model was trained as
@@ -102,13 +103,44 @@ def test_predict_hides_models_that_did_not_learn_behind_a_toggle(app, lab_home):
     assert at.selectbox[0].value.run_id is None  # the bundled model, the most accurate
     assert [option.split(" (")[0] for option in at.selectbox[0].options] == [f"Bundled {BUNDLED}",
                                                                              f"Run {learned}: {BUNDLED}, completed"]
-    toggle = at.toggle(key="show_unlearned")
-    assert toggle.label == "Show 1 model that did not learn"
+    toggle = at.toggle(key="show_hidden_models")
+    assert toggle.label == "Show 1 more model"
     toggle.set_value(True).run()
     assert not at.exception
     assert at.selectbox[0].options[-1] == f"Run {chance}: {BUNDLED}, completed (11.35% (did not learn))"
     at = app("predict", query={"model": str(chance)})  # a link to it shows it, said plainly
     assert at.selectbox[0].value.run_id == chance and not at.exception
+
+
+def test_a_studys_many_runs_give_way_to_the_classs_own_run(app, lab_home):
+    """A first-look study of 3 variants after one run of one's own: Train, Runs and Predict show the own run;
+    the study's models wait behind Predict's toggle, and its recipe is called a first look."""
+    import shutil
+
+    from mnist_core.recipe import FIRST_LOOK
+
+    own = finished_run(lab_home, name=BUNDLED, accuracy=0.97, model_from=bundled_model().path)
+    store = RunStore(lab_home)
+    arch = PRESETS["seed-final"]
+    study_id = store.create_study("Ablation of seed-final", arch, FIRST_LOOK.to_dict(), [0])
+    for variant in variants(arch)[:3]:
+        counts = summarize(variant.arch)
+        run_id = store.create_run(variant.label, variant.arch, FIRST_LOOK.to_dict(), counts.total, counts.trainable,
+                                  study_id=study_id, variant=variant.key)
+        store.claim_next(0)
+        shutil.copy(bundled_model().path, store.model_path(run_id))
+        store.finish(run_id, "completed", test_accuracy=0.975)
+    at = app("train")
+    assert not at.exception
+    assert [h for h in texts(at.subheader) if h.startswith("Run ")][0] == f"Run {own}: {BUNDLED} · completed"
+    at.switch_page("pages/runs.py").run()
+    assert at.selectbox(key="runs_chosen").value == own
+    assert "first look · seed 0" in list(at.dataframe[0].value["recipe"])
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert [option.split(" (")[0] for option in at.selectbox[0].options] == [f"Bundled {BUNDLED}",
+                                                                             f"Run {own}: {BUNDLED}, completed"]
+    assert at.toggle(key="show_hidden_models").label == "Show 3 more models"
 
 
 def test_predict_page_reports_a_broken_model_file(app, lab_home):
