@@ -169,7 +169,7 @@ def _candidates(arch: Architecture, free: bool) -> Iterator[tuple[int, str, Any,
         if "filters" in fields and index != head:  # the head's 10 filters are the 10 digits
             for step in FILTER_STEPS:
                 yield (index, "filters", layer.filters + step, f"filters:conv{number}:{step:+d}",
-                       f"Filters of conv {number}: {layer.filters} -> {layer.filters + step}")
+                       f"Filters of conv {number}: {layer.filters} → {layer.filters + step}")
 
 
 class _Counter:

@@ -248,9 +248,9 @@ class Conv(Layer):
         if self.dropout != new.dropout:
             return f"Dropout after {where}" if new.dropout else f"No Dropout after {where}"
         if self.filters != new.filters:
-            return f"Filters of {where}: {self.filters} -> {new.filters}"
+            return f"Filters of {where}: {self.filters} → {new.filters}"
         if self.dropout_rate != new.dropout_rate:
-            return f"Dropout rate of {where}: {self.dropout_rate:g} -> {new.dropout_rate:g}"
+            return f"Dropout rate of {where}: {self.dropout_rate:g} → {new.dropout_rate:g}"
         return f"Changed {where}"
 
 

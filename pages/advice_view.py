@@ -62,9 +62,10 @@ def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
         for edit in buys:
             _row(arch, edit, edit.label, f"{edit.delta.counted(budget.counting):+,}", f"buy-{edit.key}")
     with st.expander("Every single edit and what it costs"):
-        st.dataframe([{"edit": edit.label, "total": edit.delta.total, "trainable": edit.delta.trainable,
-                       "within budget after": "yes" if edit.fits else "no",
-                       "measured effect": measured.get(edit.key, "")}
+        # The measured effect next to the edit: at 1024 px the columns on the right are cut.
+        st.dataframe([{"edit": edit.label, "measured effect": measured.get(edit.key, ""),
+                       "total": f"{edit.delta.total:+,}", "trainable": f"{edit.delta.trainable:+,}",
+                       "within budget after": "yes" if edit.fits else "no"}
                       for edit in single_edits(arch, budget, free=True)], hide_index=True, width="stretch")
 
 

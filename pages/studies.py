@@ -29,7 +29,7 @@ with st.form("new_study"):
     planned = variants(arch)
     st.markdown(f"**Study {common.plain(arch.name)}** ({summarize(arch).total:,} params): the baseline and "
                 f"{len(planned) - 1} variants.")
-    options = st.columns(3)
+    options = st.columns([2, 1, 1])  # the recipe's name is long
     recipe_name = options[0].selectbox("Recipe", list(RECIPES))
     seeds = options[1].number_input("Seeds per variant", 1, MAX_SEEDS, 1,
                                     help="More seeds tell a real effect from seed noise; each one adds a run per variant.")
@@ -67,12 +67,13 @@ def study_view(study_id: int) -> None:
     st.progress(summary.done / max(summary.total, 1), text=f"{summary.done} of {summary.total} runs done ({counts})")
     if summary.status != "finished":
         st.button("Stop the whole study", on_click=lab.stop_study, args=(study_id,), key=f"stop_study_{study_id}")
-    st.dataframe([{"variant": row.label, "Δ params": f"{row.delta_params:+,}",
-                   "test accuracy": accuracy_text(row.mean),
+    # The verdict next to the variant: at 1024 px the columns on the right are cut.
+    st.dataframe([{"variant": row.label, "verdict": row.verdict,
                    "Δ accuracy": "" if row.delta_accuracy is None else points(row.delta_accuracy),
+                   "Δ params": f"{row.delta_params:+,}", "test accuracy": accuracy_text(row.mean),
                    "seeds": ", ".join(f"{seed}: {row.accuracies[seed]:.2%}" if seed in row.accuracies else
-                                      f"{seed}: {status}" for seed, status in row.statuses.items()),
-                   "verdict": row.verdict} for row in summary.rows],
+                                      f"{seed}: {status}" for seed, status in row.statuses.items())}
+                  for row in summary.rows],
                  hide_index=True, width="stretch")
     if summary.seed_std is not None:
         source = ("measured across this study's seeds" if summary.seed_std_source == "observed" else

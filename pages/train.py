@@ -29,6 +29,11 @@ STARTED = "started_runs"  # the runs this tab started: one of them in training s
 STOPPED_HERE = "stopped_in_front"  # the run this tab stopped from the front: it stays there, saying so
 
 
+def _show_quick_recipe() -> None:
+    # The recipe beside the button and the caption then describe the run Quick run starts, not another one.
+    st.session_state["recipe"] = "quick"
+
+
 def recipe_from(values: dict) -> Recipe:
     """The recipe the fields describe; the fields the schedule and optimizer make irrelevant keep their defaults."""
     used = {field: value for field, value in values.items() if field not in unused_fields(values)}
@@ -76,7 +81,7 @@ if not verdict.within:
     confirmed = st.checkbox(f"Train anyway: this network is {verdict.over_text}")
 # The buttons, then the live view, then the recipe's fields: what a class watches is where the eye is after a click.
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    quick_start = st.button("Quick run", type="primary", icon=":material/bolt:",
+    quick_start = st.button("Quick run", type="primary", icon=":material/bolt:", on_click=_show_quick_recipe,
                             help=f"For a demo: train this network at once with the Quick run recipe, "
                                  f"{length_text(RECIPES['quick'])}, whichever recipe is chosen beside it")
     recipe_name = st.segmented_control(

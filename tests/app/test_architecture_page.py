@@ -34,7 +34,7 @@ def test_dropout_and_filters_edits(app):
     next(n for n in at.number_input if n.label == "Filters of conv 1").set_value(8).run()
     # conv1: 16 -> 8 filters saves 72 weights + 32 BatchNorm; conv2 loses 8 x 9 x 32 = 2,304 inputs.
     assert metrics(at)["Total params"] == f"{14_960 - 72 - 32 - 2_304:,}"
-    assert any(text.startswith("Last change: Filters of conv 1: 16 -> 8: -2,408 total") for text in texts(at.caption))
+    assert any(text.startswith("Last change: Filters of conv 1: 16 → 8: -2,408 total") for text in texts(at.caption))
 
 
 def test_a_preset_opened_from_a_link_is_named_by_its_content(app):

@@ -291,6 +291,8 @@ def test_quick_run_starts_the_quick_recipe_in_one_click(app, lab_home):
     assert (run.recipe["epochs"], run.recipe["train_subset"], run.recipe["learning_rate"], run.recipe["schedule"]) \
         == (RECIPES["quick"].epochs, None, RECIPES["quick"].learning_rate, "one-cycle")
     assert [h for h in headings(at) if h.startswith("Run ")][0].startswith(f"Run {run_id}: seed-final · ")
+    assert at.segmented_control(key="recipe").value == "quick"  # the caption describes the run that trains
+    assert any(text.startswith("1 epoch on 60,000 images · one-cycle") for text in texts(at.caption))
     button(at, "Stop", f"Stop run {run_id}").click().run()
     wait_for(lambda: RunStore(lab_home).get(run_id).finished, timeout=60)
 

@@ -180,7 +180,7 @@ def test_spare_trainable_params_buy_batchnorms_and_single_filters():
 def test_edits_apply_with_with_layer():
     """An edit's index, field and value are what `Architecture.with_layer` takes."""
     edit = next(edit for edit in single_edits(FIRST) if edit.key == "filters:conv3:-2")
-    assert (edit.index, edit.field, edit.value, edit.label) == (2, "filters", 14, "Filters of conv 3: 16 -> 14")
+    assert (edit.index, edit.field, edit.value, edit.label) == (2, "filters", 14, "Filters of conv 3: 16 → 14")
     assert edit.apply(FIRST) == FIRST.with_layer(2, filters=14)
 
 

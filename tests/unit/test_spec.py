@@ -63,7 +63,7 @@ def test_describe_change_names_the_layer_and_both_deltas():
     assert describe_change(FINAL, after) == "BatchNorm after conv 6: +64 total / +32 trainable"
     assert describe_change(after, FINAL) == "No BatchNorm after conv 6: -64 total / -32 trainable"
     wider = FINAL.with_layer(0, filters=8)
-    assert describe_change(FINAL, wider).startswith("Filters of conv 1: 16 -> 8: ")
+    assert describe_change(FINAL, wider).startswith("Filters of conv 1: 16 → 8: ")
     assert describe_change(FINAL, FINAL.with_layer(2, kernel=3)).startswith("Changed conv 3: ")
     small = Architecture((Conv(8), MaxPool(2), Conv(10, 1, relu=False), GlobalAvgPool(), Softmax()))
     assert describe_change(small, small.with_layer(1, size=3)) == \
