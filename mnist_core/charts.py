@@ -202,11 +202,12 @@ def confusion_figure(matrix: Sequence[Sequence[int]]) -> go.Figure:
     ticks = [n for n in (1, 10, 100, 1000) if n <= most]
     figure = go.Figure()
     figure.add_heatmap(z=right, x=digits, y=digits, colorscale=[[0, "#eef1f4"], [1, "#eef1f4"]], showscale=False,
-                       texttemplate="%{z}", textfont={"color": "#555"}, xgap=2, ygap=2,
+                       texttemplate="%{z}", textfont={"color": "#555", "size": 13}, xgap=2, ygap=2,
                        hovertemplate="%{y} read as %{x}: %{z} times (correct)<extra></extra>")
     figure.add_heatmap(z=[[None if n is None else n ** 0.5 for n in row] for row in wrong], x=digits, y=digits,
                        zmin=0, zmax=most ** 0.5, colorscale=[[0, "#fcc5b0"], [1, "#99000d"]],
                        text=[["" if n is None else str(n) for n in row] for row in wrong], texttemplate="%{text}",
+                       textfont={"size": 13},
                        xgap=2, ygap=2, hovertemplate="true %{y} read as %{x}: %{text} times<extra></extra>",
                        colorbar={"title": {"text": "errors"}, "thickness": 12, "tickvals": [n ** 0.5 for n in ticks],
                                  "ticktext": [f"{n:,}" for n in ticks]})
@@ -224,10 +225,11 @@ def per_class_figure(per_class_accuracy: Sequence[float | None]) -> go.Figure:
     colours = [OVER_RED if a == lowest else NEUTRAL for a in per_class_accuracy]
     floor = _accuracy_floor(lowest)
     figure = go.Figure(go.Bar(x=[str(d) for d in range(len(per_class_accuracy))], y=list(per_class_accuracy),
-                              marker_color=colours, textposition="outside", cliponaxis=False,
+                              marker_color=colours, textposition="outside", cliponaxis=False, textfont={"size": 13},
                               text=["no digits" if a is None else f"{a:.1%}" for a in per_class_accuracy],
                               hovertemplate="digit %{x}: %{y:.2%} read correctly<extra></extra>"))
-    figure.update_layout(height=300, margin={"t": 20, "b": 10},
+    figure.update_layout(height=300, margin={"t": 40, "b": 10}, title={"text": "The weakest digit in red",
+                                                                        "font": {"size": 13}},
                          yaxis={"range": [floor, 1.0], "title": "test accuracy", "tickformat": ".0%"},
                          xaxis={"title": "true digit", "type": "category"})
     return figure

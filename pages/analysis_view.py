@@ -49,10 +49,9 @@ def mistakes(lab, run, has_model: bool) -> None:
             return
     wrong = analysis.total - analysis.correct
     st.write(f"{analysis.accuracy:.2%} right: {wrong:,} of {analysis.total:,} test digits misread.")
-    charts = st.columns([3, 2])
-    charts[0].plotly_chart(confusion_figure(analysis.confusion), width="stretch", key=f"confusion_{run.id}")
-    charts[1].plotly_chart(per_class_figure(analysis.per_class_accuracy), width="stretch",
-                           key=f"per_class_{run.id}")
+    # One above the other: side by side at 1024 px their numbers shrank to ~6 px, unreadable on a projector.
+    st.plotly_chart(confusion_figure(analysis.confusion), width="stretch", key=f"confusion_{run.id}")
+    st.plotly_chart(per_class_figure(analysis.per_class_accuracy), width="stretch", key=f"per_class_{run.id}")
     if data is None:
         return
     st.caption(f"The {min(GALLERY, wrong)} most confident mistakes: true digit → what the model said.")

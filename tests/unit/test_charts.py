@@ -113,3 +113,13 @@ def test_the_training_figure_leaves_room_above_its_top_ticks_for_a_toolbar():
     for title in ("", "Run 3"):
         figure = json.loads(training_figure(events(1), epochs=2, peak_lr=0.01, title=title).to_json())
         assert figure["layout"]["margin"]["t"] >= 30 + (30 if title else 0)
+
+
+def test_the_mistakes_charts_numbers_are_big_enough_for_a_projector():
+    """Side by side at 1024 px their numbers shrank to about 6 px; they read at 13 px now, one chart a row."""
+    from mnist_core.charts import confusion_figure, per_class_figure
+
+    matrix = [[90 if t == p else 1 for p in range(10)] for t in range(10)]
+    assert all(trace.textfont.size >= 12 for trace in confusion_figure(matrix).data)
+    bars = per_class_figure([0.99] * 9 + [0.95])
+    assert bars.data[0].textfont.size >= 12 and "weakest" in bars.layout.title.text
