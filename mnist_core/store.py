@@ -208,26 +208,25 @@ class RunStore:
     @contextmanager
     def connect(self, wait: float = 5.0) -> Iterator[sqlite3.Connection]:
         """A short connection (samples.py uses it too); `wait` seconds for another writer's lock before the
-        store counts as busy. SQLite's errors come out as StoreError with a sentence for the user."""
+        store counts as busy. SQLite's errors come out as StoreError with a sentence for the user, which names
+        no server path: students on a class server read it."""
         self.remake_if_deleted()
         try:
             conn = sqlite3.connect(self.db_path, timeout=wait, isolation_level=None)
         except sqlite3.Error as err:
-            raise StoreError(f"Cannot open the run history {self.db_path}: {err}.") from None
+            raise StoreError(f"Cannot open the run history: {err}.") from None
         try:
             conn.row_factory = sqlite3.Row
             yield conn
         except sqlite3.OperationalError as err:
             if "locked" in str(err) or "busy" in str(err):
-                raise StoreError(f"The run history {self.db_path} is locked by another program; "
-                                 f"try again in a moment.") from None
+                raise StoreError("The run history is locked by another program; try again in a moment.") from None
             if "disk is full" in str(err) or shutil.disk_usage(self.home).free < 2**20:  # SQLite may say "I/O error"
-                raise StoreError(f"The disk holding the run history {self.db_path} is full; "
-                                 f"free some space.") from None
-            raise StoreError(f"The run history {self.db_path} cannot be used: {err}.") from None
+                raise StoreError("The disk holding the run history is full; free some space.") from None
+            raise StoreError(f"The run history cannot be used: {err}.") from None
         except sqlite3.DatabaseError as err:
-            raise StoreError(f"The run history {self.db_path} is damaged ({err}); restart the app "
-                             f"to rebuild it from the run folders.") from None
+            raise StoreError(f"The run history is damaged ({err}); restart the app to rebuild it from the run "
+                             f"folders.") from None
         finally:
             conn.close()
 

@@ -30,7 +30,8 @@ WELL_TRAINED_EPOCHS = 10  # on all 60,000 images: past this a net's seed spread 
 # A short recipe (fewer epochs, or a train subset the seed draws) spreads more than the floor. Measured on
 # the quick recipe, seeds 0-5: seed-first std 0.34 points = 2.0 x its floor, seed-final 0.43 = 2.3 x.
 SHORT_RECIPE_FACTOR = 2.2
-NO_BASELINE_LEARNED = "no comparison: the baseline did not learn"
+NO_COMPARISON = "no comparison"
+NO_BASELINE_LEARNED = f"{NO_COMPARISON}: the baseline did not learn"
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,10 @@ def summarize_study(store: RunStore, study_id: int) -> StudySummary:
     base_total = _baseline_total(study, runs)
     base = _accuracies(by_variant.get(BASELINE, {}))
     std, source = _seed_std(by_variant, study.recipe, statistics.mean(base.values()) if base else None)
-    base_unlearned = any(_status(run) == DID_NOT_LEARN for run in by_variant.get(BASELINE, {}).values())
-    missing = NO_BASELINE_LEARNED if base_unlearned and not base else "no baseline result yet"
+    base_statuses = [_status(run) for run in by_variant.get(BASELINE, {}).values()]
+    base_unlearned = base_statuses.count(DID_NOT_LEARN)
+    missing = ("no baseline result yet" if not base_unlearned else NO_BASELINE_LEARNED if not base else
+               f"{NO_COMPARISON}: {base_unlearned} of {len(base_statuses)} baseline seeds did not learn")
     rows = [_row(key, labels.get(key, key), seeds, base_total, base, std, missing)
             for key, seeds in by_variant.items()]
     return StudySummary(study, counts, sorted(rows, key=lambda row: row.key != BASELINE), std, source)
@@ -180,6 +183,11 @@ def _accuracies(seeds: dict[int, Run]) -> dict[int, float]:
     """seed -> test accuracy of the completed runs that learned: the only ones that are evidence."""
     return {seed: run.test_accuracy for seed, run in sorted(seeds.items())
             if run.status == "completed" and learned(run.test_accuracy)}
+
+
+def _finished(seeds: dict[int, Run]) -> list[Run]:
+    """The completed runs: those that learned and those that did not."""
+    return [run for run in seeds.values() if run.status == "completed" and run.test_accuracy is not None]
 
 
 def _status(run: Run) -> str:
@@ -225,7 +233,9 @@ def _row(key: str, label: str, seeds: dict[int, Run], base_total: int, base: dic
     total = next(iter(seeds.values())).total_params
     several = len(values) >= 2
     delta = noise = effect = None
-    if mean is not None and base and key != BASELINE:
+    # A seed that did not learn on either side leaves the other seeds' luck: no comparison at all.
+    clean = base and not missing.startswith(NO_COMPARISON) and len(values) == len(_finished(seeds))
+    if mean is not None and clean and key != BASELINE:
         delta = mean - statistics.mean(base.values())
         noise = NOISE_SIGMAS * std * math.sqrt(1 / len(values) + 1 / len(base))
         effect = "noise" if abs(delta) < noise else "better" if delta > 0 else "worse"
@@ -248,8 +258,10 @@ def _verdict(key: str, statuses: dict[int, str], completed: int, base_completed:
     aside = f", {unlearned} of {len(statuses)} seeds did not learn" if unlearned else ""
     if key == BASELINE:
         return "reference" + aside
+    if unlearned:
+        return f"no evidence: {unlearned} of {len(statuses)} seeds did not learn"
     if effect is None:
-        return missing + aside
+        return missing
     tentative = ", 1 seed: tentative" if min(completed, base_completed) == 1 else ""
     return ("within seed noise" if effect == "noise" else effect) + tentative + aside
 

@@ -162,7 +162,8 @@ with st.expander("Spec as JSON: view, download, edit or upload", key="json_secti
     st.text_area("Edit the spec", arch.to_json(), height=300, key=f"json_{generation}")
     st.button("Apply JSON", on_click=apply_json, args=(f"json_{generation}",))
     json_error(f"json_{generation}")
-    st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}", max_upload_size=1)
+    st.file_uploader("Upload a spec JSON", type=["json"], key=f"upload_{generation}",
+                     max_upload_size=common.UPLOAD_CEILING_MB)
     st.button("Load uploaded spec", on_click=apply_json, args=(f"upload_{generation}",))
     json_error(f"upload_{generation}")
 

@@ -21,6 +21,9 @@ limit_blas_threads()  # the server's numpy forward passes are small: threads onl
 # once built Plotly figures at the same time and one saw "partially initialized module 'pandas'".
 charts.import_lazy_parts()
 
+# Every uploader takes what the server takes (maxUploadSize in .streamlit/config.toml): the core refuses a file
+# over its own cap in words, where the uploader would only show a red mark.
+UPLOAD_CEILING_MB = 25
 ARCH, BUDGET, LAST_CHANGE, NOTICE, GENERATION = "arch", "budget", "last_change", "notice", "widget_generation"
 NAVIGATED = "navigated"
 

@@ -55,7 +55,7 @@ with st.expander("Export or import (.npz)", expanded="import_result" in st.sessi
     st.download_button("Export my set (.npz)", samples.export_npz, file_name="my-handwriting.npz",
                        mime="application/octet-stream", disabled=not saved)
     st.file_uploader("Import a set (.npz with 'images' N x 28 x 28 and 'labels' 0-9)", type=["npz"],
-                     key="import_npz", max_upload_size=5)
+                     key="import_npz", max_upload_size=common.UPLOAD_CEILING_MB)
     st.button("Import", on_click=import_set)
     if "import_result" in st.session_state:
         kind, message = st.session_state.pop("import_result")

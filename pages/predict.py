@@ -25,7 +25,6 @@ from pages import common, drawing, insight, samples_view
 
 DRAW, PHOTO = "Draw", "Photo"
 PHOTO_READING = "photo_reading"  # (the uploaded file's id, its reading or why it cannot be read)
-UPLOAD_CEILING_MB = 25  # the server's maxUploadSize: a bigger file gets only the uploader's red mark
 COMPACT_BARS = 210  # px: the bars end above a 768 px screen's bottom, beside the canvas
 
 
@@ -75,9 +74,10 @@ linked = parse_run_id(wanted)
 hidden = [c for c in choices if (c.from_study or not c.learned) and c.run_id != linked]
 # One row (the canvas must fit 768 px): the picker, where the digit comes from, and the toggle when it is needed.
 row = st.columns([2, 1, 1] if hidden else [2, 1], vertical_alignment="bottom")
-if hidden and not row[2].toggle(f"Show {plural(len(hidden), 'more model')}", key="show_hidden_models",
-                                help="Runs of ablation studies, and runs whose test accuracy is within noise of "
-                                     "always answering one digit (they did not learn)."):
+if hidden and not row[2].toggle(f"Show {len(hidden)} more", key="show_hidden_models",  # fits the column at 1024 px
+                                help=f"{plural(len(hidden), 'more model')}: runs of ablation studies, and runs whose "
+                                     f"test accuracy is within noise of always answering one digit (they did not "
+                                     f"learn)."):
     choices = [c for c in choices if c not in hidden]
 default = next((c for c in choices if (linked is not None and c.run_id == linked)
                 or (wanted == "bundled" and c.run_id is None)), best_model(choices))
@@ -114,7 +114,7 @@ with left:
         else:
             # The widget's limit is above the photo cap, so a too-big photo reaches read_photo, which says why.
             upload = st.file_uploader(f"A photo of one digit on paper (PNG or JPEG, up to {MAX_BYTES / 1e6:.0f} MB)",
-                                      type=["png", "jpg", "jpeg"], max_upload_size=UPLOAD_CEILING_MB)
+                                      type=["png", "jpg", "jpeg"], max_upload_size=common.UPLOAD_CEILING_MB)
             # The browser asks for the camera only once the user turns it on, never on opening the tab.
             camera_on = st.toggle("Use the camera", key="use_camera")
             shot = st.camera_input("Take a photo", help="Dark ink on light paper, the digit filling most of the "

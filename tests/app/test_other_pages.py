@@ -104,7 +104,7 @@ def test_predict_hides_models_that_did_not_learn_behind_a_toggle(app, lab_home):
     assert [option.split(" (")[0] for option in at.selectbox[0].options] == [f"Bundled {BUNDLED}",
                                                                              f"Run {learned}: {BUNDLED}, completed"]
     toggle = at.toggle(key="show_hidden_models")
-    assert toggle.label == "Show 1 more model"
+    assert toggle.label == "Show 1 more"
     toggle.set_value(True).run()
     assert not at.exception
     assert at.selectbox[0].options[-1] == f"Run {chance}: {BUNDLED}, completed (11.35% (did not learn))"
@@ -140,7 +140,7 @@ def test_a_studys_many_runs_give_way_to_the_classs_own_run(app, lab_home):
     assert not at.exception
     assert [option.split(" (")[0] for option in at.selectbox[0].options] == [f"Bundled {BUNDLED}",
                                                                              f"Run {own}: {BUNDLED}, completed"]
-    assert at.toggle(key="show_hidden_models").label == "Show 3 more models"
+    assert at.toggle(key="show_hidden_models").label == "Show 3 more"
 
 
 def test_predict_page_reports_a_broken_model_file(app, lab_home):

@@ -128,6 +128,20 @@ def test_a_refused_upload_is_said_beside_the_uploader_on_screen(server, watched_
     page.screenshot(path=str(screenshot_path("predict-1024x768-refused-upload")))
 
 
+def test_a_too_big_sample_set_is_refused_in_words(server, watched_context, tmp_path):
+    """A 6 MB .npz stopped at the uploader's own 5 MB limit: a red mark, and Import did nothing."""
+    page = projector(watched_context)
+    page.goto(f"{server.url}/handwriting")
+    page.get_by_text("Export or import (.npz)").click()
+    too_big = tmp_path / "tenk.npz"
+    too_big.write_bytes(b"PK" + bytes(6 * 2**20))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(too_big))
+    expect(page.get_by_text("tenk.npz")).to_be_visible()
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text(re.compile(r"^Not imported: The file is 6\.0 MB; at most 5 MB can be imported"))) \
+        .to_be_visible()
+
+
 def test_runs_buttons_are_whole_and_the_main_columns_show(server, watched_context, trained_run):
     """With a completed run chosen, no button's label is cut ('Download mod...'), and the table shows
     status, accuracy, params, budget, epochs, duration and recipe without scrolling sideways."""

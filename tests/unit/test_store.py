@@ -290,3 +290,16 @@ def test_a_run_name_is_kept_as_one_printable_line(lab_home):
     run_id = store.create_run("a\nb **c**\u202e\x00d", arch, {"epochs": 1}, 1, 1)
     assert store.get(run_id).name == "a b **c** d"
     assert store.get(store.create_run("\n\t", arch, {"epochs": 1}, 1, 1)).name == "seed-final"
+
+
+def test_a_locked_history_is_said_without_naming_a_server_path(lab_home):
+    """Students on a class server read this sentence: it says what to do, not where the file lives."""
+    store = RunStore(lab_home)
+    with closing(sqlite3.connect(store.db_path, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreError) as refused:
+            with store.connect(wait=0.1) as conn:
+                conn.execute("BEGIN IMMEDIATE")  # a write, as a Start or an import makes
+        holder.execute("ROLLBACK")
+    assert str(refused.value) == "The run history is locked by another program; try again in a moment."
+    assert str(lab_home) not in str(refused.value)

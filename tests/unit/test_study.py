@@ -176,8 +176,28 @@ def test_a_seed_that_did_not_learn_is_left_out_of_the_mean_and_said(lab_home):
     rows = {row.key: row for row in summarize_study(store, study_id).rows}
     drop_bn = rows["bn-off:conv2"]
     assert drop_bn.accuracies == {0: 0.950} and drop_bn.statuses == {0: "completed", 1: "did not learn"}
-    assert drop_bn.delta_accuracy == pytest.approx(0.950 - 0.981)
-    assert drop_bn.verdict == "worse, 1 seed: tentative, 1 of 2 seeds did not learn"
+    # Seed 0 alone against both baseline seeds would compare luck: no effect is drawn.
+    assert (drop_bn.delta_accuracy, drop_bn.effect) == (None, None)
+    assert drop_bn.verdict == "no evidence: 1 of 2 seeds did not learn"
+
+
+def test_a_baseline_seed_that_did_not_learn_leaves_nothing_to_compare(lab_home):
+    """Two 1x1 convs: baseline seeds at 19.73% and 7.83%, a variant at 15.67%. Comparing the lucky seed 0
+    with the variant's seed 1 once said "worse, -4.06%"."""
+    store = RunStore(lab_home)
+    plan = {variant.key: variant.arch for variant in variants(FIRST)}
+    study_id = store.create_study("barely", FIRST, TINY.to_dict(), [0, 1])
+    for seed, (base, drop) in enumerate([(0.1973, 0.1135), (0.0783, 0.1567)]):
+        finished_run(store, study_id, BASELINE, plan[BASELINE], seed, "completed", base)
+        finished_run(store, study_id, "dropout-off:conv1", plan["dropout-off:conv1"], seed, "completed", drop)
+    rows = {row.key: row for row in summarize_study(store, study_id).rows}
+    assert rows[BASELINE].verdict == "reference, 1 of 2 seeds did not learn"
+    assert rows["dropout-off:conv1"].delta_accuracy is None
+    finished_run(store, study_id, "bn-off:conv1", plan["bn-off:conv1"], 0, "completed", 0.30)
+    assert {row.key: row for row in summarize_study(store, study_id).rows}["bn-off:conv1"].verdict == \
+        "no comparison: 1 of 2 baseline seeds did not learn"
+    assert rows["dropout-off:conv1"].verdict == "no evidence: 1 of 2 seeds did not learn"
+    assert measured_effects(store, FIRST) == {}
 
 
 def test_a_weaker_newer_study_never_replaces_a_stronger_ones_measured_effects(lab_home):
