@@ -53,7 +53,6 @@ class VariantRow:
     delta_params: int  # total params minus the baseline's
     accuracies: dict[int, float]  # seed -> test accuracy, completed runs that learned only
     statuses: dict[int, str]  # seed -> status of its run, whatever it is, or 'did not learn'
-
     mean: float | None  # over the completed seeds
     spread: float | None  # max - min over the completed seeds; None below 2
     std: float | None  # sample standard deviation over the completed seeds; None below 2
@@ -127,8 +126,9 @@ def summarize_study(store: RunStore, study_id: int) -> StudySummary:
     """Progress and one row per variant of a study, from its runs as they stand now.
 
     Only completed runs that learned (`evidence.learned`) count toward accuracies; a run within noise of
-    always answering one digit is reported as 'did not learn', like other statuses, per seed. A variant
-    none of whose seeds learned gets no verdict, and without a baseline that learned nothing is compared.
+    always answering one digit is reported as 'did not learn', like other statuses, per seed. A variant with
+    a seed that did not learn gets no verdict (its other seeds' means would compare luck), and while any
+    baseline seed did not learn nothing is compared.
 
     The noise rule. A run's test accuracy varies with its seed (initial weights, batch order, and
     the images a train_subset draws). Call that standard deviation s. A variant's mean over n_v
