@@ -139,9 +139,9 @@ def test_two_tabs_press_start_at_once(lab_home, watched_context):
         store = RunStore(lab_home)
         wait_for(lambda: len(store.list()) == 2)
         wait_for(lambda: {run.status for run in store.list()} == {"running", "queued"}, timeout=180)
-        # Whichever tab lost the race says so in words.
-        wait_for(lambda: sum(tab.get_by_text(re.compile(r"Run \d is queued: 1 run\(s\) ahead")).count()
-                             for tab in tabs) == 1, timeout=60)
+        # Both tabs show the run in training whole and say in words that the other one waits behind it.
+        queued = re.compile(r"Run \d+ is queued: 1 run ahead of it trains first")
+        wait_for(lambda: all(tab.get_by_text(queued).count() == 1 for tab in tabs), timeout=60)
         assert len(server.workers()) == 1
 
         predict = context.new_page()

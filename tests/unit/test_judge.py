@@ -59,8 +59,8 @@ def test_a_broken_model_is_reported_and_the_others_still_evaluate(mislabelled):
     good, broken = finished(store), finished(store)
     store.model_path(broken).write_bytes(b"garbage, not a .keras archive")
     verdicts = evaluate_all(store, samples.list()[:10])
-    assert [verdict.run_id for verdict in verdicts] == [broken, good, None]
-    failed, run, bundled = verdicts
+    assert [verdict.run_id for verdict in verdicts] == [None, broken, good]  # most accurate first, as Predict lists
+    bundled, failed, run = verdicts
     assert "corrupted (not a .keras archive)" in failed.error and failed.accuracy is None
     assert failed.row()["wrong"] is None and failed.row()["n"] == 10
     assert run.error is None and run.misses == bundled.misses and run.accuracy == bundled.accuracy
