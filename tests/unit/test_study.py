@@ -111,6 +111,17 @@ def finished_run(store: RunStore, study_id: int, variant: str, arch: Architectur
     return run_id
 
 
+def finished_study(store: RunStore, recipe: Recipe, results: dict[str, list[float]]) -> int:
+    """A study of seed-first whose runs completed with these accuracies, one per seed, as a worker leaves them."""
+    plan = {variant.key: variant.arch for variant in variants(FIRST)}
+    seeds = len(next(iter(results.values())))
+    study_id = store.create_study("made by hand", FIRST, recipe.to_dict(), list(range(seeds)))
+    for seed in range(seeds):
+        for key, accuracies in results.items():
+            finished_run(store, study_id, key, plan[key], seed, "completed", accuracies[seed])
+    return study_id
+
+
 def test_typical_seed_spread_is_the_binomial_floor_inflated_for_short_recipes():
     """Well-trained: sqrt(p(1-p)/10,000); a train subset or few epochs: SHORT_RECIPE_FACTOR times that."""
     floor = math.sqrt(0.99 * 0.01 / 10_000)
@@ -168,11 +179,7 @@ def test_runs_that_did_not_learn_are_said_and_never_compared(lab_home):
 
 def test_a_seed_that_did_not_learn_is_left_out_of_the_mean_and_said(lab_home):
     store = RunStore(lab_home)
-    plan = {variant.key: variant.arch for variant in variants(FIRST)}
-    study_id = store.create_study("one bad seed", FIRST, TINY.to_dict(), [0, 1])
-    for seed, (base, drop) in enumerate([(0.980, 0.950), (0.982, 0.1135)]):
-        finished_run(store, study_id, BASELINE, plan[BASELINE], seed, "completed", base)
-        finished_run(store, study_id, "bn-off:conv2", plan["bn-off:conv2"], seed, "completed", drop)
+    study_id = finished_study(store, TINY, {BASELINE: [0.980, 0.982], "bn-off:conv2": [0.950, 0.1135]})
     rows = {row.key: row for row in summarize_study(store, study_id).rows}
     drop_bn = rows["bn-off:conv2"]
     assert drop_bn.accuracies == {0: 0.950} and drop_bn.statuses == {0: "completed", 1: "did not learn"}
@@ -186,10 +193,7 @@ def test_a_baseline_seed_that_did_not_learn_leaves_nothing_to_compare(lab_home):
     with the variant's seed 1 once said "worse, -4.06%"."""
     store = RunStore(lab_home)
     plan = {variant.key: variant.arch for variant in variants(FIRST)}
-    study_id = store.create_study("barely", FIRST, TINY.to_dict(), [0, 1])
-    for seed, (base, drop) in enumerate([(0.1973, 0.1135), (0.0783, 0.1567)]):
-        finished_run(store, study_id, BASELINE, plan[BASELINE], seed, "completed", base)
-        finished_run(store, study_id, "dropout-off:conv1", plan["dropout-off:conv1"], seed, "completed", drop)
+    study_id = finished_study(store, TINY, {BASELINE: [0.1973, 0.0783], "dropout-off:conv1": [0.1135, 0.1567]})
     rows = {row.key: row for row in summarize_study(store, study_id).rows}
     assert rows[BASELINE].verdict == "reference, 1 of 2 seeds did not learn"
     assert rows["dropout-off:conv1"].delta_accuracy is None
@@ -204,24 +208,15 @@ def test_a_weaker_newer_study_never_replaces_a_stronger_ones_measured_effects(la
     """A Quick-run study (60,000 images) measured first; a later first look (4,000 images) says otherwise:
     the advisor keeps the Quick run's number and names its study. A later study as strong replaces it."""
     store = RunStore(lab_home)
-    plan = {variant.key: variant.arch for variant in variants(FIRST)}
-
-    def study(recipe, seeds, results):
-        study_id = store.create_study("s", FIRST, recipe.to_dict(), list(range(seeds)))
-        for seed in range(seeds):
-            for key, accuracy in results.items():
-                finished_run(store, study_id, key, plan[key], seed, "completed", accuracy)
-        return study_id
-
-    quick = study(QUICK_RUN, 1, {BASELINE: 0.985, "bn-off:conv1": 0.983})
-    study(FIRST_LOOK, 1, {BASELINE: 0.93, "bn-off:conv1": 0.95, "bn-off:conv2": 0.92})
+    quick = finished_study(store, QUICK_RUN, {BASELINE: [0.985], "bn-off:conv1": [0.983]})
+    finished_study(store, FIRST_LOOK, {BASELINE: [0.93], "bn-off:conv1": [0.95], "bn-off:conv2": [0.92]})
     effects = measured_effects(store, FIRST)
     assert effects["bn-off:conv1"].study_id == quick
     assert effects["bn-off:conv1"].delta_accuracy == pytest.approx(-0.002)
     assert effects["bn-off:conv1"].text == ("-0.20 points, within seed noise, 1 seed: tentative "
                                             "(study 1: 1 seed x 60,000 training images)")
     assert effects["bn-off:conv2"].study_id == 2  # nothing stronger measured it
-    stronger = study(QUICK_RUN, 2, {BASELINE: 0.985, "bn-off:conv1": 0.975})
+    stronger = finished_study(store, QUICK_RUN, {BASELINE: [0.985, 0.985], "bn-off:conv1": [0.975, 0.975]})
     assert measured_effects(store, FIRST)["bn-off:conv1"].study_id == stronger
     assert "2 seeds x 60,000 training images" in measured_effects(store, FIRST)["bn-off:conv1"].text
 
