@@ -32,7 +32,9 @@ def grid(pictures: list[tuple[Sample, str]]) -> None:
 
 def import_set() -> None:
     upload = st.session_state.get("import_npz")
-    if upload is None:
+    if upload is None:  # none chosen, or a big file still uploading
+        st.session_state["import_result"] = ("error", "Not imported: choose a .npz file first, and wait until "
+                                                      "it shows as uploaded.")
         return
     try:
         imported = samples.import_npz(upload.getvalue())

@@ -98,3 +98,11 @@ def test_a_models_misreadings_show_the_100_most_confident(app, lab_home, mnist):
     assert len(at.image) == 100 + 100
     confidences = [int(image.captions[0].rsplit("(", 1)[1].rstrip("%)")) for image in at.image[100:]]
     assert confidences == sorted(confidences, reverse=True)
+
+
+def test_import_without_a_file_says_what_to_do(app):
+    """Import pressed before a file (or a big file's upload) was there did nothing at all."""
+    at = app("handwriting")
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert not at.exception
+    assert "Not imported: choose a .npz file first, and wait until it shows as uploaded." in texts(at.error)

@@ -135,7 +135,8 @@ def test_a_too_big_sample_set_is_refused_in_words(server, watched_context, tmp_p
     page.get_by_text("Export or import (.npz)").click()
     too_big = tmp_path / "tenk.npz"
     too_big.write_bytes(b"PK" + bytes(6 * 2**20))
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(too_big))
+    with page.expect_response(lambda response: "/_stcore/upload_file" in response.url, timeout=60_000):
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(too_big))
     expect(page.get_by_text("tenk.npz")).to_be_visible()
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.get_by_text(re.compile(r"^Not imported: The file is 6\.0 MB; at most 5 MB can be imported"))) \
