@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
@@ -48,6 +49,18 @@ def scroll_to_top(page) -> None:
     """Undo any scrolling (drawing scrolls the canvas into view when it is not): the screen as first shown."""
     page.evaluate("() => { window.scrollTo(0, 0);"
                   " document.querySelectorAll('*').forEach((element) => { element.scrollTop = 0; }); }")
+
+
+def scroll_into_view(page, locator) -> None:
+    """Scroll to an element the page may draw again meanwhile: choosing a run reruns the page, and an element
+    swapped out during the scroll fails it ('not attached to the DOM'), so the fresh one is scrolled to."""
+    for _ in range(5):
+        try:
+            locator.scroll_into_view_if_needed(timeout=10_000)
+            return
+        except PlaywrightError:
+            page.wait_for_timeout(500)
+    locator.scroll_into_view_if_needed()
 
 
 SCRIBBLE = [[(40, 40), (240, 60), (40, 90), (240, 120), (40, 150), (240, 180), (40, 210), (240, 240)],
@@ -153,7 +166,7 @@ def test_runs_buttons_are_whole_and_the_main_columns_show(server, watched_contex
     choose(page, run_box, f"Run {trained_run.id}: seed-final (completed)")
     model_button = page.get_by_role("button", name="Download model (.keras)")
     expect(model_button).to_be_visible()
-    model_button.scroll_into_view_if_needed()
+    scroll_into_view(page, model_button)
     cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] button')]
         .filter((button) => button.innerText.trim())
         .filter((button) => [button, ...button.querySelectorAll("*")].some((e) => e.scrollWidth > e.clientWidth))
@@ -263,7 +276,7 @@ def test_studies_at_projector_size_names_each_dot(quiet_server, watched_context)
     expect(chart).to_be_visible()
     expect(chart.locator(".textpoint").filter(has_text="−BN 2")).to_have_count(1)
     expect(chart.locator(".textpoint").filter(has_text="baseline")).to_have_count(1)
-    chart.scroll_into_view_if_needed()
+    scroll_into_view(page, chart)
     page.screenshot(path=str(screenshot_path("studies-1024x768")))
 
 
