@@ -6,7 +6,7 @@ import time
 from typing import Any, Sequence
 
 from .budget import Budget, Verdict
-from .evidence import accuracy_text
+from .evidence import NO_ACCURACY, accuracy_text
 from .recipe import FIELD, Recipe, closest_recipe
 from .spec import Architecture, SpecError
 from .store import Event, Run
@@ -17,7 +17,7 @@ def architecture_text(arch: Architecture) -> str:
     return " · ".join(text for text in (layer.text() for layer in arch.layers) if text)
 
 
-NONE = "—"  # a table cell with no value: Streamlit would print "None"
+NONE = NO_ACCURACY  # any table cell with no value is the same dash: Streamlit would print "None"
 
 
 def percent(value: float | None) -> str:
