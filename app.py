@@ -5,9 +5,9 @@ from pathlib import Path
 import streamlit as st
 
 from mnist_core.budget import summarize
+from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text
 from mnist_core.predict import available_models, best_model, bundled_model
-from mnist_core.store import StoreError
 from pages import common
 
 # Served by this server: a Material icon as the tab's icon is fetched from fonts.gstatic.com, offline it fails.

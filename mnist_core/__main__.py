@@ -9,10 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from .budget import Budget, summarize
+from .db import StoreError
 from .evidence import accuracy_text
+from .history import Run
 from .recipe import FIELDS, RECIPES, Recipe
 from .spec import PRESETS, Architecture, SpecError
-from .store import Run, StoreError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
 from .words import plural
 

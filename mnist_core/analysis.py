@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from .data import Mnist, as_model_input
+from .files import write_atomically
 from .predict import ModelFileError, Predictor
+from .runs import RunStore
 from .spec import NUM_CLASSES, SpecError
-from .store import RunStore
 
 FILE_NAME = "analysis.json"
 VERSION = 1  # a file of another version reads as damaged, and analysing the run again replaces it
@@ -129,16 +128,10 @@ def analysis_path(store: RunStore, run_id: int) -> Path:
 
 def save_analysis(store: RunStore, run_id: int, analysis: Analysis) -> None:
     """Write runs/<id>/analysis.json atomically: a reader sees the old file or the new one, never half of one."""
-    path, tmp = analysis_path(store, run_id), None
+    path = analysis_path(store, run_id)
     try:
-        # A temp file of its own: the worker and a page analysing the same run never collide.
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f"{FILE_NAME}.", suffix=".tmp",
-                                         delete=False) as tmp:
-            json.dump(analysis.to_dict(), tmp)
-        os.replace(tmp.name, path)
+        write_atomically(path, json.dumps(analysis.to_dict()))
     except OSError as err:
-        if tmp is not None:
-            Path(tmp.name).unlink(missing_ok=True)  # a full disk leaves no half-written temp file behind
         raise AnalysisError(f"Cannot save the analysis of run {run_id} as {path}: {err.strerror or err}.") from None
 
 

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .budget import Verdict
-from .store import Event
+from .events import Event
 from .study import BASELINE, StudySummary
 
 OK_GREEN, OVER_RED, NEUTRAL = "#2e9d5b", "#d62728", "#9aa5b1"

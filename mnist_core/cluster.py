@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .data import Mnist
+from .history import keeps_model
 from .recipe import Recipe
 from .spec import Architecture
-from .store import keeps_model
 from .train import train
 
 STOP_ASK_TIMEOUT = 5.0  # seconds: a relay that does not answer in this time is taken as gone

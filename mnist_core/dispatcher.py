@@ -31,8 +31,12 @@ from typing import Any
 from .analysis import Analysis
 from .cluster import Relay, train_task
 from .data import load_mnist
+from .db import StoreError
+from .events import Event
+from .files import write_atomically
+from .history import Run
 from .lifecycle import ProgressLog
-from .store import Event, Run, RunStore, StoreError, write_atomically
+from .runs import RunStore
 from .worker import (RUNS_BEFORE_RECYCLE, Worker, failure_text, log, open_slot, save_analysis_or_log,
                      slot_arguments, write_lock_text)
 
@@ -124,7 +128,7 @@ class Dispatcher(Worker):
         if state == "connecting" and last and last.state != "connected":
             message = last.message
         status = ClusterStatus(os.getpid(), state, self.address, message, **resources)
-        write_atomically(self.store.home, STATUS_FILE, json.dumps(status.__dict__))
+        write_atomically(self.store.home / STATUS_FILE, json.dumps(status.__dict__))
 
     def connect(self) -> None:
         """Join the cluster (at most every RETRY_SECONDS); on failure say why and leave runs queued."""
@@ -336,10 +340,7 @@ class Dispatcher(Worker):
             return None  # stopped because this dispatcher is leaving, not by the user
         try:
             if model_bytes:
-                path = self.store.model_path(run.id)
-                tmp = path.with_name("model.tmp.keras")
-                tmp.write_bytes(model_bytes)
-                tmp.replace(path)  # a reader never sees half a model
+                write_atomically(self.store.model_path(run.id), model_bytes)  # a reader never sees half a model
         except OSError as err:
             return dict(status="failed", error=failure_text(err), versions=ending.get("versions"))
         if analysis:

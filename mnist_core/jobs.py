@@ -26,10 +26,12 @@ from pathlib import Path
 
 from . import config
 from .budget import summarize
+from .db import StoreError
+from .history import Run
 from .lifecycle import INTERRUPTED, pid_alive
 from .recipe import Recipe
+from .runs import RunStore
 from .spec import Architecture
-from .store import Run, RunStore, StoreError
 from .study import check_seeds, variants
 from .words import plural
 

@@ -8,9 +8,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .predict import ModelChoice, ModelFileError, available_models, load_predictor
+from .runs import RunStore
 from .samples import SIZE, Sample
 from .spec import SpecError
-from .store import RunStore
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ import os
 import time
 from typing import Callable
 
-from .store import Event, RunStore, StoreError
+from .db import StoreError
+from .events import Event
+from .runs import RunStore
 from .words import plural
 
 INTERRUPTED = "The training worker stopped unexpectedly (killed, crashed, or the app was restarted)."

@@ -19,8 +19,8 @@ import numpy as np
 from .evidence import accuracy_text, learned
 from .recipe import Recipe, recipe_name
 from .report import recipe_text
+from .runs import RunStore
 from .spec import NUM_CLASSES, Architecture, Signal
-from .store import RunStore
 from .strokes import StrokeChange, normalise_width
 from .words import plural
 

@@ -6,10 +6,11 @@ import time
 from typing import Any, Sequence
 
 from .budget import Budget, Verdict
+from .events import Event
 from .evidence import NO_ACCURACY, accuracy_text
+from .history import Run
 from .recipe import FIELD, Recipe, closest_recipe
 from .spec import Architecture, SpecError
-from .store import Event, Run
 
 
 def architecture_text(arch: Architecture) -> str:
@@ -44,6 +45,14 @@ def progress_text(last: Event, recipe: Recipe) -> str:
     then = " · then BatchNorm is re-estimated on the clean training images" \
         if recipe.recalibrate_bn and epoch == recipe.epochs else ""
     return f"Epoch {epoch}/{recipe.epochs}, batch {last.batch}/{batches}{eta}{then}"
+
+
+def spec_or_error(run: Run) -> tuple[Architecture | None, str | None]:
+    """A run's architecture, or a message saying why its stored spec cannot be used."""
+    try:
+        return run.spec, None
+    except SpecError as err:
+        return None, f"Run {run.id}'s stored architecture is invalid: {err}"
 
 
 def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> list[dict[str, Any]]:

@@ -2,10 +2,8 @@
 
 A sample is the 28x28 image a model saw (uint8 0-255), its label (0-9, the user's word for it),
 its source ('canvas' or 'photo') and when it was saved. Samples are indexed in the runs database
-(table `samples`) and, like runs, have a durable copy that a damaged database is rebuilt from:
+(table `samples`, see db.py) and, like runs, have a durable copy that a damaged database is rebuilt from:
     samples/<id>.png     28x28 greyscale PNG; label, source and created_at in its text chunks
-Ids are never reused, not even after a delete, so a file a failed delete left behind can never
-attach to a new sample.
 """
 
 from __future__ import annotations
@@ -13,26 +11,26 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-import tempfile
 import time
 import zlib
 import zipfile
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager, Iterator, Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from .db import Database, Table
+from .files import place, staged
 
-class Database(Protocol):
-    """What samples need of the run store (`store.RunStore`), which imports this module for its schema and
-    rebuild hook: its folder and its connection, with the store's own error messages."""
 
-    home: Path
+class OpenDatabase(Protocol):
+    """What samples need of the run store (`runs.RunStore`): the lab's database, which it opens with this
+    module's table among its own, so that it is made, migrated and rebuilt with them."""
 
-    def connect(self) -> ContextManager[sqlite3.Connection]: ...
+    db: Database
 
 
 SIZE = 28
@@ -45,14 +43,6 @@ MAX_IMPORT_BYTES = 5 * 2**20  # 2,000 digits saved by export_npz take about 0.3 
 MAX_ARRAY_BYTES = MAX_SAMPLES * SIZE * SIZE * 8  # 2,000 float64 images: the largest honest array
 READ_FAULTS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
-SAMPLES_TABLE = """
-CREATE TABLE IF NOT EXISTS samples (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    label INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    image BLOB NOT NULL
-)"""
 INSERT = "INSERT INTO samples (id, label, source, created_at, image) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -87,13 +77,13 @@ class Imported:
 class SampleStore:
     """The user's samples, in the run store's database and folder; reads work while others write (WAL).
 
-    Bad input raises SampleError; a database that cannot be used raises the run store's StoreError,
-    as every query goes through the run store's own connection (same database, same messages).
+    Bad input raises SampleError; a database that cannot be used raises the database's StoreError.
     """
 
-    def __init__(self, runs: Database):
+    def __init__(self, runs: OpenDatabase):
         self.runs = runs  # opened first: it creates the table and rebuilds a damaged database
-        self.folder = runs.home / FOLDER
+        self.db = runs.db
+        self.folder = self.db.home / FOLDER
 
     def add(self, image: np.ndarray, label: int, source: str) -> int:
         """Save one digit (uint8 0-255 or float 0-1, 28x28) with its label and source; returns its id.
@@ -112,7 +102,7 @@ class SampleStore:
 
     def get(self, sample_id: int) -> Sample | None:
         """The sample with this id, or None if there is none (never was, or deleted)."""
-        with self.runs.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
         return _sample(row) if row else None
 
@@ -123,12 +113,12 @@ class SampleStore:
     def count(self, label: int | None = None) -> int:
         """How many samples there are; only those labelled `label` when given."""
         where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())
-        with self.runs.connect() as conn:
+        with self.db.connect() as conn:
             return conn.execute(f"SELECT COUNT(*) FROM samples {where}", args).fetchone()[0]
 
     def delete(self, sample_id: int) -> None:
         """Remove a sample from the index and its file from disk."""
-        with self.runs.connect() as conn:
+        with self.db.connect() as conn:
             conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
         with suppress(OSError):  # a leftover file keeps its id, which is never reused
             self.path(sample_id).unlink(missing_ok=True)
@@ -151,7 +141,7 @@ class SampleStore:
         raises SampleError naming the first fault found, or saying how many fit when the set would pass
         MAX_SAMPLES. Importing a file twice adds nothing the second time."""
         images, labels, sources = _read_npz(data)
-        with self.runs.connect() as conn:
+        with self.db.connect() as conn:
             held = {(row["label"], row["image"]) for row in conn.execute("SELECT label, image FROM samples")}
         new = []
         for index, (image, label) in enumerate(zip(images, labels.tolist())):
@@ -165,35 +155,34 @@ class SampleStore:
 
     def _rows(self, label: int | None, order: str) -> list[sqlite3.Row]:
         where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())
-        with self.runs.connect() as conn:
+        with self.db.connect() as conn:
             return conn.execute(f"SELECT * FROM samples {where} ORDER BY id {order}", args).fetchall()
 
     def _save(self, images: np.ndarray, labels: list[int], sources: list[str]) -> list[int]:
-        """Write the PNGs first, outside the lock (slow), then index and name them in one transaction."""
+        """Write the PNGs first, outside the lock (slow), then index and place them in one transaction."""
         now = time.time()
-        staged, ids = [], []
+        staged_pngs, ids = [], []
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            staged = [_write_png(self.folder, *item, now) for item in zip(images, labels, sources)]
-            with self.runs.connect() as conn:
+            staged_pngs = [staged(self.folder, "new", _png(*item, now), ".png")
+                           for item in zip(images, labels, sources)]
+            with self.db.connect() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    _check_room(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0], len(staged))
-                    used = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "
-                                        "WHERE name = 'samples'").fetchone()[0]
-                    first = max(used, max((number for number, _ in _files(self.folder)), default=0)) + 1
-                    ids = list(range(first, first + len(staged)))
+                    _check_room(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0], len(staged_pngs))
+                    first = self.db.next_id(conn, SAMPLES.name)
+                    ids = list(range(first, first + len(staged_pngs)))
                     conn.executemany(INSERT, [(sample_id, label, source, now, image.tobytes()) for
                                               sample_id, image, label, source in zip(ids, images, labels, sources)])
-                    for sample_id, path in zip(ids, staged):
-                        os.replace(path, self.path(sample_id))
+                    for sample_id, temp in zip(ids, staged_pngs):
+                        place(temp, self.path(sample_id))
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:  # some errors (a full disk) have rolled it back already
                         conn.execute("ROLLBACK")
                     raise
         except BaseException as err:
-            for path in [*staged, *map(self.path, ids)]:
+            for path in [*staged_pngs, *map(self.path, ids)]:
                 with suppress(OSError):
                     path.unlink(missing_ok=True)
             if isinstance(err, OSError):
@@ -317,14 +306,14 @@ def _sample(row: sqlite3.Row) -> Sample:
     return Sample(row["id"], row["label"], row["source"], row["created_at"], image)
 
 
-def _write_png(folder: Path, image: np.ndarray, label: int, source: str, created_at: float) -> Path:
-    """A sample's durable copy under a temporary name (a leading dot: rebuild ignores it)."""
+def _png(image: np.ndarray, label: int, source: str, created_at: float) -> bytes:
+    """A sample's durable copy: a greyscale PNG with its label, source and time in text chunks."""
     info = PngImagePlugin.PngInfo()
     for key, value in (("label", str(label)), ("source", source), ("created_at", repr(created_at))):
         info.add_text(key, value)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".new-", suffix=".png", delete=False) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG", pnginfo=info)
-    return Path(tmp.name)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
 
 
 def _files(folder: Path) -> Iterator[tuple[int, Path]]:
@@ -336,10 +325,10 @@ def _files(folder: Path) -> Iterator[tuple[int, Path]]:
                 yield int(stem), Path(entry.path)
 
 
-def restore_samples(conn: sqlite3.Connection, home: Path) -> int:
-    """Index every readable samples/<id>.png under `home` again (after a rebuild); returns how many."""
+def restore_samples(conn: sqlite3.Connection, folder: Path) -> int:
+    """Index every readable samples/<id>.png in `folder` again (after a rebuild); returns how many."""
     rows = []
-    for sample_id, path in sorted(_files(home / FOLDER)):
+    for sample_id, path in sorted(_files(folder)):
         try:
             with Image.open(path) as png:
                 png.load()  # text chunks after the pixels are only read here
@@ -356,3 +345,13 @@ def restore_samples(conn: sqlite3.Connection, home: Path) -> int:
     conn.executemany(INSERT, rows)
     conn.execute("COMMIT")
     return len(rows)
+
+
+SAMPLES = Table("samples", """
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    image BLOB NOT NULL
+)""", FOLDER, restore=restore_samples, restored_what="sample file")

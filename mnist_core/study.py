@@ -16,9 +16,11 @@ from typing import Iterable
 
 from .advisor import single_edits
 from .budget import summarize
+from .db import StoreError
 from .evidence import DID_NOT_LEARN, binomial_std, did_not_learn, learned
+from .history import TERMINAL, Run, Study
+from .runs import RunStore
 from .spec import PRESETS, Architecture, SpecError
-from .store import TERMINAL, Run, RunStore, Study, StoreError
 from .words import plural, points
 
 BASELINE = "baseline"

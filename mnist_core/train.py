@@ -12,9 +12,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .data import Mnist, as_model_input
+from .events import Event
 from .recipe import Recipe
 from .spec import Architecture
-from .store import Event
 
 
 @dataclass(frozen=True)

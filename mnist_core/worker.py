@@ -24,10 +24,13 @@ from pathlib import Path
 
 from .analysis import Analysis, AnalysisError, analyse, save_analysis
 from .data import Mnist, MnistDataError, as_model_input, load_mnist
+from .db import StoreError
+from .files import replaced_at_once
+from .history import Run, keeps_model
 from .lifecycle import INTERRUPTED, ProgressLog, pid_alive
 from .recipe import Recipe
+from .runs import RunStore
 from .spec import SpecError
-from .store import Run, RunStore, StoreError, keeps_model
 from .train import train
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
@@ -195,13 +198,8 @@ def failure_text(err: Exception) -> str:
 
 def save_model(model, path: Path) -> None:
     """Write the .keras file atomically: a reader never sees a half-written model."""
-    tmp = path.with_name("model.tmp.keras")
-    try:
+    with replaced_at_once(path, suffix=".keras") as tmp:  # Keras saves only to a '.keras' path
         model.save(tmp)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # half a model on a full disk would keep the space it needs
-        raise
 
 
 def analyse_model(model, data: Mnist, run_id: int) -> Analysis | None:

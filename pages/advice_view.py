@@ -6,8 +6,8 @@ import streamlit as st
 
 from mnist_core import advisor as advice
 from mnist_core import study
+from mnist_core.db import StoreError
 from mnist_core.diagram import network_dot
-from mnist_core.store import StoreError
 from pages import common
 
 # The advice depends only on the network and the budget (both immutable): a rerun after a toggle

@@ -10,11 +10,11 @@ import streamlit as st
 
 from mnist_core import charts, config
 from mnist_core.budget import Budget
+from mnist_core.db import StoreError
 from mnist_core.jobs import Lab
 from mnist_core.links import parse_budget
 from mnist_core.predict import limit_blas_threads
 from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
-from mnist_core.store import StoreError
 
 limit_blas_threads()  # the server's numpy forward passes are small: threads only contend
 # Once, while this module loads (every session's script waits for that): the first sessions of a fresh server

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
+from mnist_core.db import StoreError
 from mnist_core.judge import evaluate_all
 from mnist_core.predict import enlarge
 from mnist_core.report import NONE, percent
 from mnist_core.samples import Sample, SampleError, SampleStore
-from mnist_core.store import StoreError
 from mnist_core.words import plural
 from pages import common
 

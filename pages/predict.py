@@ -18,8 +18,8 @@ from mnist_core.predict import (
     load_predictor,
     read_ink,
 )
+from mnist_core.db import StoreError
 from mnist_core.spec import SpecError
-from mnist_core.store import StoreError
 from mnist_core.words import plural, share
 from pages import common, drawing, insight, samples_view
 

@@ -4,10 +4,11 @@ import streamlit as st
 
 from mnist_core.budget import describe_change
 from mnist_core.charts import overlay_figure
+from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.predict import ModelFileError, check_model_file
 from mnist_core.report import run_rows
-from mnist_core.store import StoreError, spec_or_error
+from mnist_core.report import spec_or_error
 from mnist_core.words import plural
 from pages import analysis_view, common
 

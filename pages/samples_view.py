@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from mnist_core.db import StoreError
 from mnist_core.samples import SampleError, SampleStore
-from mnist_core.store import StoreError
 
 SAVED = "sample_saved"
 

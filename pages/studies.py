@@ -4,9 +4,9 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import study_figure
+from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text
 from mnist_core.recipe import FIRST_LOOK, NOTEBOOK, QUICK_RUN
-from mnist_core.store import StoreError
 from mnist_core.study import MAX_SEEDS, summarize_study, variants
 from mnist_core.words import points
 from pages import common

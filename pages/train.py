@@ -4,12 +4,12 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import training_figure
+from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.links import parse_run_id
 from mnist_core.recipe import FIELD, RECIPES, Recipe, unused_fields
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
-from mnist_core.store import StoreError
 from mnist_core.words import plural
 from pages import common
 

@@ -2,8 +2,8 @@
 
 from mnist_core.budget import summarize
 from mnist_core.predict import bundled_model
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import RunStore
 from mnist_core.study import variants
 from tests.app.conftest import metrics, texts
 
@@ -15,7 +15,7 @@ def finished_run(home, name="seed-final", accuracy=0.985, status="completed", ep
     """A run as the worker would leave it, with `epochs` epochs of events (and a copy of a model file)."""
     import shutil
 
-    from mnist_core.store import Event
+    from mnist_core.events import Event
 
     store = RunStore(home)
     arch = PRESETS[name]

@@ -8,8 +8,8 @@ import mnist_core.photo
 from PIL import Image, ImageDraw
 
 from mnist_core.predict import bundled_model
+from mnist_core.runs import RunStore
 from mnist_core.samples import SampleStore
-from mnist_core.store import RunStore
 from tests.app.conftest import metrics, texts
 from tests.app.test_other_pages import BUNDLED, finished_run
 

@@ -2,8 +2,8 @@
 
 from mnist_core.budget import summarize
 from mnist_core.predict import bundled_model
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import RunStore
 from mnist_core.study import variants
 from tests.app.conftest import texts
 from tests.app.test_other_pages import BUNDLED, finished_run

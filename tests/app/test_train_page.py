@@ -5,10 +5,11 @@ import os
 import signal
 
 from mnist_core.budget import summarize
+from mnist_core.events import Event
 from mnist_core.jobs import Lab
 from mnist_core.recipe import RECIPES
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import Event, RunStore
 from tests.app.conftest import metrics, texts
 from tests.browser import free_port
 from tests.conftest import wait_for

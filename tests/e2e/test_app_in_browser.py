@@ -308,7 +308,7 @@ def test_a_study_trains_every_toggle_and_compares_them(server, page):
 
 def test_enter_in_a_recipe_field_does_not_start_training(server, page):
     """Enter confirms a value; only the Start button starts a run (Enter used to submit the form)."""
-    from mnist_core.store import RunStore
+    from mnist_core.runs import RunStore
 
     before = len(RunStore(server.home).list())
     page.goto(f"{server.url}/train")

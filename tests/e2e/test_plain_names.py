@@ -6,8 +6,9 @@ import pytest
 from playwright.sync_api import expect
 
 from mnist_core.budget import summarize
+from mnist_core.events import Event
 from mnist_core.predict import bundled_model
-from mnist_core.store import Event, RunStore
+from mnist_core.runs import RunStore
 from tests.browser import Server
 
 pytestmark = pytest.mark.e2e

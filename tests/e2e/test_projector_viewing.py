@@ -12,8 +12,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from mnist_core.budget import summarize
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import RunStore
 from mnist_core.study import variants
 from tests.browser import SCREENSHOTS, Server, draw
 

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from mnist_core.budget import summarize
+from mnist_core.db import StoreError
 from mnist_core.jobs import Lab
 from mnist_core.predict import bundled_model, load_predictor, to_mnist
 from mnist_core.recipe import Recipe
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import RunStore, StoreError
 from tests.app.conftest import texts
 from tests.conftest import ROOT
 

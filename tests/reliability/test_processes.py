@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 
 from mnist_core.jobs import Lab
 from mnist_core.recipe import Recipe
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import RunStore
 from tests.browser import Server, draw
 from tests.conftest import ROOT, wait_for
 

@@ -118,12 +118,13 @@ def _alive(pid: int) -> bool:
 
 def test_the_deletion_notice_is_news_for_ten_minutes_not_forever(lab_home, monkeypatch):
     """A student arriving long after the store was made again is not told that 'earlier runs are gone'."""
-    from mnist_core import store as store_module
+    from mnist_core import db
+    from mnist_core.runs import RunStore
 
-    store = store_module.RunStore(lab_home)
+    store = RunStore(lab_home)
     shutil.rmtree(lab_home)
     assert store.list() == []
     assert "deleted while the app ran" in store.recent_notice
-    later = time.time() + store_module.NOTICE_SECONDS + 1
-    monkeypatch.setattr(store_module.time, "time", lambda: later)
+    later = time.time() + db.NOTICE_SECONDS + 1
+    monkeypatch.setattr(db.time, "time", lambda: later)
     assert store.recent_notice is None

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mnist_core.charts import lr_ticks, overlay_figure, training_figure
-from mnist_core.store import Event
+from mnist_core.events import Event
 
 
 def events(epochs_done: int, batches: int = 4) -> list[Event]:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import RunStore
 from tests.conftest import ROOT
 
 

@@ -14,9 +14,9 @@ from mnist_core.budget import Budget
 from mnist_core.links import parse_budget, parse_number, parse_run_id
 from mnist_core.photo import read_photo
 from mnist_core.predict import ImageError
+from mnist_core.runs import RunStore
 from mnist_core.samples import SampleError, SampleStore
 from mnist_core.spec import PRESETS, Architecture, SpecError
-from mnist_core.store import RunStore
 
 FAST = settings(max_examples=150, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -8,8 +8,8 @@ import pytest
 from mnist_core.budget import summarize
 from mnist_core.judge import Miss, evaluate, evaluate_all
 from mnist_core.predict import Predictor, bundled_model, load_predictor
+from mnist_core.runs import RunStore
 from mnist_core.samples import SampleStore
-from mnist_core.store import RunStore
 
 
 def finished(store: RunStore) -> int:

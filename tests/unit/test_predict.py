@@ -10,8 +10,8 @@ from scipy import ndimage
 
 from mnist_core.predict import (ImageError, ModelFileError, Predictor, available_models, best_model, bundled_model,
                                 load_predictor, to_mnist)
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax
-from mnist_core.store import RunStore
 
 
 def canvas_with(digit28: np.ndarray, scale: float, top: int, left: int, size: int = 280) -> np.ndarray:

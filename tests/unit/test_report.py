@@ -2,9 +2,9 @@
 
 from dataclasses import replace
 
+from mnist_core.events import Event
 from mnist_core.recipe import BEST, FAST
 from mnist_core.report import progress_text
-from mnist_core.store import Event
 
 
 def batch_event(epoch: float, batch: int) -> Event:

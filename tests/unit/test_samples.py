@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from mnist_core.budget import summarize
+from mnist_core.runs import RunStore
 from mnist_core.samples import Imported, SampleError, SampleStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import RunStore
 from tests.conftest import ROOT
 
 
@@ -238,8 +238,8 @@ def test_a_bad_npz_is_refused_with_a_clear_message_and_adds_nothing(lab_home, mn
 WRITER = """
 import sys
 import numpy as np
+from mnist_core.runs import RunStore
 from mnist_core.samples import SampleStore
-from mnist_core.store import RunStore
 samples = SampleStore(RunStore(sys.argv[1]))
 for step in range(150):
     samples.add(np.full((28, 28), step, np.uint8), step % 10, "canvas")

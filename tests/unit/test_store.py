@@ -2,14 +2,19 @@
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 from contextlib import closing
 
 import pytest
 
 from mnist_core.budget import summarize
+from mnist_core.db import StoreError
+from mnist_core.events import Event
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
-from mnist_core.store import Event, RunStore, StoreError
+from tests.conftest import ROOT
 
 FINAL = PRESETS["seed-final"]
 
@@ -303,3 +308,11 @@ def test_a_locked_history_is_said_without_naming_a_server_path(lab_home):
         holder.execute("ROLLBACK")
     assert str(refused.value) == "The run history is locked by another program; try again in a moment."
     assert str(lab_home) not in str(refused.value)
+
+
+def test_the_trainer_and_the_run_report_never_load_the_database():
+    """Event and Run are plain records (events.py, history.py): training and the Runs table's rows need no SQLite."""
+    probe = ("import sys, mnist_core.train, mnist_core.report; "
+             "print(sorted(name for name in sys.modules if name in ('sqlite3', 'mnist_core.db')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -10,8 +10,8 @@ from mnist_core.budget import summarize
 from mnist_core.charts import study_figure
 from mnist_core.evidence import binomial_std
 from mnist_core.jobs import Lab
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS, Architecture
-from mnist_core.store import RunStore
 from mnist_core.study import (BASELINE, SHORT_RECIPE_FACTOR, check_seeds, measured_effects, summarize_study,
                                typical_seed_std, variants)
 from mnist_core.recipe import FIRST_LOOK, QUICK_RUN, Recipe
