@@ -87,3 +87,17 @@ def on_ray(ray_cluster, monkeypatch) -> dict[str, str]:
     for name, value in ray_cluster.items():
         monkeypatch.setenv(name, value)
     return ray_cluster
+
+
+# The fixtures a test asks for decide its lane: `-m "not slow and not e2e"` never starts Chromium or Ray.
+BROWSER_FIXTURES = {"browser", "page", "watched_context", "server"}
+RAY_FIXTURES = {"ray_cluster", "on_ray"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(item.fixturenames)
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+        if used & RAY_FIXTURES:
+            item.add_marker(pytest.mark.slow)

@@ -46,6 +46,7 @@ def test_sigkilled_worker_marks_the_run_interrupted_and_the_next_run_works(lab_h
         lab.shutdown()
 
 
+@pytest.mark.slow  # twenty trainings: minutes
 def test_twenty_quick_trainings_keep_worker_memory_bounded(lab_home, mnist_dir, record_property):
     """Twenty runs: the worker re-executes itself every few runs (same pid), so its RSS stops growing.
 
