@@ -5,7 +5,7 @@ import streamlit as st
 from mnist_core.budget import COUNTINGS, MAX_LIMIT, Budget, describe_change, summarize
 from mnist_core.charts import budget_figure
 from mnist_core.spec import DEFAULT_PRESET, MAX_FILTERS, PRESETS, Architecture, Conv, SpecError
-from pages import advice_view, common
+from ui import advice, common
 
 notices = common.begin_page()
 arch, budget = common.current_arch(), common.current_budget()
@@ -151,10 +151,10 @@ with st.container(key="layer_table"):
         if stats.non_trainable:
             row[7].caption(f"{stats.non_trainable} fixed")
 
-advice_view.advisor(arch, budget, verdict, advice_view.measured_effects(common.get_lab(), arch))
+advice.advisor(arch, budget, verdict, advice.measured_effects(common.get_lab(), arch))
 st.page_link("pages/studies.py", label="Measure what each BatchNorm and Dropout buys: study this architecture →",
              icon=":material/science:")
-advice_view.picture(arch, budget)
+advice.picture(arch, budget)
 
 # A fixed key keeps the section open across the reruns a refusal or an edit causes.
 with st.expander("Spec as JSON: view, download, edit or upload", key="json_section"):

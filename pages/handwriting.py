@@ -8,7 +8,7 @@ from mnist_core.predict import enlarge
 from mnist_core.report import NONE, percent
 from mnist_core.samples import Sample, SampleError, SampleStore
 from mnist_core.words import plural
-from pages import common
+from ui import common
 
 COLUMNS = 10
 PAGE = 100  # samples drawn at once: every image is an element the server sends and the browser draws

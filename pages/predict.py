@@ -21,7 +21,7 @@ from mnist_core.predict import (
 from mnist_core.db import StoreError
 from mnist_core.spec import SpecError
 from mnist_core.words import plural, share
-from pages import common, drawing, insight, samples_view
+from ui import common, drawing, insight, samples
 
 DRAW, PHOTO = "Draw", "Photo"
 PHOTO_READING = "photo_reading"  # (the uploaded file's id, its reading or why it cannot be read)
@@ -151,7 +151,7 @@ with right:  # the answer beside the input, where the eye is: refusals too
 
 if digit28 is not None:
     if lab is not None:
-        samples_view.save_form(lab, digit28, digit, "canvas" if source == DRAW else "photo")
+        samples.save_form(lab, digit28, digit, "canvas" if source == DRAW else "photo")
     st.subheader("What the model sees")
     others = [c for c in choices if c != choice]
     compare = st.selectbox("Side by side with", [None, *others], key="compare_choice",

@@ -10,7 +10,7 @@ from mnist_core.predict import ModelFileError, check_model_file
 from mnist_core.report import run_rows
 from mnist_core.report import spec_or_error
 from mnist_core.words import plural
-from pages import analysis_view, common
+from ui import analysis, common
 
 CHOSEN = "runs_chosen"
 
@@ -107,5 +107,5 @@ if run.status not in ("queued", "running"):
             st.toast(f"Run {run.id} deleted.")
             st.rerun()
 if run.has_model:
-    analysis_view.mistakes(lab, run, has_model=model_path.exists())
+    analysis.mistakes(lab, run, has_model=model_path.exists())
 common.end_page(notices)

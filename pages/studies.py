@@ -9,7 +9,7 @@ from mnist_core.evidence import accuracy_text
 from mnist_core.recipe import FIRST_LOOK, NOTEBOOK, QUICK_RUN
 from mnist_core.study import MAX_SEEDS, summarize_study, variants
 from mnist_core.words import points
-from pages import common
+from ui import common
 
 RECIPES = {f"Quick run (the fast recipe over {QUICK_RUN.images:,} images once: about a minute a variant)": QUICK_RUN,
            f"A first look ({FIRST_LOOK.images:,} images once: seconds a variant)": FIRST_LOOK,

@@ -11,7 +11,7 @@ from mnist_core.recipe import FIELD, RECIPES, Recipe, unused_fields
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
 from mnist_core.words import plural
-from pages import common
+from ui import common
 
 WATCH = "watch_run"
 WATCH_PARAM = "run"

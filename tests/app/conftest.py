@@ -38,7 +38,7 @@ def app(lab_home, monkeypatch):
         return at
 
     yield open_page
-    from pages import common
+    from ui import common
 
     common._lab(str(lab_home)).shutdown()
     st.cache_resource.clear()

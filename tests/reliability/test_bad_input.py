@@ -191,7 +191,7 @@ def test_security_settings():
     assert config["maxUploadSize"] <= 25  # above the 10 MB photo cap, so a too-big photo is refused in words
     # A crash shows a short message: no traceback with server paths, no "Ask ChatGPT" links.
     assert tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["client"]["showErrorDetails"] == "none"
-    sources = [path.read_text() for path in [ROOT / "app.py", *ROOT.glob("pages/*.py")]]
+    sources = [path.read_text() for path in [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("ui/*.py")]]
     assert not any(re.search(r"unsafe_allow_html\s*=\s*True", source) for source in sources)
     # Every uploader names its own limit: 1 MB for a spec, 5 MB for a sample set, 25 MB for a photo.
     uploaders = re.findall(r"st\.file_uploader\((?:[^()]|\([^()]*\))*\)", "\n".join(sources))

@@ -91,7 +91,7 @@ def test_the_store_folder_deleted_while_the_app_runs_is_made_again_and_trains(ap
     """Someone deletes the whole run-store folder under a running app and its idle worker: the pages say the
     history was made again, empty, instead of 'no such table', and the next run trains without a restart."""
     at = app("runs")
-    from pages import common
+    from ui import common
 
     lab = common._lab(str(lab_home))  # the app's own Lab
     first = lab.wait(lab.submit(PRESETS["seed-final"], Recipe(epochs=1, train_subset=256)).run_id, timeout=180)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnist_core.charts import saliency_figure
 from mnist_core.explain import occlusion_saliency, tile_maps, top_classes
-from pages import common
+from ui import common
 
 MIN_MAP_PX = 48  # feature maps are 3-26 px: each enlarged to at least this, so a projected class can see it
 MAP_GAP_PX = 3

@@ -8,7 +8,7 @@ from mnist_core import advisor as advice
 from mnist_core import study
 from mnist_core.db import StoreError
 from mnist_core.diagram import network_dot
-from pages import common
+from ui import common
 
 # The advice depends only on the network and the budget (both immutable): a rerun after a toggle
 # back, or another student on the same preset, gets it without searching again.

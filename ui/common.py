@@ -15,6 +15,7 @@ from mnist_core.jobs import Lab
 from mnist_core.links import parse_budget
 from mnist_core.predict import limit_blas_threads
 from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
+from ui import navigation
 
 limit_blas_threads()  # the server's numpy forward passes are small: threads only contend
 # Once, while this module loads (every session's script waits for that): the first sessions of a fresh server
@@ -25,7 +26,6 @@ charts.import_lazy_parts()
 # over its own cap in words, where the uploader would only show a red mark.
 UPLOAD_CEILING_MB = 25
 ARCH, BUDGET, LAST_CHANGE, NOTICE, GENERATION = "arch", "budget", "last_change", "notice", "widget_generation"
-NAVIGATED = "navigated"
 
 
 # Streamlit leaves 6rem above every page's title: on a 768 px projector half of it goes to the content instead.
@@ -34,29 +34,11 @@ COMPACT_TOP = "<style>[data-testid='stMainBlockContainer'] { padding-top: 3rem; 
 
 def begin_page():
     """Every page starts here: session state from the link, and a slot at the top for messages."""
-    _ensure_navigation()
+    navigation.ensure_app_navigation()
     init_state()
     write_url()  # early too: a quick click elsewhere must not leave with a link that lost the network
     st.html(COMPACT_TOP)
     return st.container()
-
-
-def _ensure_navigation() -> None:
-    """Run app.py's navigation even when a server's very first visitor opens a page's own link.
-
-    With a `pages/` folder beside app.py, Streamlit runs that first request's page file on its own
-    (its old folder-based multipage mode, with a sidebar listing every file in `pages/`) until
-    app.py has called `st.navigation` once. Leaving that mode and rerunning puts app.py in charge.
-    Only a session's first run needs it (AppTest re-enters that mode on every run, where a rerun
-    would drop the click under test).
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    first_run = NAVIGATED not in st.session_state
-    st.session_state[NAVIGATED] = True
-    if first_run and PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def end_page(notices) -> None:
