@@ -34,7 +34,7 @@ def main() -> None:
 
     from mnist_core.data import load_mnist
     from mnist_core.judge import evaluate
-    from mnist_core.predict import bundled_model, load_predictor
+    from mnist_core.catalogue import bundled_model, load_predictor
     from mnist_core.samples import MAX_SAMPLES, SampleStore
     from mnist_core.store import RunStore
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mnist_core.judge import evaluate_all
-from mnist_core.predict import enlarge
+from mnist_core.reading import enlarge
 from mnist_core.report import NONE, percent
 from mnist_core.samples import Sample, SampleError, SampleStore
 from mnist_core.store import StoreError

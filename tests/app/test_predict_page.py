@@ -7,7 +7,7 @@ import mnist_core.photo
 
 from PIL import Image, ImageDraw
 
-from mnist_core.predict import bundled_model
+from mnist_core.catalogue import bundled_model
 from mnist_core.samples import SampleStore
 from mnist_core.store import RunStore
 from tests.app.conftest import metrics, texts
