@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.data import load_mnist
-from mnist_core.predict import BUNDLED_DIR, CANVAS_BRUSH, Predictor, ink, read_ink
+from mnist_core.catalogue import BUNDLED_DIR
+from mnist_core.predict import Predictor
+from mnist_core.reading import CANVAS_BRUSH, ink, read_ink
+from mnist_core.weights import ensure_weights
 from mnist_core.spec import Architecture
 
 CANVAS = 280
@@ -130,7 +133,7 @@ def accuracy_by_condition(predictor: Predictor, drawings, normalise_strokes: boo
     """Share of drawings read right, per condition and 'all'."""
     right: dict[str, list[bool]] = {}
     for name, canvas, label in drawings:
-        digit28, _ = read_ink(ink(canvas), normalise_strokes)
+        digit28 = read_ink(ink(canvas), normalise_strokes).digit28
         ok = digit28 is not None and int(predictor.probabilities(digit28).argmax()) == label
         right.setdefault(name, []).append(ok)
     scores = {name: float(np.mean(oks)) for name, oks in right.items()}
@@ -140,12 +143,11 @@ def accuracy_by_condition(predictor: Predictor, drawings, normalise_strokes: boo
 
 def _predictor(path: Path) -> Predictor:
     """A model file and its architecture (bundled metadata beside it, or the seed-final preset)."""
-    meta = path.with_suffix(".json")
-    if meta.exists():
-        return Predictor(Architecture.from_dict(json.loads(meta.read_text())["spec"]), path)
     from mnist_core.spec import PRESETS
 
-    return Predictor(PRESETS["seed-final"], path)
+    meta = path.with_suffix(".json")
+    arch = Architecture.from_dict(json.loads(meta.read_text())["spec"]) if meta.exists() else PRESETS["seed-final"]
+    return Predictor(arch, ensure_weights(path, arch.to_json()))
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from bench.handdrawn import CANVAS, _paint_strokes, handdrawn_set
-from mnist_core.predict import CANVAS_BRUSH, bundled_model, ink, load_predictor, read_ink
+from mnist_core.catalogue import bundled_model, load_predictor
+from mnist_core.reading import CANVAS_BRUSH, ink, read_ink
 
 SCRIBBLES = 300
 DIGITS = 200
@@ -175,8 +176,7 @@ def doubted(predictor, drawings, checks: dict[str, Callable]) -> dict[str, dict[
     found: dict[str, dict[str, list[bool]]] = {name: {} for name in checks}
     for kind, canvas in drawings:
         ink_map = ink(canvas)
-        digit28, _ = read_ink(ink_map)
-        probabilities = predictor.probabilities(digit28)
+        probabilities = predictor.probabilities(read_ink(ink_map).digit28)
         for name, check in checks.items():
             found[name].setdefault(kind, []).append(bool(check(ink_map, probabilities)))
     return found
@@ -185,6 +185,7 @@ def doubted(predictor, drawings, checks: dict[str, Callable]) -> dict[str, dict[
 def main() -> None:
     from mnist_core.data import load_mnist
     from mnist_core.doubt import doubts, no_digit
+    from mnist_core.strokes import stroke_width
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scribbles", type=int, default=SCRIBBLES)
@@ -197,9 +198,12 @@ def main() -> None:
     data = load_mnist()
     chosen = slice(args.first_digit, args.first_digit + args.digits)
     digits = [(name, canvas) for name, canvas, _ in handdrawn_set(data.x_test[chosen], data.y_test[chosen])]
+    def no_digit_alone(ink_map, probabilities):
+        return no_digit(ink_map, probabilities, stroke_width(ink_map))
+
     checks = {"before": lambda ink_map, probabilities: [reason for reason in doubts(ink_map, probabilities)
-                                                        if reason not in no_digit(ink_map, probabilities)],
-              "after": doubts, "no-digit check alone": no_digit}
+                                                        if reason not in no_digit_alone(ink_map, probabilities)],
+              "after": doubts, "no-digit check alone": no_digit_alone}
     for title, drawings in ((f"Scribbles caught (seed {args.seed})", list(scribble_set(args.scribbles, args.seed))),
                             (f"Digits doubted (test {chosen.start}-{chosen.stop - 1})", digits)):
         results = doubted(predictor, drawings, checks)

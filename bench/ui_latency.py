@@ -69,11 +69,12 @@ def prediction() -> None:
     import tensorflow as tf
 
     from mnist_core.model import build_model
-    from mnist_core.predict import Predictor, bundled_model, limit_blas_threads
+    from mnist_core.catalogue import bundled_model, load_predictor
+    from mnist_core.predict import limit_blas_threads
 
     limit_blas_threads()  # as the app's server does
-    predictor = Predictor(PRESETS["seed-final"], bundled_model().path)
-    model = build_model(PRESETS["seed-final"])
+    predictor = load_predictor(bundled_model())
+    model = build_model(bundled_model().spec)
     model.load_weights(bundled_model().path)
     canvas = np.zeros((280, 280, 4), dtype=np.uint8)
     canvas[60:220, 130:150] = 255

@@ -72,7 +72,7 @@ import numpy as np
 from PIL import Image
 import io
 from mnist_core.photo import read_photo
-from mnist_core.predict import ImageError
+from mnist_core.reading import ImageError
 
 def status_mb(field):
     # /proc, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.

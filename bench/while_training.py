@@ -29,9 +29,9 @@ def p95(values: list[float]) -> float:
 
 
 def prediction_ms(repeats: int = 300) -> list[float]:
-    from mnist_core.predict import Predictor, bundled_model
+    from mnist_core.catalogue import bundled_model, load_predictor
 
-    predictor = Predictor(PRESETS["seed-final"], bundled_model().path)
+    predictor = load_predictor(bundled_model())
     canvas = np.zeros((280, 280, 4), dtype=np.uint8)
     canvas[60:220, 130:150] = 255
     times = []

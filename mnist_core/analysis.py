@@ -21,9 +21,10 @@ import numpy as np
 
 from .data import Mnist, as_model_input
 from .files import write_atomically
-from .predict import ModelFileError, Predictor
-from .runs import RunStore
+from .predict import Predictor
 from .spec import NUM_CLASSES, SpecError
+from .runs import RunStore
+from .weights import ModelFileError, ensure_weights
 
 FILE_NAME = "analysis.json"
 VERSION = 1  # a file of another version reads as damaged, and analysing the run again replaces it
@@ -162,7 +163,7 @@ def analyse_run(store: RunStore, run_id: int, data: Mnist) -> Analysis:
     if run is None:
         raise AnalysisError(f"Run {run_id} does not exist (it was deleted).")
     try:
-        predictor = Predictor(run.spec, store.model_path(run_id))
+        predictor = Predictor(run.spec, ensure_weights(store.model_path(run_id), run.spec_json))
     except (SpecError, ModelFileError) as err:
         raise AnalysisError(f"Run {run_id} cannot be analysed: {err}") from None
     analysis = analyse(predictor.probabilities_batch(as_model_input(data.x_test)), data.y_test)

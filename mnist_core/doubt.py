@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .reading import INK_LEVEL
 from .strokes import SOLID, stroke_width
 
-INK_LEVEL = 0.1  # as in preprocessing: a pixel this bright (0-1) counts as ink
 CELL = 4  # components are found on a 4x coarser grid: fast, and hairline gaps close
 GAP_CELLS = 3  # parts closer than ~2 x 3 cells (24 canvas px) count as one digit (a 5's detached bar)
 MIN_PART_SHARE = 0.15  # a part with less of the ink is a stray mark, not a second digit
@@ -29,21 +29,17 @@ DOUBTFUL_BELOW = 0.95  # ... marks no digit when the model is also below this
 
 def doubts(ink: np.ndarray, probabilities: np.ndarray) -> list[str]:
     """Plain-language reasons to doubt the prediction for `ink` (H x W, 0-1); empty when it looks fine."""
-    from scipy import ndimage
-
     mask = ink >= INK_LEVEL
     reasons = []
     rows, cols = np.nonzero(mask)
     extent = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
-    # A stroke of width w and length L has area ~ L*w and outline ~ 2L, so w ~ 2 * area / outline.
-    outline = np.count_nonzero(mask & ~ndimage.binary_erosion(mask))
-    stroke = 2 * rows.size / max(outline, 1)
-    if extent < MIN_EXTENT_IN_STROKES * stroke and extent <= DOT_AT_MOST * max(mask.shape):
+    width = stroke_width(ink)
+    if extent < MIN_EXTENT_IN_STROKES * (width or 0.0) and extent <= DOT_AT_MOST * max(mask.shape):
         reasons.append("There is too little ink to read a digit: draw the whole digit, larger.")
     elif _separate_parts(mask) > 1:
         reasons.append("The ink looks like more than one digit: draw a single digit to get a reliable answer.")
     else:
-        reasons += no_digit(ink, probabilities)
+        reasons += no_digit(ink, probabilities, width)
     order = np.argsort(probabilities)[::-1]
     if probabilities[order[0]] < UNSURE_BELOW:
         reasons.append(f"The model is unsure: {order[0]} ({probabilities[order[0]]:.0%}) or "
@@ -66,11 +62,13 @@ def _separate_parts(mask: np.ndarray) -> int:
     return int((shares >= MIN_PART_SHARE).sum())
 
 
-def no_digit(ink: np.ndarray, probabilities: np.ndarray) -> list[str]:
-    """One reason when `ink` looks like no digit at all (a scribble, a filled patch, a spiral); else none."""
+def no_digit(ink: np.ndarray, probabilities: np.ndarray, width: float | None) -> list[str]:
+    """One reason when `ink` looks like no digit at all (a scribble, a filled patch, a spiral); else none.
+
+    `width` is the ink's `stroke_width`.
+    """
     from scipy import ndimage
 
-    width = stroke_width(ink)
     if width is None:
         return []
     mask = ink >= SOLID

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .predict import SIZE, Predictor
+from .predict import Predictor
+from .reading import SIZE
 
 PATCH = 6  # an occluding square about a stroke's width and a half: covers one part of a digit at a time
 STRIDE = 2  # 12 x 12 patch positions, ~150 forward passes (~0.2 s)

@@ -7,10 +7,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .predict import ModelChoice, ModelFileError, available_models, load_predictor
-from .runs import RunStore
+from .catalogue import ModelChoice, available_models, load_predictor
 from .samples import SIZE, Sample
 from .spec import SpecError
+from .runs import RunStore
+from .weights import ModelFileError
 
 
 @dataclass(frozen=True)

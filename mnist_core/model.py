@@ -21,11 +21,13 @@ def build_model(arch: Architecture, bn_momentum: float = 0.99):
     """A `keras.Sequential` with exactly the layers, shapes and parameter counts of `arch`.
 
     `bn_momentum` only sets how fast BatchNorm's moving statistics follow the data (Keras' default
-    0.99 is the notebook's); it changes no parameter count.
+    0.99 is the notebook's); it changes no parameter count. The model keeps `arch` as `spec_json`.
     """
     import keras
 
-    return keras.Sequential(keras_layers(arch, bn_momentum), name=keras_name(arch.name))
+    model = keras.Sequential(keras_layers(arch, bn_momentum), name=keras_name(arch.name))
+    model.spec_json = arch.to_json()  # saved in the weights file beside the model (`worker.save_model`)
+    return model
 
 
 def keras_name(name: str) -> str:

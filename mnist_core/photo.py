@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 
-from .predict import ImageError, read_ink
-from .strokes import StrokeChange
+from .reading import ImageError, Reading, fit, read_ink
+from .strokes import stroke_width
 
 MAX_BYTES = 10_000_000  # a 12-megapixel phone JPEG is 2-6 MB
 MAX_PIXELS = 40_000_000  # read from the header, before any pixel is decoded; a JPEG decodes at 1/2-1/8 scale
@@ -42,22 +42,13 @@ ALL_DARK = ("No digit found: the photo is dark all over, as if it were all ink o
             "Photograph one digit on light paper.")
 
 
-@dataclass(frozen=True)
-class PhotoReading:
-    """What a photo was turned into, with a picture of every step on the way."""
-
-    steps: list[tuple[str, np.ndarray]]  # (step name, uint8 picture) in order, for display
-    ink: np.ndarray  # CANVAS x CANVAS float32 0-1, light ink on black, like a drawing
-    digit28: np.ndarray  # the 28x28 float32 the model sees, made from `ink` as for a drawing
-    strokes: StrokeChange | None  # how the strokes were brought toward MNIST's width
-
-
-def read_photo(data: bytes) -> PhotoReading:
-    """Read one handwritten digit from PNG or JPEG bytes; raises ImageError with a reason for the user.
+def read_photo(data: bytes) -> Reading:
+    """Read one handwritten digit from PNG or JPEG bytes, with a picture of every step; raises ImageError with a
+    reason for the user.
 
     Decode upright and grey; find the paper's level both ways (dark ink on light paper, light ink on a
     dark ground) and keep the way whose ink forms strokes; Otsu's threshold; the digit's parts; an
-    ink image like a drawing; then `to_mnist`, exactly as for the canvas.
+    ink image like a drawing (CANVAS square); then `reading.read_ink`, exactly as for the canvas.
     """
     grey = _decode(data)
     # Sensor noise from neighbouring pixels' differences, which the paper's shading and edges barely touch.
@@ -71,11 +62,11 @@ def read_photo(data: bytes) -> PhotoReading:
         raise ImageError(ALL_DARK if np.median(grey) < DARK_PHOTO else NO_DIGIT)
     kept = _keep_digit(parts[light_ink])
     ink = _ink_image(signal, kept)
-    digit28, strokes = read_ink(ink)
+    reading = read_ink(ink)
     steps = [("Photo", grey), ("Ink light on dark", grey if light_ink else 1 - grey),
              ("Shading flattened", signal / max(float(signal.max()), MIN_CONTRAST)), ("Otsu threshold", mask),
-             ("Digit kept", kept), ("Ink image", ink), ("28x28", digit28)]
-    return PhotoReading([(name, _picture(image)) for name, image in steps], ink, digit28, strokes)
+             ("Digit kept", kept), ("Ink image", ink), ("28x28", reading.digit28)]
+    return replace(reading, steps=tuple((name, _picture(image)) for name, image in steps))
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -159,7 +150,7 @@ def _grey(image) -> np.ndarray:
     transparency on a contrasting ground. Channels are split and shrunk in Pillow, floats made only once small."""
     from PIL import ImageChops
 
-    size = _fit((image.height, image.width), WORK_SIDE) if max(image.size) > WORK_SIDE else image.size
+    size = fit((image.height, image.width), WORK_SIDE) if max(image.size) > WORK_SIDE else image.size
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         values = np.nan_to_num(_shrink(image, size))
         top = float(values.max(initial=0.0))
@@ -328,7 +319,7 @@ def _ink_image(signal: np.ndarray, kept: np.ndarray) -> np.ndarray:
     ink = np.where(grown, np.clip(signal / full, 0.0, 1.0), 0.0).astype(np.float32)
     rows, cols = np.nonzero(grown)
     crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    crop = np.clip(_resize(crop, _fit(crop.shape, DIGIT_SIDE)), 0.0, 1.0)
+    crop = np.clip(_resize(crop, fit(crop.shape, DIGIT_SIDE)), 0.0, 1.0)
     crop = _thicken(crop)
     frame = np.zeros((CANVAS, CANVAS), dtype=np.float32)
     top, left = (CANVAS - crop.shape[0]) // 2, (CANVAS - crop.shape[1]) // 2
@@ -340,22 +331,13 @@ def _thicken(ink: np.ndarray) -> np.ndarray:
     """Widen strokes thinner than STROKE (a ballpoint's are), so the 28x28 has MNIST's 2-pixel strokes."""
     from scipy import ndimage
 
-    mask = ink >= 0.5
-    # A stroke of width w and length L has area ~ L*w and outline ~ 2L, so w ~ 2 * area / outline.
-    outline = np.count_nonzero(mask & ~ndimage.binary_erosion(mask))
-    width = 2 * np.count_nonzero(mask) / max(outline, 1)
-    grow = int(round(STROKE - width))
+    width = stroke_width(ink)
+    grow = 0 if width is None else int(round(STROKE - width))
     if grow < 2:
         return ink
     radius = grow / 2
     y, x = np.ogrid[-int(radius):int(radius) + 1, -int(radius):int(radius) + 1]
     return ndimage.grey_dilation(ink, footprint=x * x + y * y <= radius * radius)
-
-
-def _fit(shape: tuple[int, ...], side: int) -> tuple[int, int]:
-    """(width, height) with the longer side `side`, keeping the aspect ratio."""
-    scale = side / max(shape)
-    return max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
 
 
 def _resize(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -372,5 +354,5 @@ def _picture(image: np.ndarray) -> np.ndarray:
     """A step's image (bool or 0-1 float) as uint8, at most PREVIEW_SIDE a side."""
     values = np.clip(image.astype(np.float32), 0.0, 1.0)
     if max(values.shape) > PREVIEW_SIDE:
-        values = _resize(values, _fit(values.shape, PREVIEW_SIDE))
+        values = _resize(values, fit(values.shape, PREVIEW_SIDE))
     return (values * 255 + 0.5).astype(np.uint8)

@@ -42,7 +42,8 @@ class StrokeChange:
 
 
 def stroke_width(ink_map: np.ndarray) -> float | None:
-    """The typical stroke width of an ink map, in its own pixels; None without solid ink."""
+    """The typical stroke width of an ink map, in its own pixels; None without solid ink. The app's one width
+    estimate: stroke normalisation, a photo's thickening and the doubts all use it."""
     from scipy import ndimage
 
     solid = ink_map >= SOLID

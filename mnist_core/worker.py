@@ -197,7 +197,12 @@ def failure_text(err: Exception) -> str:
 
 
 def save_model(model, path: Path) -> None:
-    """Write the .keras file atomically: a reader never sees a half-written model."""
+    """Write the .keras file and the weights file beside it (`mnist_core.weights`, what prediction reads),
+    each atomically: a reader never sees a half-written model. `model` comes from `build_model`, which
+    gives it its spec."""
+    from .weights import weights_path, write_weights
+
+    write_weights(model, weights_path(path), model.spec_json)
     with replaced_at_once(path, suffix=".keras") as tmp:  # Keras saves only to a '.keras' path
         model.save(tmp)
 

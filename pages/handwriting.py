@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnist_core.db import StoreError
 from mnist_core.judge import evaluate_all
-from mnist_core.predict import enlarge
+from mnist_core.reading import enlarge
 from mnist_core.report import NONE, percent
 from mnist_core.samples import Sample, SampleError, SampleStore
 from mnist_core.words import plural

@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.evidence import accuracy_text
-from mnist_core.predict import available_models, best_model, bundled_model
+from mnist_core.catalogue import available_models, best_model, bundled_model
 from mnist_core.db import StoreError
 from ui import common
 

@@ -5,21 +5,13 @@ import streamlit as st
 from mnist_core.charts import probabilities_figure
 from mnist_core.doubt import doubts
 from mnist_core.links import parse_run_id
-from mnist_core.photo import MAX_BYTES, PhotoReading, read_photo
-from mnist_core.predict import (
-    ImageError,
-    ModelChoice,
-    ModelFileError,
-    available_models,
-    best_model,
-    bundled_model,
-    enlarge,
-    ink,
-    load_predictor,
-    read_ink,
-)
-from mnist_core.db import StoreError
+from mnist_core.catalogue import (ModelChoice, available_models, best_model, bundled_model, load_predictor,
+                                  unavailable_reason)
+from mnist_core.photo import MAX_BYTES, read_photo
+from mnist_core.reading import ImageError, Reading, enlarge, read_canvas
 from mnist_core.spec import SpecError
+from mnist_core.db import StoreError
+from mnist_core.weights import ModelFileError
 from mnist_core.words import plural, share
 from ui import common, drawing, insight, samples
 
@@ -38,7 +30,7 @@ def load(choice: ModelChoice):
     return predictor(choice, choice.path.stat().st_mtime if choice.path.exists() else 0.0)
 
 
-def read_once(photo) -> PhotoReading:
+def read_once(photo) -> Reading:
     """The photo read once per uploaded file, refusals included: the page's every rerun reuses the reading."""
     kept = st.session_state.get(PHOTO_READING)
     if kept is None or kept[0] != photo.file_id:
@@ -82,8 +74,8 @@ if hidden and not row[2].toggle(f"Show {len(hidden)} more", key="show_hidden_mod
 default = next((c for c in choices if (linked is not None and c.run_id == linked)
                 or (wanted == "bundled" and c.run_id is None)), best_model(choices))
 if linked is not None and default.run_id != linked:
-    st.info(f"Run {linked}'s model is not available (deleted, or it never finished an epoch): "
-            f"showing {common.plain(default.title)}.")
+    reason = unavailable_reason(lab.store, linked) if lab is not None else f"Run {linked}'s model is not available."
+    st.info(f"{reason} Showing {common.plain(default.title)}.")
 elif wanted and wanted != "bundled" and linked is None:  # the link's text itself is never shown
     st.info(f"The link's model is not a run number: showing {common.plain(default.title)}.")
 picker, source_picker = row[:2]
@@ -102,15 +94,14 @@ source = source_picker.segmented_control(
     help="Draw with the mouse, or photograph a digit written on paper. Either is cropped, scaled and centred "
          "like MNIST.")
 left, right = st.columns([1.15, 1])  # at 1024 px with the sidebar open the left one still holds 280 px
-digit28 = ink_map = strokes = problem = None
+reading = problem = None
 with left:
     try:
         if source == DRAW:
             st.caption("Draw one digit, any size, anywhere.")  # one line: the canvas must fit a 768 px screen
             image = drawing.canvas().image_data
             if image is not None:
-                ink_map = ink(image)
-                digit28, strokes = read_ink(ink_map)
+                reading = read_canvas(image)
         else:
             # The widget's limit is above the photo cap, so a too-big photo reaches read_photo, which says why.
             upload = st.file_uploader(f"A photo of one digit on paper (PNG or JPEG, up to {MAX_BYTES / 1e6:.0f} MB)",
@@ -122,11 +113,11 @@ with left:
             photo = shot or upload
             if photo is not None:
                 reading = read_once(photo)
-                ink_map, digit28, strokes = reading.ink, reading.digit28, reading.strokes
                 st.image([step_image for _, step_image in reading.steps],
                          caption=[name for name, _ in reading.steps], width=110)
     except ImageError as err:
         problem = f"This image cannot be read: {err}"
+digit28 = reading.digit28 if reading is not None else None
 
 with right:  # the answer beside the input, where the eye is: refusals too
     if problem:
@@ -137,7 +128,7 @@ with right:  # the answer beside the input, where the eye is: refusals too
     else:
         probabilities = model.probabilities(digit28)
         digit = int(probabilities.argmax())
-        reasons = doubts(ink_map, probabilities)
+        reasons = doubts(reading.ink, probabilities)
         answer = st.columns([1, 2], vertical_alignment="center")
         answer[0].image(enlarge(digit28, 3), caption="What the model sees (28x28)")
         answer[1].metric("Best guess" if reasons else "Prediction", str(digit))
@@ -146,8 +137,8 @@ with right:  # the answer beside the input, where the eye is: refusals too
             st.warning(reason)
         st.plotly_chart(probabilities_figure(probabilities, height=COMPACT_BARS), width="stretch",
                         config={"displayModeBar": False})
-        if strokes is not None:
-            st.caption(strokes.text())
+        if reading.strokes is not None:
+            st.caption(reading.strokes.text())
 
 if digit28 is not None:
     if lab is not None:

@@ -6,7 +6,7 @@ from mnist_core.budget import describe_change
 from mnist_core.charts import overlay_figure
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
-from mnist_core.predict import ModelFileError, check_model_file
+from mnist_core.catalogue import model_problem
 from mnist_core.report import run_rows
 from mnist_core.report import spec_or_error
 from mnist_core.words import plural
@@ -81,31 +81,27 @@ else:
     if actions.button("Load architecture"):
         common.set_arch(arch, f"Loaded from run {run.id}: " + describe_change(common.current_arch(), arch))
         st.switch_page("pages/architecture.py")
-model_path = lab.store.model_path(run.id)
+problem = model_problem(lab.store, run)
 if run.status in ("queued", "running"):
     actions.button("Stop", key=f"stop_{run.id}", on_click=lab.stop, args=(run.id,))
-elif run.has_model:
-    try:
-        check_model_file(model_path)
-    except ModelFileError as err:
-        st.error(f"Run {run.id}'s model cannot be used: {err}")
-    else:
-        if run.test_accuracy is not None:
-            st.page_link("pages/predict.py", label=f"Draw a digit for run {run.id}'s model",
-                         icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
-        # The bytes themselves (~100 KB), not a deferred reader: a deferred one was lost between reruns.
-        actions.download_button("Download model (.keras)", model_path.read_bytes(),
-                                file_name=f"run-{run.id}.keras", mime="application/zip")
+elif problem is None:
+    st.page_link("pages/predict.py", label=f"Draw a digit for run {run.id}'s model",
+                 icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
+    # The bytes themselves (~100 KB), not a deferred reader: a deferred one was lost between reruns.
+    actions.download_button("Download model (.keras)", lab.store.model_path(run.id).read_bytes(),
+                            file_name=f"run-{run.id}.keras", mime="application/zip")
+elif run.has_model:  # a model it should have is missing or damaged
+    st.error(problem)
 else:
-    st.caption(f"Run {run.id} has no model: it ended {run.status} before its first epoch did.")
+    st.caption(problem)
 if run.status not in ("queued", "running"):
     # One popover per run: after a delete it closes instead of offering the next run's deletion.
     with actions.popover("Delete run", key=f"delete_popover_{run.id}"):
-        st.write(f"Delete run {run.id}" + (" and its model" if model_path.exists() else "") + " for good?")
+        st.write(f"Delete run {run.id}" + (" and its model" if run.has_model else "") + " for good?")
         if st.button("Yes, delete", type="primary", key=f"delete_{run.id}"):
             lab.store.delete(run.id)
             st.toast(f"Run {run.id} deleted.")
             st.rerun()
 if run.has_model:
-    analysis.mistakes(lab, run, has_model=model_path.exists())
+    analysis.mistakes(lab, run, has_model=problem is None)
 common.end_page(notices)

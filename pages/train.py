@@ -3,6 +3,7 @@
 import streamlit as st
 
 from mnist_core.budget import summarize
+from mnist_core.catalogue import usable
 from mnist_core.charts import training_figure
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
@@ -262,7 +263,7 @@ def _final(run, events) -> None:
     cols[1].metric("Epochs", epochs_text(run, events))
     cols[2].metric("Duration", f"{run.duration or 0:.0f} s")
     cols[3].metric("Params", f"{run.total_params:,}")
-    if run.has_model and lab.store.model_path(run.id).exists():
+    if usable(lab.store, run):
         st.page_link("pages/predict.py", label=f"Try run {run.id}'s model on the Predict page",
                      icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
 

@@ -42,15 +42,16 @@ def lab_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory, mnist):
-    """seed-final trained for 2 epochs on 10,000 images (~96% test accuracy), saved as .keras."""
+    """seed-final trained for 2 epochs on 10,000 images (~96% test accuracy), saved as the worker saves it."""
     from mnist_core.recipe import Recipe
     from mnist_core.spec import PRESETS
     from mnist_core.train import train
+    from mnist_core.worker import save_model
 
     result = train(PRESETS["seed-final"], Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9, seed=3),
                    mnist, on_event=lambda event: None)
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    result.model.save(path)
+    save_model(result.model, path)
     return path, result.test_accuracy
 
 

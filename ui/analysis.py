@@ -8,7 +8,7 @@ from mnist_core import config
 from mnist_core.analysis import AnalysisError, analyse_run, load_analysis
 from mnist_core.charts import confusion_figure, per_class_figure
 from mnist_core.data import MnistDataError, load_mnist
-from mnist_core.predict import enlarge
+from mnist_core.reading import enlarge
 
 GALLERY = 30  # the most confident mistakes shown; the rest are in the confusion matrix
 COLUMNS = 10

@@ -6,7 +6,7 @@ import streamlit as st
 import streamlit_drawable_canvas
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_core.predict import CANVAS_BRUSH
+from mnist_core.reading import CANVAS_BRUSH
 
 SIZE = 280  # 10x MNIST's 28 pixels
 DRAWING, VERSION = "drawing_base", "canvas_version"

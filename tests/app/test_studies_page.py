@@ -1,8 +1,7 @@
 """The Studies page and the Runs page's error analysis in AppTest, against a real run store."""
 
 from mnist_core.budget import summarize
-from mnist_core.predict import bundled_model
-from mnist_core.runs import RunStore
+from mnist_core.catalogue import bundled_model
 from mnist_core.spec import PRESETS
 from mnist_core.study import variants
 from tests.app.conftest import texts

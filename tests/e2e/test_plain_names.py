@@ -1,15 +1,14 @@
 """A name a student typed is shown to every visitor as plain text: never a link, an image or markup."""
 
-import shutil
-
 import pytest
 from playwright.sync_api import expect
 
 from mnist_core.budget import summarize
+from mnist_core.catalogue import bundled_model
 from mnist_core.events import Event
-from mnist_core.predict import bundled_model
 from mnist_core.runs import RunStore
 from tests.browser import Server
+from tests.models import copy_model
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +25,7 @@ def test_a_markdown_run_name_shows_literally_on_every_page(tmp_path, watched_con
     run_id = store.create_run(NAME, bundled.spec, {"epochs": 1}, counts.total, counts.trainable)
     store.claim_next(worker_pid=0)
     store.add_event(run_id, 0, Event("epoch", 1, 10, 10, 0.003, 0.1, 0.97, 0.05, 0.9991, 5.0, 0.0))
-    shutil.copy(bundled.path, store.model_path(run_id))
+    copy_model(bundled.path, store.model_path(run_id))
     store.finish(run_id, "completed", test_accuracy=0.9991, test_loss=0.05)
 
     server = Server(tmp_path / "lab").start()

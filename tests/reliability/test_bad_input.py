@@ -15,12 +15,14 @@ import pytest
 from mnist_core.budget import summarize
 from mnist_core.db import StoreError
 from mnist_core.jobs import Lab
-from mnist_core.predict import bundled_model, load_predictor, to_mnist
+from mnist_core.catalogue import bundled_model, load_predictor
+from mnist_core.reading import to_mnist
 from mnist_core.recipe import Recipe
 from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
 from tests.app.conftest import texts
 from tests.conftest import ROOT
+from tests.models import copy_model
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,7 @@ def finished(store, name="seed-final"):
     run_id = store.create_run(name, arch, {"epochs": 1}, summary.total, summary.trainable)
     store.claim_next(0)
     store.finish(run_id, "completed", test_accuracy=0.97)
-    shutil.copy(bundled_model().path, store.model_path(run_id))
+    copy_model(bundled_model().path, store.model_path(run_id))
     return run_id
 
 

@@ -73,7 +73,7 @@ def test_prediction_path_does_not_leak_or_import_tensorflow():
     clear_session after every Streamlit rerun)."""
     code = (
         "import numpy as np, psutil, sys\n"
-        "from mnist_core.predict import bundled_model, load_predictor\n"
+        "from mnist_core.catalogue import bundled_model, load_predictor\n"
         "predictor = load_predictor(bundled_model())\n"
         "canvas = np.zeros((280, 280, 4), dtype=np.uint8); canvas[60:220, 130:150] = 255\n"
         "for _ in range(200): predictor.predict(canvas)\n"

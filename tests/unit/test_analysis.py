@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import time
 
 import numpy as np
@@ -11,14 +10,16 @@ import pytest
 from mnist_core.analysis import (Analysis, AnalysisError, analyse, analyse_run, analysis_path, load_analysis,
                                  save_analysis)
 from mnist_core.budget import summarize
+from mnist_core.catalogue import BUNDLED_DIR, bundled_model, load_predictor
 from mnist_core.charts import confusion_figure, per_class_figure
 from mnist_core.data import as_model_input
 from mnist_core.jobs import Lab
-from mnist_core.predict import BUNDLED_DIR, Predictor, bundled_model, load_predictor
+from mnist_core.predict import Predictor
 from mnist_core.recipe import Recipe
 from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS, Architecture
 from mnist_core.worker import analyse_model
+from tests.models import copy_model
 
 QUICK = Recipe(epochs=1, train_subset=256, progress_every=1)
 BUNDLED = bundled_model().spec  # the architecture the shipped model has
@@ -60,7 +61,7 @@ def finished_run(store, model_path=None, status="completed", accuracy=None) -> i
     run_id = store.create_run("analysed", BUNDLED, QUICK.to_dict(), summary.total, summary.trainable)
     store.claim_next(os.getpid())
     if model_path is not None:
-        shutil.copy(model_path, store.model_path(run_id))
+        copy_model(model_path, store.model_path(run_id))
     store.finish(run_id, status, test_accuracy=accuracy)
     return run_id
 
@@ -125,11 +126,13 @@ def test_the_batched_pass_keeps_images_apart_with_strides_that_do_not_divide_28(
     import keras
 
     from mnist_core.model import build_model
+    from mnist_core.weights import weights_path
+    from mnist_core.worker import save_model
 
     arch = Architecture.from_code("c3x8b_p3_c3x8_p2_c1x10l_gap_sm")
     keras.utils.set_random_seed(1)
-    build_model(arch).save(tmp_path / "model.keras")
-    predictor = Predictor(arch, tmp_path / "model.keras")
+    save_model(build_model(arch), tmp_path / "model.keras")
+    predictor = Predictor(arch, weights_path(tmp_path / "model.keras"))
     images = as_model_input(mnist.x_test[:40])
     single = np.stack([predictor.probabilities(image) for image in images])
     np.testing.assert_allclose(predictor.probabilities_batch(images), single, rtol=0, atol=1e-6)

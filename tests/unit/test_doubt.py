@@ -8,7 +8,8 @@ from PIL import Image, ImageDraw
 from bench.handdrawn import CONDITIONS, draw
 from bench.scribbles import scribble
 from mnist_core.doubt import doubts
-from mnist_core.predict import bundled_model, ink, load_predictor
+from mnist_core.catalogue import bundled_model, load_predictor
+from mnist_core.reading import ink
 
 SURE = np.array([0.01] * 9 + [0.91])
 

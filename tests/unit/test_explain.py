@@ -5,7 +5,7 @@ import pytest
 
 from mnist_core.explain import occlusion_saliency, tile_maps, top_classes
 from mnist_core.model import build_model
-from mnist_core.predict import bundled_model, load_predictor
+from mnist_core.catalogue import bundled_model, load_predictor
 
 
 @pytest.fixture(scope="module")

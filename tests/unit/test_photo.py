@@ -12,7 +12,8 @@ from scipy import ndimage
 
 from bench.uploads import UPLOADS, measure
 from mnist_core.photo import CANVAS, read_photo
-from mnist_core.predict import ImageError, bundled_model, load_predictor, to_mnist
+from mnist_core.catalogue import bundled_model, load_predictor
+from mnist_core.reading import ImageError, to_mnist
 
 
 def _arc(cx, cy, rx, ry, start, stop, steps=24):

@@ -1,6 +1,5 @@
 """Canvas preprocessing like MNIST's, and predictions from a saved model's weights."""
 
-import json
 import re
 import zipfile
 
@@ -8,10 +7,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnist_core.predict import (ImageError, ModelFileError, Predictor, available_models, best_model, bundled_model,
-                                load_predictor, to_mnist)
-from mnist_core.runs import RunStore
+from mnist_core.catalogue import available_models, best_model, bundled_model, load_predictor, model_problem
+from mnist_core.predict import Predictor
+from mnist_core.reading import ImageError, to_mnist
 from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax
+from mnist_core.runs import RunStore
+from mnist_core.weights import ModelFileError, check_model_file, ensure_weights, weights_path
+from mnist_core.worker import save_model
+from tests.models import copy_model
 
 
 def canvas_with(digit28: np.ndarray, scale: float, top: int, left: int, size: int = 280) -> np.ndarray:
@@ -69,7 +72,7 @@ def test_preprocessing_beats_a_bare_resize_on_small_off_centre_digits(small_mode
     from PIL import Image
 
     path, _ = small_model
-    predictor = Predictor(PRESETS["seed-final"], path)
+    predictor = Predictor(PRESETS["seed-final"], weights_path(path))
     rng = np.random.default_rng(0)
     ours = bare = 0
     samples = 200
@@ -99,7 +102,7 @@ def test_the_bundled_model_reads_digits_drawn_like_on_the_canvas(mnist):
 
 def test_prediction_has_ten_probabilities_and_a_confidence(small_model, mnist):
     path, _ = small_model
-    predictor = Predictor(PRESETS["seed-final"], path)
+    predictor = Predictor(PRESETS["seed-final"], weights_path(path))
     prediction = predictor.predict(canvas_with(mnist.x_test[0], 8, 20, 20))
     assert prediction.digit == mnist.y_test[0]
     assert prediction.probabilities.shape == (10,) and abs(prediction.probabilities.sum() - 1) < 1e-4
@@ -122,94 +125,153 @@ def test_numpy_forward_pass_equals_keras(small_model, mnist):
     from mnist_core.model import build_model
 
     bundled = bundled_model()
-    for arch, path in ((PRESETS["seed-final"], small_model[0]),
-                       (bundled.spec, bundled.path)):
+    for arch, path in ((PRESETS["seed-final"], small_model[0]), (bundled.spec, bundled.path)):
         model = build_model(arch)
         model.load_weights(path)
         images = mnist.x_test[:32].astype(np.float32) / 255
         expected = model(images[..., None], training=False).numpy()
-        predictor = Predictor(arch, path)
+        predictor = Predictor(arch, weights_path(path))
         ours = np.stack([predictor.probabilities(image) for image in images])
         assert np.abs(ours - expected).max() < 1e-5
 
 
-def test_model_files_are_checked_before_loading(tmp_path):
-    with pytest.raises(ModelFileError, match="only .keras"):
-        Predictor(PRESETS["seed-final"], tmp_path / "model.h5")
-    with pytest.raises(ModelFileError, match="missing"):
-        Predictor(PRESETS["seed-final"], tmp_path / "model.keras")
-    (tmp_path / "junk.keras").write_bytes(b"not a zip")
-    with pytest.raises(ModelFileError, match="corrupted"):
-        Predictor(PRESETS["seed-final"], tmp_path / "junk.keras")
+EVERY_KIND = {  # together: kernels 1, 3 and 5, BatchNorm, Dropout, pools of 2, 3 and 4, a linear conv, GAP, softmax
+    "kernels-bn-dropout-pool3": (Conv(8, 5, batchnorm=True), Conv(8, 3, dropout=True), Conv(8, 3, batchnorm=True),
+                                 MaxPool(3), Conv(8, 1), Conv(8, 3, batchnorm=True, dropout=True), MaxPool(2),
+                                 Conv(10, 1, batchnorm=True, relu=False)),
+    "pool4-dropout-rate": (Conv(6, 3, dropout=True, dropout_rate=0.4), MaxPool(4), Conv(12, 3, batchnorm=True),
+                           Conv(10, 3, relu=False)),
+    "pool2-twice-bn-last": (MaxPool(2), Conv(4, 1, batchnorm=True), Conv(7, 5), MaxPool(2),
+                            Conv(10, 3, batchnorm=True, dropout=True)),
+}
 
 
-def test_weights_of_another_architecture_are_refused():
-    """Loading seed-final's weights into a wider network fails with a clear message."""
-    wider = PRESETS["seed-final"].with_layer(0, filters=8)
-    with pytest.raises(ModelFileError, match="does not hold weights for this architecture"):
-        Predictor(wider, bundled_model().path)
+def test_every_layer_kind_in_the_spec_has_a_numpy_twin():
+    """EVERY_KIND below covers each kind the spec offers, so a new kind needs a case there."""
+    from mnist_core.spec import KERNEL_SIZES, KINDS
+
+    layers = [layer for layers in EVERY_KIND.values() for layer in layers]
+    assert {type(layer) for layer in layers} | {GlobalAvgPool, Softmax} == set(KINDS.values())
+    convs = [layer for layer in layers if isinstance(layer, Conv)]
+    assert {conv.kernel for conv in convs} == set(KERNEL_SIZES)
+    assert {(conv.batchnorm, conv.dropout, conv.relu) for conv in convs} >= {(True, False, True), (False, True, True),
+                                                                            (True, True, True), (False, False, False)}
+    assert {layer.size for layer in layers if isinstance(layer, MaxPool)} == {2, 3, 4}
 
 
-def test_numpy_forward_pass_equals_keras_for_every_layer_kind(tmp_path):
-    """A freshly saved model with random weights, several same-shaped convs, 5x5 and 1x1 kernels, pools of 3 and 2:
-    weights found by layer name give Keras' probabilities, so no two layers' weights can be swapped."""
+@pytest.mark.parametrize("name", list(EVERY_KIND))
+def test_saved_weights_give_keras_probabilities_for_every_layer_kind(tmp_path, name):
+    """A model saved as the worker saves it, every weight and BatchNorm statistic random: the numpy pass over the
+    weights file gives Keras' `model.predict` probabilities within 1e-5, one image at a time and batched."""
     from mnist_core.model import build_model
 
-    arch = Architecture((Conv(8, 5, batchnorm=True), Conv(8, 3, dropout=True), Conv(8, 3, batchnorm=True), MaxPool(3),
-                         Conv(8, 1), Conv(8, 3, batchnorm=True, dropout=True), MaxPool(2),
-                         Conv(10, 1, batchnorm=True, relu=False), GlobalAvgPool(), Softmax()))
+    arch = Architecture(EVERY_KIND[name] + (GlobalAvgPool(), Softmax()))
     model = build_model(arch)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(sum(map(ord, name)))
     model.set_weights([rng.uniform(0.5, 2.0, w.shape) if "variance" in w.name else rng.normal(0, 0.5, w.shape)
                        for w in model.weights])
-    model.save(tmp_path / "model.keras")
-    images = rng.uniform(0, 1, (8, 28, 28)).astype(np.float32)
-    expected = model(images[..., None], training=False).numpy()
-    predictor = Predictor(arch, tmp_path / "model.keras")
+    save_model(model, tmp_path / "model.keras")
+    images = rng.uniform(0, 1, (40, 28, 28)).astype(np.float32)
+    expected = model.predict(images[..., None], verbose=0)
+    predictor = Predictor(arch, weights_path(tmp_path / "model.keras"))
     assert np.abs(np.stack([predictor.probabilities(image) for image in images]) - expected).max() < 1e-5
+    assert np.abs(predictor.probabilities_batch(images) - expected).max() < 1e-5
 
 
-def _edit_config(path, tmp_path, edit):
-    """A copy of the .keras archive at `path` whose config.json's layer list went through `edit`."""
-    copy = tmp_path / "edited.keras"
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(copy, "w") as target:
-        for item in source.namelist():
-            data = source.read(item)
-            if item == "config.json":
-                config = json.loads(data)
-                edit(config["config"]["layers"])
-                data = json.dumps(config)
-            target.writestr(item, data)
-    return copy
+def test_the_weights_file_is_the_documented_format(tmp_path):
+    """One float32 array per weight, named <Keras layer>/<weight>, the spec JSON and the format number: all plain
+    arrays, readable without pickle or Keras."""
+    with np.load(weights_path(bundled_model().path), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    assert int(arrays.pop("format")) == 1
+    assert Architecture.from_json(str(arrays.pop("spec"))) == bundled_model().spec
+    assert set(arrays) >= {"conv1/kernel", "bn1/gamma", "bn1/beta", "bn1/moving_mean", "bn1/moving_variance"}
+    assert all(array.dtype == np.float32 for array in arrays.values())
+    assert arrays["conv1/kernel"].shape == (3, 3, 1, bundled_model().spec.layers[0].filters)
 
 
-def _rename(layers, old, new):
-    next(layer for layer in layers if layer["config"]["name"] == old)["config"]["name"] = new
+def _edited(tmp_path, edit):
+    """A copy of the bundled weights file whose arrays (a dict, 'spec' and 'format' included) went through `edit`."""
+    with np.load(weights_path(bundled_model().path), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    edit(arrays)
+    path = tmp_path / "edited.weights.npz"
+    np.savez(path, **arrays)
+    return path
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda layers: _rename(layers, "conv5", "conv_five"), "it has no layer named conv5"),
-    (lambda layers: _rename(layers, "pool4", "pool_four"), "it has no layer named pool4"),
-    (lambda layers: layers.insert(3, {"class_name": "Rescaling", "config": {"name": "scale"}}),
-     "it also has layers scale (Rescaling)"),
-    (lambda layers: layers[1].update(class_name="DepthwiseConv2D"),
-     "its layer conv1 is a DepthwiseConv2D, not a Conv2D"),
-    (lambda layers: layers.pop(), "it has no layer named softmax"),
-    (lambda layers: layers.append("junk"), "cannot be read"),
-], ids=["missing-conv", "missing-pool", "unknown-kind", "wrong-kind", "missing-softmax", "damaged-config"])
-def test_weights_are_found_by_layer_name_or_refused(tmp_path, edit, message):
-    """A missing name, a layer of an unknown or wrong kind, or a damaged config is a ModelFileError, never skipped."""
-    path = _edit_config(bundled_model().path, tmp_path, edit)
+    (lambda arrays: arrays.update({"conv5/kernel_x": arrays.pop("conv5/kernel")}), "it has no array conv5/kernel"),
+    (lambda arrays: arrays.pop("bn2/moving_variance"), "it has no array bn2/moving_variance"),
+    (lambda arrays: arrays.update({"scale/gain": np.ones(3, np.float32)}), "it also has arrays scale/gain"),
+    (lambda arrays: arrays.update({"bn1/gamma": np.ones(3, np.float32)}), "its layer bn1 holds arrays of shapes"),
+    (lambda arrays: arrays.update(spec=np.array(PRESETS["seed-final"].to_json())), "it was saved for c3x16bd0.1"),
+    (lambda arrays: arrays.update(spec=np.array("{not json")), "holds a damaged spec"),
+    (lambda arrays: arrays.update(format=np.int64(2)), "in format 2; this app reads format 1"),
+    (lambda arrays: arrays.pop("spec"), "cannot be read"),
+], ids=["renamed", "missing", "extra", "wrong-shape", "other-spec", "damaged-spec", "format", "no-spec"])
+def test_weights_are_found_by_name_or_refused(tmp_path, edit, message):
+    """A missing, extra or misshapen array, or a spec or format other than the model's, is a ModelFileError."""
     with pytest.raises(ModelFileError, match=re.escape(message)):
-        Predictor(bundled_model().spec, path)
+        Predictor(bundled_model().spec, _edited(tmp_path, edit))
+
+
+def test_model_files_are_checked_before_loading(tmp_path):
+    with pytest.raises(ModelFileError, match="only .keras"):
+        check_model_file(tmp_path / "model.h5")
+    with pytest.raises(ModelFileError, match="missing"):
+        check_model_file(tmp_path / "model.keras")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="corrupted"):
+        check_model_file(tmp_path / "junk.keras")
+    copy_model(bundled_model().path, tmp_path / "model.keras")
+    check_model_file(tmp_path / "model.keras")
+    weights_path(tmp_path / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelFileError, match="model.weights.npz is corrupted"):
+        check_model_file(tmp_path / "model.keras")
+    with pytest.raises(ModelFileError, match="missing"):
+        Predictor(PRESETS["seed-final"], tmp_path / "none.weights.npz")
+    with pytest.raises(ModelFileError, match="cannot be read"):
+        Predictor(PRESETS["seed-final"], weights_path(tmp_path / "model.keras"))
+
+
+def test_weights_of_another_architecture_are_refused():
+    """Loading the bundled model's weights into a wider network fails with a clear message."""
+    wider = bundled_model().spec.with_layer(0, filters=8)
+    with pytest.raises(ModelFileError, match="does not hold weights for this architecture"):
+        Predictor(wider, weights_path(bundled_model().path))
+
+
+def test_a_model_saved_before_weights_files_gets_one_built_once_through_keras(tmp_path, mnist):
+    """Only model.keras, as older runs left it: the weights file is built from it through Keras' public API and
+    then reused; the numbers are the bundled weights file's. A file Keras cannot load says so in one sentence."""
+    import shutil
+
+    bundled = bundled_model()
+    old = tmp_path / "model.keras"
+    shutil.copy(bundled.path, old)
+    built = ensure_weights(old, bundled.spec_json)
+    assert built == weights_path(old) and built.exists()
+    made = built.stat().st_mtime_ns
+    assert ensure_weights(old, bundled.spec_json) == built and built.stat().st_mtime_ns == made
+    images = mnist.x_test[:64].astype(np.float32) / 255
+    np.testing.assert_array_equal(Predictor(bundled.spec, built).probabilities_batch(images),
+                                  load_predictor(bundled).probabilities_batch(images))
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("config.json", "{not json")
+        archive.writestr("model.weights.h5", b"no weights")
+    with pytest.raises(ModelFileError, match=r"^Keras cannot load the model file .*broken.keras to prepare it for "
+                                             r"prediction \(\w+Error: .+\)\.$") as raised:
+        ensure_weights(broken, bundled.spec_json)
+    assert "Traceback" not in str(raised.value) and "\n" not in str(raised.value)
+    assert not weights_path(broken).exists()
 
 
 def test_available_models_lists_runs_then_the_bundled_model(lab_home):
     """Completed runs and stopped runs with a saved model, and the bundled model, most accurate first; runs
     without a model (stopped while queued, failed) are not offered. A run that did not learn comes last and is
     never the default, however new."""
-    import shutil
-
     from mnist_core.budget import summarize
 
     store = RunStore(lab_home)
@@ -222,7 +284,7 @@ def test_available_models_lists_runs_then_the_bundled_model(lab_home):
         if status != "stopped" or with_model:
             store.claim_next(worker_pid=0)
         if with_model:
-            shutil.copy(bundled_model().path, store.model_path(run_id))
+            copy_model(bundled_model().path, store.model_path(run_id))
         if status == "stopped" and not with_model:
             store.request_stop(run_id)
         else:
@@ -246,14 +308,37 @@ def test_available_models_lists_runs_then_the_bundled_model(lab_home):
 
 def test_a_run_stopped_before_its_first_epoch_is_not_offered(lab_home):
     """Its weights are untrained (10% for every digit): not a model to draw for."""
-    import shutil
-
     from mnist_core.budget import summarize
 
     store = RunStore(lab_home)
     summary = summarize(PRESETS["seed-final"])
     run_id = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 20}, summary.total, summary.trainable)
     store.claim_next(worker_pid=0)
-    shutil.copy(bundled_model().path, store.model_path(run_id))
+    copy_model(bundled_model().path, store.model_path(run_id))
     store.finish(run_id, "stopped")
     assert [choice.run_id for choice in available_models(store)] == [None]
+
+
+def test_one_rule_says_whether_a_run_has_a_usable_model(lab_home):
+    """A run keeps a model when an epoch finished and its file is present and readable: a completed run whose
+    file was deleted or damaged is not offered, and `model_problem` says why, as the Runs page shows it."""
+    from mnist_core.budget import summarize
+
+    store = RunStore(lab_home)
+    arch = bundled_model().spec
+    summary = summarize(arch)
+    ids = []
+    for _ in range(3):
+        ids.append(store.create_run(arch.name, arch, {"epochs": 2}, summary.total, summary.trainable))
+        store.claim_next(worker_pid=0)
+        copy_model(bundled_model().path, store.model_path(ids[-1]))
+        store.finish(ids[-1], "completed", test_accuracy=0.98)
+    good, deleted, damaged = ids
+    store.model_path(deleted).unlink()
+    store.model_path(damaged).write_bytes(b"PK\x03\x04 truncated")
+    assert [choice.run_id for choice in available_models(store)] == [None, good]
+    runs = {run.id: run for run in store.list()}
+    assert model_problem(store, runs[good]) is None
+    assert model_problem(store, runs[deleted]).startswith(f"Run {deleted}'s model cannot be used: The model file")
+    assert "missing" in model_problem(store, runs[deleted])
+    assert "corrupted" in model_problem(store, runs[damaged])

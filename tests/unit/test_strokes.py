@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_core.predict import ink, read_ink, to_mnist
+from mnist_core.reading import ink, read_ink, to_mnist
 from mnist_core.strokes import MNIST_WIDTH, StrokeChange, normalise_width, stroke_width
 
 
@@ -34,7 +34,8 @@ def test_mnist_like_strokes_are_left_as_drawn():
 @pytest.mark.parametrize("height, brush, verb", [(60, 20, "thinned"), (230, 6, "thickened")])
 def test_a_small_bold_or_a_large_thin_digit_gets_mnist_width(height, brush, verb):
     """The fixed brush makes a small digit ~3x bolder than MNIST's once scaled up, a thin pen ~3x finer."""
-    digit, change = read_ink(ink(drawn_seven(height, brush)))
+    reading = read_ink(ink(drawn_seven(height, brush)))
+    digit, change = reading.digit28, reading.strokes
     assert change.changed and verb in change.text()
     assert abs(change.before - MNIST_WIDTH) > 1.5
     assert change.after == pytest.approx(MNIST_WIDTH, abs=0.8)
@@ -51,8 +52,8 @@ def test_a_width_just_outside_mnists_range_does_not_read_as_its_bound():
 
 def test_normalisation_can_be_turned_off_and_changes_only_the_strokes():
     canvas = drawn_seven(60, 20)
-    plain, none = read_ink(ink(canvas), normalise_strokes=False)
-    thinned, change = read_ink(ink(canvas))
-    assert none is None and change.changed
+    plain, thinned = read_ink(ink(canvas), normalise_strokes=False), read_ink(ink(canvas))
+    assert plain.strokes is None and thinned.strokes.changed
+    plain, thinned = plain.digit28, thinned.digit28
     assert plain.sum() > 1.5 * thinned.sum()  # same digit, thinner strokes: much less ink
     assert np.array_equal(to_mnist(canvas), thinned)
