@@ -35,6 +35,7 @@ def main() -> None:
     from mnist_core.data import load_mnist
     from mnist_core.judge import evaluate
     from mnist_core.catalogue import bundled_model, load_predictor
+    from mnist_core.runs import RunStore
     from mnist_core.samples import MAX_SAMPLES, SampleStore
 
     count = int(sys.argv[1]) if len(sys.argv) > 1 else MAX_SAMPLES

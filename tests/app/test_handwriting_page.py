@@ -5,6 +5,7 @@ import io
 import numpy as np
 
 from mnist_core.catalogue import bundled_model, load_predictor
+from mnist_core.runs import RunStore
 from mnist_core.samples import SampleStore
 from tests.app.conftest import texts
 

@@ -8,6 +8,7 @@ import mnist_core.photo
 from PIL import Image, ImageDraw
 
 from mnist_core.catalogue import bundled_model
+from mnist_core.runs import RunStore
 from mnist_core.samples import SampleStore
 from tests.app.conftest import metrics, texts
 from tests.app.test_other_pages import BUNDLED, finished_run

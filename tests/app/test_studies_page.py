@@ -2,6 +2,7 @@
 
 from mnist_core.budget import summarize
 from mnist_core.catalogue import bundled_model
+from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
 from mnist_core.study import variants
 from tests.app.conftest import texts

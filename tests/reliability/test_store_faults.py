@@ -5,12 +5,9 @@ with the worker alive. None of them may fail a training or leave a page broken.
 """
 
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
-
-import pytest
 
 from mnist_core.jobs import Lab
 from mnist_core.recipe import Recipe

@@ -14,6 +14,7 @@ from mnist_core.budget import Budget
 from mnist_core.links import parse_budget, parse_number, parse_run_id
 from mnist_core.photo import read_photo
 from mnist_core.reading import ImageError
+from mnist_core.runs import RunStore
 from mnist_core.samples import SampleError, SampleStore
 from mnist_core.spec import PRESETS, Architecture, SpecError
 
