@@ -12,7 +12,7 @@ from .budget import Budget, summarize
 from .db import StoreError
 from .evidence import accuracy_text
 from .history import Run
-from .recipe import FIELDS, RECIPES, Recipe
+from .recipe import ABOUT, FIELDS, RECIPES, Recipe
 from .spec import PRESETS, Architecture, SpecError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
 from .words import plural
@@ -24,10 +24,6 @@ def _switch(text: str) -> bool:
     if text.lower() not in words:
         raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
     return words[text.lower()]
-
-
-RECIPE_HELP = {"notebook": "the notebook's 20 epochs (default)", "fast": "one-cycle, 5 epochs",
-               "best": "one-cycle with augmentation, 20 epochs", "quick": "the fast recipe, one pass"}
 
 
 def _recipe(args: argparse.Namespace) -> Recipe:
@@ -217,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _recipe_arguments(sub, default: str) -> None:
-    help_text = "; ".join(f"{name}: {text}" for name, text in RECIPE_HELP.items())
+    help_text = "; ".join(f"{name}: {ABOUT[name]}" + (" (default)" if name == default else "") for name in RECIPES)
     sub.add_argument("--recipe", choices=list(RECIPES), default=default, help=help_text)
     overrides = sub.add_argument_group("recipe fields", "each replaces one field of the chosen recipe")
     for field in FIELDS:

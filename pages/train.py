@@ -8,7 +8,7 @@ from mnist_core.charts import training_figure
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.links import parse_run_id
-from mnist_core.recipe import FIELD, RECIPES, Recipe, unused_fields
+from mnist_core.recipe import ABOUT, BEST_MEASURED, FIELD, RECIPES, Recipe, unused_fields
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
 from mnist_core.words import plural
@@ -16,7 +16,9 @@ from ui import common
 
 WATCH = "watch_run"
 WATCH_PARAM = "run"
-BEST_PRESET = "best-under-15k"  # the network the Best recipe was measured on
+BEST_PRESET = BEST_MEASURED.preset
+BEST_CLAIM = (f"Best's {accuracy_text(BEST_MEASURED.mean)} (mean of {plural(BEST_MEASURED.seeds, 'seed')}) "
+              f"was measured on the {BEST_PRESET}")
 RECIPE_CHOICES = {"quick": "Quick run", "fast": "Fast", "best": "Best", "notebook": "Notebook"}  # the link shows these
 
 # The recipe's fields (declared in mnist_core.recipe), three a row so every value shows whole at 1024 px.
@@ -88,13 +90,11 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     recipe_name = st.segmented_control(
         "Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True, default="notebook",
         key="recipe", persist_state="session", bind="query-params",  # a reload or a shared link keeps the recipe
-        help="Quick run: the fast recipe over the 60,000 images once, for a demo. Fast: near the notebook's accuracy "
-             "in a quarter of its epochs. Best: the strongest recipe measured here, 20 epochs with augmentation (with "
-             "the best-under-15k preset: 99.58% mean of 5 seeds). Notebook: the original 20-epoch recipe.")
+        help=" ".join(f"{label}: {ABOUT[name]}." for name, label in RECIPE_CHOICES.items()) + f" {BEST_CLAIM}.")
     start = st.button("Start training")
 caption = st.empty()  # filled once the fields below are read, so it says what Start would train
 if recipe_name == "best" and arch.to_code() != PRESETS[BEST_PRESET].to_code():
-    st.info(f"Best's 99.58% (mean of 5 seeds) was measured on the {BEST_PRESET} preset; this page trains "
+    st.info(f"{BEST_CLAIM} preset; this page trains "
             f"{common.plain(arch.name)}.")
     st.button(f"Train {BEST_PRESET} instead", on_click=common.set_arch,
               args=(PRESETS[BEST_PRESET], f"Loaded preset {BEST_PRESET}"))

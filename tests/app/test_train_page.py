@@ -7,7 +7,7 @@ import signal
 from mnist_core.budget import summarize
 from mnist_core.events import Event
 from mnist_core.jobs import Lab
-from mnist_core.recipe import RECIPES
+from mnist_core.recipe import ABOUT, RECIPES
 from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
 from tests.app.conftest import metrics, texts
@@ -152,6 +152,7 @@ def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home
     """Notebook is the default; Fast shows one-cycle; Best adds augmentation; Quick run locks one pass of 60,000."""
     at = app("train")
     assert at.segmented_control(key="recipe").value == "notebook"
+    assert all(about in at.segmented_control(key="recipe").help for about in ABOUT.values())
     assert at.number_input(key="epochs_notebook").value == 20 and at.number_input(key="train_subset_notebook").value == 60_000
     assert at.selectbox(key="schedule_notebook").value == "inverse-time"
     at.segmented_control(key="recipe").set_value("fast").run()

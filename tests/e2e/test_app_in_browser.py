@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from mnist_core.catalogue import bundled_model
+from mnist_core.evidence import accuracy_text
 from mnist_core.spec import PRESETS
 from tests.browser import ExceptionWatch, Server, draw, metric_value, no_exception_box, screenshot
 
@@ -52,7 +54,8 @@ def test_home_shows_the_budget_and_the_best_model(server, page, trained_run):
     page.goto(server.url)
     expect(page.get_by_text("Best model so far")).to_be_visible()
     assert metric_value(page, "Current architecture") == "14,960"
-    assert metric_value(page, "Best model so far: Bundled best-under-15k") == "99.57%"
+    bundled = bundled_model()
+    assert metric_value(page, f"Best model so far: Bundled {bundled.spec.name}") == accuracy_text(bundled.test_accuracy)
     screenshot(page, "home")
 
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from mnist_core.recipe import ABOUT, RECIPES
 from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
 from tests.conftest import ROOT
@@ -17,6 +18,14 @@ def cli(*args, home=None, env=None, timeout=300):
     env = dict(os.environ, **({"MNIST_LAB_HOME": str(home)} if home else {}), **(env or {}))
     return subprocess.run([sys.executable, "-m", "mnist_core", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=timeout)
+
+
+def test_recipe_help_says_what_each_named_recipe_is_for_as_the_train_page_does():
+    out = cli("train", "--help")
+    said = " ".join(out.stdout.split())
+    assert out.returncode == 0
+    for name in RECIPES:
+        assert f"{name}: {' '.join(ABOUT[name].split())}" in said
 
 
 def test_params_prints_the_table_and_verdict():
