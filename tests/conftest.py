@@ -87,3 +87,16 @@ def on_ray(ray_cluster, monkeypatch) -> dict[str, str]:
     for name, value in ray_cluster.items():
         monkeypatch.setenv(name, value)
     return ray_cluster
+
+
+@pytest.fixture(params=["local", "ray"])
+def executor(request, monkeypatch) -> str:
+    """A fault test that applies to both executors runs twice through the same Lab: on local worker processes,
+    and on the test's Ray cluster (skipped where Ray is not installed: it is in requirements-ray.txt)."""
+    if request.param == "ray":
+        pytest.importorskip("ray")
+        for name, value in request.getfixturevalue("ray_cluster").items():
+            monkeypatch.setenv(name, value)
+    else:
+        monkeypatch.setenv("MNIST_LAB_EXECUTOR", "local")
+    return request.param

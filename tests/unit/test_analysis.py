@@ -16,9 +16,9 @@ from mnist_core.data import as_model_input
 from mnist_core.jobs import Lab
 from mnist_core.predict import BUNDLED_DIR, Predictor, bundled_model, load_predictor
 from mnist_core.recipe import Recipe
+from mnist_core.runner import analyse_model
 from mnist_core.spec import PRESETS, Architecture
 from mnist_core.store import RunStore
-from mnist_core.worker import analyse_model
 
 QUICK = Recipe(epochs=1, train_subset=256, progress_every=1)
 BUNDLED = bundled_model().spec  # the architecture the shipped model has
