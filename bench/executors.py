@@ -40,7 +40,7 @@ def measure(executor: str, recipe, runs: int, study: bool) -> dict:
         try:
             started = time.monotonic()
             warm = lab.wait(lab.submit(PRESETS["seed-final"], replace(recipe, seed=99)).run_id)
-            row = {"executor": executor, "where": lab.where(), "warm_up_s": round(time.monotonic() - started, 1)}
+            row = {"executor": executor, "where": lab.status().where, "warm_up_s": round(time.monotonic() - started, 1)}
             assert warm.status == "completed", warm.error
             started = time.monotonic()
             ids = [lab.submit(PRESETS["seed-final"], replace(recipe, seed=seed)).run_id for seed in range(runs)]

@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, help="train on this many images (the ratio is per batch)")
     args = parser.parse_args()
     lab = Lab(home=tempfile.mkdtemp(prefix="bench-lab-"))
-    lab.ensure_worker()
+    lab.status()  # warms the worker
     rows: dict[str, list[dict]] = {}
     try:
         for name in args.recipes:

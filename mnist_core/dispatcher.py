@@ -1,12 +1,12 @@
 """The Ray dispatcher process: with MNIST_LAB_EXECUTOR=ray it takes the place of the local workers.
 
-Started by `mnist_core.jobs.Lab` exactly like a worker (slot 0, `worker-0.lock`), so the Lab's
-liveness checks, `reap` and shutdown work unchanged. It joins the Ray cluster at RAY_ADDRESS (Ray's
-own variable; unset, it starts a Ray instance of its own on this machine), puts MNIST in the object
-store once, and claims queued runs while the cluster has room for another: each becomes a Ray task
+Started by the Ray executor (`mnist_core.executors`) exactly like a worker (slot 0, `worker-0.lock`),
+so the Lab's liveness checks, reaping and shutdown are the same for both. It joins the Ray cluster at
+RAY_ADDRESS (Ray's own variable; unset, it starts a Ray instance of its own on this machine), puts MNIST
+in the object store once, and claims queued runs while the cluster has room for another: each becomes a Ray task
 asking for MNIST_LAB_RAY_CPUS CPUs (and a GPU where the cluster has one). One relay actor carries
 progress and Stop between the tasks and this process, which alone writes to the run store (SQLite)
-and saves each returned model beside its run.
+and records each returned run with the same `Runner` a local worker uses.
 
 Faults: a run whose Ray worker or node dies is marked interrupted with its history kept, not retried
 (a second try would restart its curve under the same run). When this process dies, Ray ends its relay
@@ -24,24 +24,21 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .analysis import Analysis
-from .cluster import Relay, train_task
+from .cluster import STATUS_FILE, ClusterStatus, Relay, read_status, train_task, unshipped
 from .data import load_mnist
 from .db import StoreError
 from .events import Event
 from .files import write_atomically
 from .history import Run
 from .lifecycle import ProgressLog
+from .runner import RUNS_BEFORE_RECYCLE, Runner, Trained, log
+from .slots import mark_ready, open_slot, slot_arguments
 from .runs import RunStore
-from .worker import (RUNS_BEFORE_RECYCLE, Worker, failure_text, log, open_slot, save_analysis_or_log,
-                     slot_arguments, write_lock_text)
 
 PACKAGE = Path(__file__).resolve().parent
-STATUS_FILE = "dispatcher.json"
 POLL_SECONDS = 0.2  # how often progress, Stop and finished tasks are looked at
 RETRY_SECONDS = 10.0  # how often an unreachable cluster is tried again
 CONNECT_TIMEOUT = 3.0  # seconds to wait for the cluster's port before calling it unreachable
@@ -50,39 +47,6 @@ JOIN_TIMEOUT = 60.0  # seconds joining a cluster may take: ~1 s here, more on a 
 RAY_INTERRUPTED = ("The Ray worker training this run stopped unexpectedly (killed, out of memory, or its node "
                    "left the cluster).")
 NEEDS_RAY = "MNIST_LAB_EXECUTOR=ray needs Ray on this machine: pip install -r requirements-ray.txt"
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    """What the dispatcher last said about its cluster, as kept in `dispatcher.json`."""
-
-    pid: int
-    state: str  # 'connecting', 'connected' or 'unreachable'
-    address: str  # RAY_ADDRESS; empty for a Ray instance the dispatcher started on this machine
-    message: str = ""
-    cpus: float = 0.0
-    gpus: float = 0.0
-    nodes: int = 0
-    capacity: int = 0  # runs the cluster holds at once
-
-    def text(self) -> str:
-        """Where runs train, in words, for the Train page."""
-        cluster = f"the Ray cluster at {self.address}" if self.address else "a Ray instance on this machine"
-        if self.state == "connected":
-            gpus = f", {self.gpus:g} GPU" if self.gpus else ""
-            nodes = f"{self.nodes} node{'s' if self.nodes != 1 else ''}"
-            return f"on {cluster} ({nodes}, {self.cpus:g} CPUs{gpus}): up to {self.capacity} at once"
-        if self.state == "unreachable":
-            return f"on {cluster}, which cannot be reached now"
-        return f"on {cluster} (connecting)"
-
-
-def read_status(home: Path) -> ClusterStatus | None:
-    """The dispatcher's last word, None when there is none or it cannot be read."""
-    try:
-        return ClusterStatus(**json.loads((home / STATUS_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def cluster_address() -> str:
@@ -104,12 +68,12 @@ def unreachable(address: str) -> str | None:
         return f"nothing answers at {address} ({err.strerror or err})"
 
 
-class Dispatcher(Worker):
-    """Claims queued runs as Ray tasks and records what comes back; `exit_requested` is set by SIGTERM."""
+class Dispatcher:
+    """Claims queued runs as Ray tasks and has `runner` record what comes back."""
 
-    def __init__(self, store: RunStore, data_dir: str | None, parent_pid: int, idle_timeout: float,
-                 cpus: float, gpus: float | None):
-        super().__init__(store, data_dir, parent_pid, idle_timeout)
+    def __init__(self, runner: Runner, data_dir: str | None, idle_timeout: float, cpus: float, gpus: float | None):
+        self.runner, self.store = runner, runner.store
+        self.data_dir, self.idle_timeout = data_dir, idle_timeout
         self.cpus, self.gpus = cpus, gpus
         self.address = cluster_address()
         self.connected = False
@@ -214,7 +178,7 @@ class Dispatcher(Worker):
 
         idle_since = time.monotonic()
         while True:
-            if not self.connected and not self.leaving():
+            if not self.connected and not self.runner.leaving():
                 self.connect()
             if self.connected:
                 try:
@@ -227,7 +191,7 @@ class Dispatcher(Worker):
                     self.relay = ray.remote(num_cpus=0)(Relay).remote()
             if self.inflight or self.waiting():
                 idle_since = time.monotonic()
-            elif self.leaving() or time.monotonic() - idle_since > self.idle_timeout:
+            elif self.runner.leaving() or time.monotonic() - idle_since > self.idle_timeout:
                 break
             time.sleep(POLL_SECONDS)
         if self.connected:
@@ -244,7 +208,7 @@ class Dispatcher(Worker):
         """The cluster went away: its runs are interrupted, the reason is said, and a fresh dispatcher takes
         over (Ray's driver cannot leave a cluster that is gone, and would end this process a minute later)."""
         for run in list(self.inflight.values()):  # a copy: the main thread may be changing it
-            self.record(run, None, f"The Ray cluster at {self.address} went away while this run trained.")
+            self.runner.record(run, None, f"The Ray cluster at {self.address} went away while this run trained.")
         self.say("unreachable", f"Lost the Ray cluster at {self.address}: {problem}. Queued runs wait and start "
                                 f"when it answers again (tried every {RETRY_SECONDS:g} s).")
         log(f"lost the Ray cluster: {problem}")
@@ -252,7 +216,7 @@ class Dispatcher(Worker):
 
     def waiting(self) -> bool:
         """Runs wait in the queue that this dispatcher could still claim."""
-        if self.leaving():
+        if self.runner.leaving():
             return False
         try:
             return bool(self.store.list(("queued",)))
@@ -262,18 +226,14 @@ class Dispatcher(Worker):
     def launch_while_room(self) -> None:
         import ray
 
-        if self.leaving():
+        if self.runner.leaving():
             return
         total = ray.cluster_resources()
         if total != self.described:
             self.describe_cluster(total)
         room = self.capacity(total.get("CPU", 0.0), total.get("GPU", 0.0)) - len(self.inflight)
         for _ in range(max(0, room)):
-            try:
-                run = self.store.claim_next(os.getpid())
-            except StoreError as err:
-                log(f"cannot claim a run ({err})")
-                return
+            run = self.runner.claim()
             if run is None:
                 return
             self.launch(run, total.get("GPU", 0.0))
@@ -288,10 +248,10 @@ class Dispatcher(Worker):
             ref = self.task.options(num_cpus=self.cpus, num_gpus=self.task_gpus(cluster_gpus)).remote(
                 run.id, run.spec, run.recipe, self.data_ref, self.relay, self.cpus)
         except Exception as err:
-            self.record(run, dict(status="failed", error=failure_text(err)))
+            self.runner.record(run, Trained.failed(err).ending())
             return
         self.inflight[ref] = run
-        self.progress[run.id] = ProgressLog(self.store, run.id, log)
+        self.progress[run.id] = self.runner.progress(run)
 
     def pass_on_events(self) -> None:
         """Pass the relay's new events on to the store, in order; they wait while the store is busy."""
@@ -308,7 +268,7 @@ class Dispatcher(Worker):
         for run in self.inflight.values():
             if run.id in self.asked_to_stop:
                 continue
-            if self.should_stop(run):
+            if self.runner.should_stop(run):
                 self.relay.stop.remote(run.id)
                 self.asked_to_stop.add(run.id)
 
@@ -326,26 +286,12 @@ class Dispatcher(Worker):
             self.asked_to_stop.discard(run.id)
             self.relay.forget.remote(run.id)
             try:
-                ending = ray.get(ref)
+                trained = unshipped(ray.get(ref))
             except ray.exceptions.RayError as err:
                 log(f"run {run.id} lost its Ray worker ({type(err).__name__})")
-                self.record(run, None, RAY_INTERRUPTED, progress=self.progress.pop(run.id, None))
+                self.runner.record(run, None, RAY_INTERRUPTED, progress=self.progress.pop(run.id, None))
                 continue
-            self.record(run, self.keep(run, ending), progress=self.progress.pop(run.id, None))
-
-    def keep(self, run: Run, ending: dict) -> dict | None:
-        """Save a returned model and analysis beside the run; the `finish` arguments (None: interrupted)."""
-        model_bytes, analysis = ending.pop("model_bytes", None), ending.pop("analysis", None)
-        if ending["status"] == "stopped" and not self.user_stopped(run):
-            return None  # stopped because this dispatcher is leaving, not by the user
-        try:
-            if model_bytes:
-                write_atomically(self.store.model_path(run.id), model_bytes)  # a reader never sees half a model
-        except OSError as err:
-            return dict(status="failed", error=failure_text(err), versions=ending.get("versions"))
-        if analysis:
-            save_analysis_or_log(self.store, run.id, Analysis.from_dict(analysis))
-        return ending
+            self.runner.settle(run, trained, self.progress.pop(run.id, None))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,9 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StoreError) as err:
         print(err, file=sys.stderr)
         return 1
-    dispatcher = Dispatcher(store, args.data_dir, args.parent_pid, args.idle_timeout, cpus, gpus)
-    signal.signal(signal.SIGTERM, dispatcher.on_sigterm)
-    write_lock_text(lock, f"{os.getpid()} ready")
+    runner = Runner(store, args.parent_pid, lock)
+    dispatcher = Dispatcher(runner, args.data_dir, args.idle_timeout, cpus, gpus)
+    signal.signal(signal.SIGTERM, runner.on_sigterm)
+    mark_ready(lock)
     print(f"dispatcher {os.getpid()} ready for {dispatcher.address or 'a Ray instance on this machine'}", flush=True)
     dispatcher.serve()
     return 0

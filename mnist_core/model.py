@@ -26,7 +26,7 @@ def build_model(arch: Architecture, bn_momentum: float = 0.99):
     import keras
 
     model = keras.Sequential(keras_layers(arch, bn_momentum), name=keras_name(arch.name))
-    model.spec_json = arch.to_json()  # saved in the weights file beside the model (`worker.save_model`)
+    model.spec_json = arch.to_json()  # saved in the weights file beside the model (`runner.save_model`)
     return model
 
 

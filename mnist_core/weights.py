@@ -1,7 +1,7 @@
 """The weights file: a trained model's weights in a stable, documented form, for inference without Keras.
 
 Beside each `model.keras` lies `model.weights.npz` (`weights_path`), written whenever a model is saved
-(`mnist_core.worker.save_model`). It is a NumPy `.npz` archive (a zip of `.npy` arrays, read with
+(`mnist_core.runner.save_model`). It is a NumPy `.npz` archive (a zip of `.npy` arrays, read with
 `numpy.load(path, allow_pickle=False)`) holding:
 
 - `format`: an int, FORMAT_VERSION (1).

@@ -20,8 +20,7 @@ lab = common.get_lab()
 if lab is None:
     common.stop(notices)
 try:
-    lab.reap()  # a run whose worker died shows as interrupted, not running forever
-    runs = lab.store.list()
+    runs = lab.runs()  # a run whose worker died shows as interrupted, not running forever
     progress = lab.store.progress_counts()
 except StoreError as err:
     st.error(str(err))

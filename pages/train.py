@@ -77,7 +77,7 @@ st.title("Train")
 st.write(f"**{common.plain(arch.name)}**: {summary.total:,} total / {summary.trainable:,} trainable params. {verdict.text}.")
 if lab is None:
     common.stop(notices)
-lab.ensure_worker()  # warm up TensorFlow in the worker while the user reads the recipe
+lab.status()  # warms the executor: TensorFlow loads while the user reads the recipe
 
 confirmed = True
 if not verdict.within:
@@ -153,9 +153,7 @@ with feedback:
 def live_runs() -> None:
     """Re-drawn every second from the store, so it survives reruns, page switches and refreshes."""
     try:
-        if lab.needs_worker():
-            lab.ensure_worker()  # a worker that died while runs wait is replaced here, not only on a full rerun
-        active = lab.active()
+        active = lab.active()  # a worker that died while runs wait is replaced here, not only on a full rerun
         watched_id = st.session_state.get(WATCH) or _run_in_link()
         watched = lab.store.get(watched_id) if watched_id else None
         runs = lab.store.list()  # newest first; a study's many runs give way to the newest run of one's own
@@ -165,10 +163,9 @@ def live_runs() -> None:
     except StoreError as err:
         st.error(str(err))
         return
-    if lab.worker_error:
-        st.error(f"The training worker cannot start: {lab.worker_error}")
-    if problem := lab.executor_problem():
-        st.error(problem)
+    status = lab.status()
+    if status.problem:
+        st.error(status.problem)
     if focus is None:
         st.info("No training yet. Press Quick run or Start training to train the current architecture.")
     else:
@@ -176,7 +173,7 @@ def live_runs() -> None:
     others = [run for run in active if focus is None or run.id != focus.id]
     if others:
         _active_runs(others, active)
-    st.caption(f"Runs train {lab.where()}.")
+    st.caption(f"Runs train {status.where}.")
 
 
 def _front_run(watched, active):

@@ -46,7 +46,7 @@ def small_model(tmp_path_factory, mnist):
     from mnist_core.recipe import Recipe
     from mnist_core.spec import PRESETS
     from mnist_core.train import train
-    from mnist_core.worker import save_model
+    from mnist_core.runner import save_model
 
     result = train(PRESETS["seed-final"], Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9, seed=3),
                    mnist, on_event=lambda event: None)
@@ -100,5 +100,17 @@ def pytest_collection_modifyitems(items):
         used = set(item.fixturenames)
         if used & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.e2e)
-        if used & RAY_FIXTURES:
+        on_ray = getattr(item, "callspec", None) is not None and item.callspec.params.get("executor") == "ray"
+        if used & RAY_FIXTURES or on_ray:
             item.add_marker(pytest.mark.slow)
+@pytest.fixture(params=["local", "ray"])
+def executor(request, monkeypatch) -> str:
+    """A fault test that applies to both executors runs twice through the same Lab: on local worker processes,
+    and on the test's Ray cluster (skipped where Ray is not installed: it is in requirements-ray.txt)."""
+    if request.param == "ray":
+        pytest.importorskip("ray")
+        for name, value in request.getfixturevalue("ray_cluster").items():
+            monkeypatch.setenv(name, value)
+    else:
+        monkeypatch.setenv("MNIST_LAB_EXECUTOR", "local")
+    return request.param

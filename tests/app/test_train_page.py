@@ -112,7 +112,7 @@ def test_interrupted_run_keeps_its_history(app, lab_home):
     store = RunStore(lab_home)
     wait_for(lambda: len(store.events(run_id)) >= 3, timeout=180)
     os.kill(store.get(run_id).worker_pid, signal.SIGKILL)
-    wait_for(lambda: not Lab(lab_home).live_workers())
+    wait_for(lambda: not Lab(lab_home).executor.live_workers())
     at.run()
     assert f"Run {run_id}: seed-final · interrupted" in headings(at)
     assert any("was interrupted" in text for text in texts(at.warning))

@@ -22,16 +22,15 @@ LONG = Recipe(epochs=50, train_subset=2048, progress_every=1)
 TINY = Recipe(epochs=1, train_subset=256, progress_every=1)
 
 
-
-
-def test_sigkilled_worker_marks_the_run_interrupted_and_the_next_run_works(lab_home, mnist_dir):
+def test_sigkilled_worker_marks_the_run_interrupted_and_the_next_run_works(executor, lab_home, mnist_dir):
+    """The process training the run (a local worker, or the Ray dispatcher) is killed without a word."""
     lab = Lab(home=lab_home, data_dir=mnist_dir)
     try:
         doomed = lab.submit(PRESETS["seed-final"], LONG).run_id
         wait_for(lambda: len(lab.store.events(doomed)) >= 3)
         pid = lab.store.get(doomed).worker_pid
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not lab.live_workers())  # its threads are gone and the kernel dropped its lock
+        wait_for(lambda: not lab.executor.live_workers())  # its threads are gone and the kernel dropped its lock
         history = len(lab.store.events(doomed))
 
         # A fresh process (the app or CLI starting again) sees the dead worker at once.

@@ -46,7 +46,7 @@ def test_two_runs_train_at_once_and_come_back_to_the_store(on_ray, lab_home, mni
         runs = [lab.wait(run_id, timeout=300) for run_id in (first, second)]
         assert [run.status for run in runs] == ["completed", "completed"]
         assert overlapped(runs)  # the cluster's 2 CPUs hold both: no local one-at-a-time queue
-        where = lab.where()
+        where = lab.status().where
         assert on_ray["RAY_ADDRESS"] in where and "2 CPUs" in where and "up to 2 at once" in where
         for run in runs:
             epochs = [event for event in lab.store.events(run.id) if event.kind == "epoch"]
@@ -122,7 +122,7 @@ def test_an_app_killed_mid_run_leaves_no_running_run_and_no_training_task(on_ray
     wait_for(lambda: len(lab.store.events(run_id)) >= 3, timeout=300)
     dispatcher = lab.store.get(run_id).worker_pid
     os.kill(dispatcher, signal.SIGKILL)  # the app's side gone without a word, as in a power cut
-    wait_for(lambda: not lab.live_workers(), timeout=30)
+    wait_for(lambda: not lab.executor.live_workers(), timeout=30)
 
     restarted = Lab(home=lab_home, data_dir=mnist_dir)
     run = restarted.store.get(run_id)
@@ -149,11 +149,11 @@ def test_an_unreachable_cluster_says_so_once_and_runs_stay_queued(on_ray, lab_ho
     lab = Lab(home=lab_home, data_dir=mnist_dir)
     try:
         run_id = lab.submit(PRESETS["seed-final"], SMALL).run_id
-        problem = wait_for(lab.executor_problem, timeout=120)
+        problem = wait_for(lambda: lab.status().problem, timeout=120)
         assert problem.startswith(f"Cannot reach the Ray cluster at {address}: ") and "stay queued" in problem
-        assert "cannot be reached" in lab.where()
+        assert "cannot be reached" in lab.status().where
         time.sleep(3)
-        assert lab.store.get(run_id).status == "queued" and lab.worker_error is None
+        assert lab.store.get(run_id).status == "queued" and lab.executor.supervisor.start_error is None
     finally:
         lab.shutdown()
     assert Lab(home=lab_home, data_dir=mnist_dir).store.get(run_id).status == "queued"
@@ -168,7 +168,7 @@ def test_without_an_address_the_dispatcher_starts_ray_on_this_machine(ray_cluste
     try:
         run = lab.wait(lab.submit(PRESETS["seed-final"], SMALL).run_id, timeout=300)
         assert run.status == "completed" and lab.store.model_path(run.id).exists()
-        assert lab.where().startswith("on a Ray instance on this machine (1 node, ")
+        assert lab.status().where.startswith("on a Ray instance on this machine (1 node, ")
     finally:
         lab.shutdown()
 
@@ -188,10 +188,10 @@ def test_a_cluster_that_goes_away_mid_run_is_said_within_seconds(on_ray, lab_hom
                 if f"--gcs_server_port={port}" in " ".join(process.info["cmdline"] or [])]
         for process in head:
             process.kill()
-        problem = wait_for(lambda: (text := lab.executor_problem()) and text.startswith("Lost") and text, timeout=30)
+        problem = wait_for(lambda: (text := lab.status().problem) and text.startswith("Lost") and text, timeout=30)
         assert problem.startswith(f"Lost the Ray cluster at 127.0.0.1:{port}: ")
         run = wait_for(lambda: (run := lab.store.get(run_id)).finished and run, timeout=30)
         assert run.status == "interrupted" and len(lab.store.events(run_id)) >= 3
-        assert "cannot be reached" in lab.where()
+        assert "cannot be reached" in lab.status().where
     finally:
         lab.shutdown()

@@ -35,7 +35,7 @@ def assert_whole_history(lab, run_id, epochs):
     assert steps[-1] == epochs * MEDIUM.steps_per_epoch
 
 
-def test_a_write_lock_held_for_8_seconds_mid_training_never_fails_the_run(lab_home, mnist_dir):
+def test_a_write_lock_held_for_8_seconds_mid_training_never_fails_the_run(executor, lab_home, mnist_dir):
     """Another program holds runs.sqlite's write lock longer than SQLite waits (5 s): the events wait,
     training goes on, and the run completes with its whole history and its model."""
     lab = Lab(home=lab_home, data_dir=mnist_dir)
@@ -66,7 +66,7 @@ def fill(disk) -> None:
             pass
 
 
-def test_a_disk_that_fills_mid_training_loses_nothing_once_space_is_back(tiny_disk, mnist_dir):
+def test_a_disk_that_fills_mid_training_loses_nothing_once_space_is_back(executor, tiny_disk, mnist_dir):
     """Another program fills the disk while a run trains: the events wait in the worker, training goes on, and
     once space is free again the history, the model and the ending are all stored."""
     lab = Lab(home=tiny_disk / "lab", data_dir=mnist_dir)
@@ -84,7 +84,7 @@ def test_a_disk_that_fills_mid_training_loses_nothing_once_space_is_back(tiny_di
     assert_whole_history(lab, run_id, MEDIUM.epochs)
 
 
-def test_the_store_folder_deleted_while_the_app_runs_is_made_again_and_trains(app, lab_home, mnist_dir):
+def test_the_store_folder_deleted_while_the_app_runs_is_made_again_and_trains(executor, app, lab_home, mnist_dir):
     """Someone deletes the whole run-store folder under a running app and its idle worker: the pages say the
     history was made again, empty, instead of 'no such table', and the next run trains without a restart."""
     at = app("runs")
@@ -93,7 +93,7 @@ def test_the_store_folder_deleted_while_the_app_runs_is_made_again_and_trains(ap
     lab = common._lab(str(lab_home))  # the app's own Lab
     first = lab.wait(lab.submit(PRESETS["seed-final"], Recipe(epochs=1, train_subset=256)).run_id, timeout=180)
     assert first.status == "completed"
-    (old_worker,) = lab.live_workers().values()
+    (old_worker,) = lab.executor.live_workers().values()
 
     shutil.rmtree(lab_home)
     at.run()

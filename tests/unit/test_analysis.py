@@ -16,9 +16,9 @@ from mnist_core.data import as_model_input
 from mnist_core.jobs import Lab
 from mnist_core.predict import Predictor
 from mnist_core.recipe import Recipe
-from mnist_core.runs import RunStore
+from mnist_core.runner import analyse_model
 from mnist_core.spec import PRESETS, Architecture
-from mnist_core.worker import analyse_model
+from mnist_core.runs import RunStore
 from tests.models import copy_model
 
 QUICK = Recipe(epochs=1, train_subset=256, progress_every=1)
@@ -127,7 +127,7 @@ def test_the_batched_pass_keeps_images_apart_with_strides_that_do_not_divide_28(
 
     from mnist_core.model import build_model
     from mnist_core.weights import weights_path
-    from mnist_core.worker import save_model
+    from mnist_core.runner import save_model
 
     arch = Architecture.from_code("c3x8b_p3_c3x8_p2_c1x10l_gap_sm")
     keras.utils.set_random_seed(1)

@@ -33,10 +33,10 @@ home, data_dir, mode = sys.argv[1:]
 lab = Lab(home=home, data_dir=data_dir or None)
 if mode == "submit":
     lab.submit(PRESETS["seed-final"], Recipe(epochs=50, train_subset=2048, progress_every=1))
-lab.ensure_worker()
-while not lab.live_workers():
+lab.status()
+while not lab.executor.live_workers():
     time.sleep(0.05)
-print(lab.live_workers()[0], flush=True)
+print(lab.executor.live_workers()[0], flush=True)
 sys.stdin.readline()
 if mode == "shutdown":
     lab.shutdown()
@@ -117,10 +117,11 @@ def test_a_stop_before_the_first_epoch_keeps_no_model_and_analyses_nothing(lab):
 
 
 def test_warm_worker_trains_the_next_run_without_a_new_process(lab, lab_home):
-    """A run submitted to a warm worker is trained by that process: TensorFlow is imported only once."""
-    lab.ensure_worker()
+    """The status a page asks first warms a worker; a run submitted then is trained by that process: TensorFlow
+    is imported only once."""
+    lab.status()
     wait_for(lambda: "ready on slot 0" in (lab_home / "worker.log").read_text())
-    (pid,) = lab.live_workers().values()
+    (pid,) = lab.executor.live_workers().values()
     run = lab.wait(lab.submit(PRESETS["seed-final"], QUICK).run_id, timeout=120)
     assert run.status == "completed" and run.worker_pid == pid
     assert [process.pid for process in worker_processes(lab_home)] == [pid]
@@ -131,27 +132,27 @@ def test_two_labs_on_one_home_share_one_worker(lab, lab_home, mnist_dir):
     """Two app processes (two Labs) asking for workers at once still get one worker process for one slot."""
     other = Lab(home=lab_home, data_dir=mnist_dir)
     try:
-        lab.ensure_worker()
-        other.ensure_worker()
+        lab.status()
+        other.status()
         wait_for(lambda: "ready on slot 0" in (lab_home / "worker.log").read_text())
         wait_for(lambda: len(worker_processes(lab_home)) == 1)  # the second one lost the lock race and left
         (worker,) = worker_processes(lab_home)
-        assert lab.live_workers() == other.live_workers() == {0: worker.pid}
-        other.ensure_worker()
-        lab.ensure_worker()
+        assert lab.executor.live_workers() == other.executor.live_workers() == {0: worker.pid}
+        other.status()
+        lab.status()
         time.sleep(2)
         assert [process.pid for process in worker_processes(lab_home)] == [worker.pid]
-        assert lab.worker_error is None and other.worker_error is None  # losing the race is no failed start
+        assert lab.status().problem is None and other.status().problem is None  # losing the race is no failed start
     finally:
         other.shutdown()
 
 
 def test_shutdown_leaves_no_worker_process(lab):
-    lab.ensure_worker()
-    pid = wait_for(lambda: next(iter(lab.live_workers().values()), None))
+    lab.status()
+    pid = wait_for(lambda: next(iter(lab.executor.live_workers().values()), None))
     lab.shutdown()
     assert gone(pid)
-    assert lab.live_workers() == {}
+    assert lab.executor.live_workers() == {}
 
 
 def test_shutdown_interrupts_a_run_this_process_submitted(lab):
@@ -189,7 +190,7 @@ def test_a_worker_whose_parent_dies_finishes_another_process_run_and_claims_no_m
     assert after.status == "completed" and after.worker_pid != pid
 
 
-def test_a_killed_parent_still_interrupts_its_own_run(lab_home, other_process):
+def test_a_killed_parent_still_interrupts_its_own_run(executor, lab_home, other_process):
     """The server dies mid-training of its own run: the worker stops, marks it interrupted and exits."""
     process, pid = other_process("submit")
     lab = Lab(home=lab_home)
@@ -203,10 +204,10 @@ def test_a_killed_parent_still_interrupts_its_own_run(lab_home, other_process):
 
 def test_a_database_locked_for_a_while_does_not_kill_the_worker(lab, lab_home):
     """Another program holds the write lock longer than SQLite waits: the worker logs, retries, and serves on."""
-    lab.ensure_worker()
+    lab.status()
     log = lab_home / "worker.log"
     wait_for(lambda: "ready on slot 0" in log.read_text())
-    (pid,) = lab.live_workers().values()
+    (pid,) = lab.executor.live_workers().values()
     blocker = sqlite3.connect(lab.store.db_path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
@@ -218,7 +219,7 @@ def test_a_database_locked_for_a_while_does_not_kill_the_worker(lab, lab_home):
     assert run.status == "completed" and run.worker_pid == pid
 
 
-def test_data_problem_fails_the_run_with_the_message(lab_home, tmp_path):
+def test_data_problem_fails_the_run_with_the_message(executor, lab_home, tmp_path):
     """A broken MNIST folder gives a 'failed' run that says what is wrong, never 'completed'."""
     lab = Lab(home=lab_home, data_dir=tmp_path / "no-mnist-here")
     try:
@@ -248,11 +249,12 @@ def test_a_worker_that_cannot_start_fails_the_run_instead_of_respawning(lab_home
     try:
         run = lab.wait(lab.submit(PRESETS["seed-final"], QUICK).run_id, timeout=120)
         assert run.status == "failed" and message in run.error and "3 times in a row" in run.error
-        assert lab.worker_error == run.error
+        assert lab.status().problem == f"The training worker cannot start: {run.error}"
         for _ in range(5):
-            lab.ensure_worker()
+            lab.status()
+            lab.active()
             time.sleep(0.2)
-        assert not lab.needs_worker() and not worker_processes(lab_home)  # gave up: nothing respawned
+        assert not worker_processes(lab_home)  # gave up: nothing respawned
         again = lab.wait(lab.submit(PRESETS["seed-final"], QUICK).run_id, timeout=120)  # a new submit retries
         assert again.status == "failed" and message in again.error
     finally:
@@ -261,11 +263,11 @@ def test_a_worker_that_cannot_start_fails_the_run_instead_of_respawning(lab_home
         assert (lab_home / "worker.log").read_text().count(BROKEN_IMPORT) == 6  # 3 tries per submit
 
 
-def test_needs_worker_when_runs_wait_and_no_worker_serves(lab, lab_home):
-    """The Train page's every-second check: a queued run with no worker asks for one, then it is served."""
-    assert not lab.needs_worker()  # nothing queued
+def test_asking_for_the_active_runs_starts_a_worker_when_runs_wait_and_none_serves(lab, lab_home):
+    """The Train page's every-second question: with nothing queued no worker starts; a queued run with no
+    worker gets one from the question alone, and is served."""
+    assert lab.active() == [] and not worker_processes(lab_home)
     run_id = lab.store.create_run("queued elsewhere", PRESETS["seed-final"], QUICK.to_dict(), 14_960, 14_800)
-    assert lab.needs_worker()
-    lab.ensure_worker()
-    assert not lab.needs_worker()  # one is starting
+    assert [run.id for run in lab.active()] == [run_id]
+    wait_for(lambda: worker_processes(lab_home), timeout=30)
     assert lab.wait(run_id, timeout=120).status == "completed"

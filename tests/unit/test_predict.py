@@ -13,7 +13,7 @@ from mnist_core.reading import ImageError, to_mnist
 from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax
 from mnist_core.runs import RunStore
 from mnist_core.weights import ModelFileError, check_model_file, ensure_weights, weights_path
-from mnist_core.worker import save_model
+from mnist_core.runner import save_model
 from tests.models import copy_model
 
 

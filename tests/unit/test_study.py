@@ -25,8 +25,9 @@ ONE_CONV = Architecture.from_code("c3x10l_gap_sm")  # baseline + BatchNorm on + 
 @pytest.fixture
 def queue_only(lab_home, monkeypatch):
     """A Lab whose queue fills but no worker starts: for what is queued, not how it trains."""
-    monkeypatch.setattr(Lab, "ensure_worker", lambda self: None)
-    return Lab(home=lab_home)
+    lab = Lab(home=lab_home)
+    monkeypatch.setattr(lab.executor, "ensure_running", lambda retry=False: None)
+    return lab
 
 
 @pytest.fixture
