@@ -22,6 +22,7 @@ from .weights import ModelFileError, check_model_file, ensure_weights
 from .words import plural
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+ENDED = {"completed": "completed", "stopped": "was stopped", "failed": "failed", "interrupted": "was interrupted"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ def model_problem(store: RunStore, run: Run) -> str | None:
     readable (`check_model_file`).
     """
     if not run.has_model:
-        return f"Run {run.id} has no model: it ended {run.status} before its first epoch did."
+        if not run.finished:
+            return f"Run {run.id} has no model yet: it is {run.status}."
+        return f"Run {run.id} has no model: it {ENDED[run.status]} before its first epoch ended."
     try:
         check_model_file(store.model_path(run.id))
     except ModelFileError as err:

@@ -231,12 +231,12 @@ def _run_view(run, events, active) -> None:
         line[0].progress(min(done, 1.0), text=progress_text(last, recipe) if last else
                          "Starting (loading data and compiling the model)...")
         _stop_button(line[1], run, front=True)
+    if run.finished:
+        _final(run, events)  # the outcome above its history: on a 768 px projector the chart runs off the screen
     if events:
         # No Plotly toolbar: it covered the learning rate's top tick, and a class only watches the chart.
         st.plotly_chart(training_figure(events, recipe.epochs, peak_lr=recipe.learning_rate, height=LIVE_HEIGHT),
                         width="stretch", key=f"chart_{run.id}", config={"displayModeBar": False})
-    if run.finished:
-        _final(run, events)
 
 
 def _final(run, events) -> None:

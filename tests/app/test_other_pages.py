@@ -189,7 +189,7 @@ def test_runs_page_does_not_call_a_never_trained_run_broken(app, lab_home):
     assert at.selectbox[0].value == trained
     at.selectbox[0].set_value(never).run()
     assert not at.error
-    assert f"Run {never} has no model: it ended stopped before its first epoch did." in texts(at.caption)
+    assert f"Run {never} has no model: it was stopped before its first epoch ended." in texts(at.caption)
 
 
 def test_a_run_stopped_before_its_first_epoch_offers_no_model_on_any_page(app, lab_home):
@@ -204,7 +204,7 @@ def test_a_run_stopped_before_its_first_epoch_offers_no_model_on_any_page(app, l
     analysis_path(store, early).write_text("{}")
     at = app("runs")
     at.selectbox[0].set_value(early).run()
-    assert f"Run {early} has no model: it ended stopped before its first epoch did." in texts(at.caption)
+    assert f"Run {early} has no model: it was stopped before its first epoch ended." in texts(at.caption)
     assert not [button for button in at.get("download_button") if button.label == "Download model (.keras)"]
     assert not any("mistakes" in text for text in texts(at.subheader))
     predict = app("predict")

@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from mnist_core.evidence import accuracy_text
 from mnist_core.spec import PRESETS
 from tests.browser import metric_value, no_exception_box, screenshot
 
@@ -141,3 +142,20 @@ def test_quick_run_is_one_click_away_and_trains_where_the_eye_is(server, watched
     screenshot(page, "train-1024x768")
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("heading", name=f"Run {run_id}: seed-final · stopped")).to_be_visible(timeout=60_000)
+
+
+def test_a_finished_runs_outcome_is_on_screen_above_its_chart(server, trained_run, watched_context):
+    """At 1024x768 a completed run's final test accuracy and its Predict link show without scrolling: the
+    chart below them may run off the screen, the answer a class waits for may not."""
+    page = watched_context(*PROJECTOR).new_page()
+    page.goto(f"{server.url}/train?run={trained_run.id}")
+    expect(page.get_by_role("heading", name=re.compile(rf"Run {trained_run.id}: .* · completed"))).to_be_visible()
+    accuracy = page.locator('[data-testid="stMetric"]').filter(has_text="Final test accuracy").first
+    predict_link = page.get_by_text(f"Try run {trained_run.id}'s model on the Predict page")
+    for name, element in (("final test accuracy", accuracy), ("Predict link", predict_link)):
+        expect(element).to_be_visible()
+        assert inside(element.bounding_box(), PROJECTOR[1]), f"the {name} is out of view: {element.bounding_box()}"
+    assert metric_value(page, "Final test accuracy") == accuracy_text(trained_run.test_accuracy)
+    no_exception_box(page)
+    screenshot(page, "train-1024x768-completed")
+

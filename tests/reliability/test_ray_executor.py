@@ -14,8 +14,10 @@ import psutil
 from mnist_core.data import as_model_input
 from mnist_core.dispatcher import RAY_INTERRUPTED
 from mnist_core.jobs import INTERRUPTED, Lab
+from mnist_core.predict import Predictor
 from mnist_core.recipe import Recipe
 from mnist_core.spec import PRESETS, Architecture
+from mnist_core.weights import weights_path
 from tests.browser import free_port
 from tests.conftest import wait_for
 
@@ -56,6 +58,11 @@ def test_two_runs_train_at_once_and_come_back_to_the_store(on_ray, lab_home, mni
             model = keras.saving.load_model(lab.store.model_path(run.id))  # the trained model came back whole
             predicted = model.predict(as_model_input(mnist.x_test), batch_size=1000, verbose=0).argmax(axis=1)
             assert abs((predicted == mnist.y_test).mean() - run.test_accuracy) < 1e-4
+            # Saved as a local worker saves: the weights file the numpy engine reads came back with it, at once.
+            weights = weights_path(lab.store.model_path(run.id))
+            assert weights.exists()
+            numpy_answer = Predictor(run.spec, weights).probabilities_batch(mnist.x_test[:500] / 255.0)
+            assert (numpy_answer.argmax(axis=1) == predicted[:500]).all()
             assert (lab.store.run_dir(run.id) / "analysis.json").exists()
     finally:
         lab.shutdown()
