@@ -118,11 +118,11 @@ def _plan(arch: Architecture, path: Path) -> list[tuple[str, list]]:
     """The forward pass as numpy steps grouped by spec layer, named as the Architecture page names them
     ('conv 3', 'pool', ...); each layer fetches its weights by name (`mnist_core.weights`) and checks them."""
     spec_json, weights = read_weights(path)
-    wrong = f"{path} does not hold weights for this architecture"
+    wrong = f"{path.name} does not hold weights for this architecture"
     try:
         saved = Architecture.from_json(spec_json)
     except SpecError as err:
-        raise ModelFileError(f"The weights file {path} holds a damaged spec ({err})") from None
+        raise ModelFileError(f"The weights file {path.name} holds a damaged spec ({err})") from None
     if saved.layers != arch.layers:
         raise ModelFileError(f"{wrong}: it was saved for {saved.to_code()}.")
     claimed = set()

@@ -58,11 +58,12 @@ def read_weights(path: Path) -> tuple[str, dict[str, np.ndarray]]:
             arrays = {name: archive[name] for name in archive.files}
         version, spec = int(arrays.pop("format")), str(arrays.pop("spec"))
     except FileNotFoundError:
-        raise ModelFileError(f"The weights file {path} is missing (deleted or never saved).") from None
+        raise ModelFileError(f"The weights file {path.name} is missing (deleted or never saved).") from None
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
-        raise ModelFileError(f"The weights file {path} cannot be read ({err}).") from None
+        raise ModelFileError(f"The weights file {path.name} cannot be read ({err}).") from None
     if version != FORMAT_VERSION:
-        raise ModelFileError(f"The weights file {path} is in format {version}; this app reads format {FORMAT_VERSION}.")
+        raise ModelFileError(f"The weights file {path.name} is in format {version}; "
+                             f"this app reads format {FORMAT_VERSION}.")
     return spec, {name: array.astype(np.float32, copy=False) for name, array in arrays.items()}
 
 
@@ -72,16 +73,16 @@ def check_model_file(path: Path) -> None:
     if path.suffix != ".keras":
         raise ModelFileError(f"{path.name}: only .keras model files are accepted.")
     if not path.is_file():
-        raise ModelFileError(f"The model file {path} is missing (deleted or never saved).")
+        raise ModelFileError(f"The model file {path.name} is missing (deleted or never saved).")
     for archive_path, member in ((path, "model.weights.h5"), (weights_path(path), "spec.npy")):
         if archive_path != path and not archive_path.exists():
             continue  # built from the .keras file when first used
         try:
             with zipfile.ZipFile(archive_path) as archive:
                 if member not in archive.namelist():
-                    raise ModelFileError(f"The model file {archive_path} is incomplete or damaged.")
+                    raise ModelFileError(f"The model file {archive_path.name} is incomplete or damaged.")
         except (zipfile.BadZipFile, OSError):
-            raise ModelFileError(f"The model file {archive_path} is corrupted (not a {archive_path.suffix} "
+            raise ModelFileError(f"The model file {archive_path.name} is corrupted (not a {archive_path.suffix} "
                                  f"archive).") from None
 
 
@@ -101,10 +102,11 @@ def ensure_weights(model_path: Path, spec_json: str) -> Path:
                               cwd=Path(__file__).resolve().parent.parent,
                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise ModelFileError(f"The model file {model_path} could not be prepared for prediction ({err}).") from None
+        raise ModelFileError(f"The model file {model_path.name} could not be prepared for prediction "
+                             f"({type(err).__name__}).") from None
     if done.returncode != 0 or not path.is_file():
         reason = (done.stdout.strip().splitlines() or [f"Keras exited with status {done.returncode}"])[-1]
-        raise ModelFileError(f"Keras cannot load the model file {model_path} to prepare it for prediction "
+        raise ModelFileError(f"Keras cannot load the model file {model_path.name} to prepare it for prediction "
                              f"({reason}).")
     return path
 

@@ -342,3 +342,5 @@ def test_one_rule_says_whether_a_run_has_a_usable_model(lab_home):
     assert model_problem(store, runs[deleted]).startswith(f"Run {deleted}'s model cannot be used: The model file")
     assert "missing" in model_problem(store, runs[deleted])
     assert "corrupted" in model_problem(store, runs[damaged])
+    # What a student reads names the file, never the server's folders.
+    assert not any(str(lab_home) in model_problem(store, runs[run_id]) for run_id in (deleted, damaged))
