@@ -23,7 +23,23 @@ from mnist_core.data import as_model_input, load_mnist
 from mnist_core.jobs import Lab
 from mnist_core.recipe import RECIPES, Recipe
 from mnist_core.spec import PRESETS
-from mnist_core.train import recalibration_callback, training_batches, training_images
+from mnist_core.train import recalibrate_batchnorm, training_batches, training_images
+
+
+def recalibration_before_last_test(keras, recipe: Recipe, images):
+    """A callback that re-estimates BatchNorm on `images` just before the last epoch's validation."""
+
+    class RecalibrateBeforeLastTest(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_test_begin(self, logs=None):
+            if self.epoch == recipe.epochs - 1:
+                recalibrate_batchnorm(self.model, images)
+
+    return RecalibrateBeforeLastTest()
 
 
 def plain_fit(recipe: Recipe) -> tuple[float, float]:
@@ -52,7 +68,7 @@ def plain_fit(recipe: Recipe) -> tuple[float, float]:
     callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter())))
     images, labels = training_images(data, recipe)
     if recipe.recalibrate_bn:
-        callbacks.append(recalibration_callback(keras, recipe, images))  # as the engine does
+        callbacks.append(recalibration_before_last_test(keras, recipe, images))  # as the engine does
     history = model.fit(training_batches(images, labels, recipe), epochs=recipe.epochs, verbose=0, shuffle=False,
                         validation_data=(as_model_input(data.x_test), keras.utils.to_categorical(data.y_test, 10)),
                         validation_batch_size=recipe.val_batch_size, callbacks=callbacks)

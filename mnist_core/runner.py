@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .analysis import Analysis, AnalysisError, analyse, save_analysis
-from .data import Mnist, MnistDataError, as_model_input, load_mnist
+from .data import Mnist, MnistDataError, load_mnist
 from .lifecycle import INTERRUPTED, ProgressLog, pid_alive
 from .recipe import Recipe
 from .spec import Architecture, SpecError
@@ -65,8 +65,9 @@ def train_here(run_id: int, arch: Architecture, recipe: dict[str, Any], data: Mn
                publish: Callable[[Event], None], should_stop: Callable[[], bool], versions: dict[str, str]) -> Trained:
     """Train in this process (a local worker or a Ray task); never raises: a failure is a failed `Trained`.
 
-    A model is kept only when an epoch finished (`keeps_model`), and analysed only when the run completed:
-    after a stop the Runs page analyses it on demand, so Stop never waits for 10,000 digits.
+    A model is kept only when an epoch finished (`keeps_model`), and analysed only when the run completed,
+    from its last test pass (no second pass over the test digits); after a stop the Runs page analyses it on
+    demand, so Stop never waits for 10,000 digits.
     """
     try:
         result = train(arch, Recipe.from_dict(recipe), data, publish, should_stop)
@@ -75,7 +76,7 @@ def train_here(run_id: int, arch: Architecture, recipe: dict[str, Any], data: Mn
     completed = result.status == "completed"
     return Trained(result.status, versions, result.test_accuracy, result.test_loss,
                    model=result.model if keeps_model(result.status, result.epochs_done) else None,
-                   analysis=analyse_model(result.model, data, run_id) if completed else None)
+                   analysis=analysis_or_log(result.test_probabilities, data, run_id) if completed else None)
 
 
 class Runner:
@@ -241,10 +242,11 @@ def failure_text(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def analyse_model(model, data: Mnist, run_id: int) -> Analysis | None:
-    """The model's error analysis on the test set; None (logged) when it fails, which never fails the run."""
+def analysis_or_log(probabilities, data: Mnist, run_id: int) -> Analysis | None:
+    """The error analysis of the model's `probabilities` for the test digits; None (logged) when it fails,
+    which never fails the run."""
     try:
-        return analyse(model.predict(as_model_input(data.x_test), batch_size=1000, verbose=0), data.y_test)
+        return analyse(probabilities, data.y_test)
     except Exception as err:  # the trained model matters more than its analysis
         log(f"cannot analyse run {run_id} ({type(err).__name__}: {err}); the Runs page can analyse it later")
         return None

@@ -26,15 +26,16 @@ class TrainResult:
     test_loss: float | None
     model: Any
     epochs_done: int  # whole epochs trained and tested: 0 when stopped in the first
+    test_probabilities: np.ndarray | None = None  # the last test pass's (10,000, 10): the run's analysis reads it
 
 
 def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[Event], None],
           should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
-    """Train `arch` on MNIST with `recipe`, validating on the 10k test set every epoch.
+    """Train `arch` on MNIST with `recipe`, testing on the 10k test set at every epoch's end.
 
     `on_event` gets an Event every `recipe.progress_every` batches and at each epoch end;
     `should_stop` is polled between batches, and a True ends training within one batch, without
-    validating the partial epoch; the model keeps the weights reached so far.
+    testing the partial epoch; the model keeps the weights reached so far.
     """
     import keras
 
@@ -42,20 +43,17 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
 
     keras.utils.set_random_seed(recipe.seed)
     x_train, y_train = training_images(data, recipe)
-    x_test, y_test = as_model_input(data.x_test), keras.utils.to_categorical(data.y_test, 10)
 
     model = build_model(arch, recipe.bn_momentum)
     rate = learning_rate_schedule(keras, recipe)
     model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                   optimizer=_optimizer(keras, recipe, rate), metrics=["accuracy"])
     progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate)
-    callbacks = [progress.callback(keras)]
-    if recipe.recalibrate_bn:
-        callbacks.append(recalibration_callback(keras, recipe, x_train, should_stop))
+    scoring = EpochScoring(keras, recipe, data, x_train if recipe.recalibrate_bn else None, should_stop,
+                           progress.poll_stop)
     try:
         model.fit(training_batches(x_train, y_train, recipe), epochs=recipe.epochs, verbose=0, shuffle=False,
-                  validation_data=(x_test, y_test), validation_batch_size=recipe.val_batch_size,
-                  callbacks=callbacks)
+                  callbacks=[progress.callback(keras, scoring)])
         stopped = False
     except _StopRequested:
         stopped = True
@@ -63,28 +61,52 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     return TrainResult(status="stopped" if stopped else "completed",
                        test_accuracy=last.val_accuracy if last else None,
                        test_loss=last.val_loss if last else None, model=model,
-                       epochs_done=round(last.epoch) if last else 0)
+                       epochs_done=round(last.epoch) if last else 0,
+                       test_probabilities=None if stopped else scoring.probabilities)
 
 
-def recalibration_callback(keras, recipe: Recipe, images: np.ndarray,
-                           should_stop: Callable[[], bool] = lambda: False):
-    """A Keras callback that runs `recalibrate_batchnorm` on `images` just before the last epoch's validation.
+class EpochScoring:
+    """An epoch's one pass over the 10,000 test digits: its probabilities give the epoch's test loss and
+    accuracy, and the last pass's are the run's analysis, so no digit is read twice after training.
 
-    A stop asked meanwhile ends `fit` as a stop between batches does, with the statistics left as they were.
+    Before the last epoch's pass, BatchNorm is re-estimated on `recalibrate_on` (the run's training images)
+    when given. `poll_stop` is called after every test batch: a big network's pass takes minutes, and Stop
+    must not wait for it.
     """
 
-    class RecalibrateBeforeLastTest(keras.callbacks.Callback):
-        epoch = 0
+    def __init__(self, keras, recipe: Recipe, data: Mnist, recalibrate_on: np.ndarray | None,
+                 should_stop: Callable[[], bool], poll_stop: Callable[[], None]):
+        self.recipe, self.recalibrate_on, self.should_stop = recipe, recalibrate_on, should_stop
+        self.images, self.labels = as_model_input(data.x_test), data.y_test
+        self.probabilities: np.ndarray | None = None
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
+        class PollStop(keras.callbacks.Callback):
+            def on_predict_batch_end(self, batch, logs=None):
+                poll_stop()
 
-        def on_test_begin(self, logs=None):
-            if self.epoch == recipe.epochs - 1 and not recalibrate_batchnorm(self.model, images,
-                                                                              should_stop=should_stop):
-                raise _StopRequested
+        self.callbacks = [PollStop()]
 
-    return RecalibrateBeforeLastTest()
+    def __call__(self, model, epoch: int) -> tuple[float, float]:
+        """Test `model` after `epoch` (from 0): (loss, accuracy); raises _StopRequested when a stop is asked."""
+        last = epoch == self.recipe.epochs - 1
+        if last and self.recalibrate_on is not None and not recalibrate_batchnorm(
+                model, self.recalibrate_on, should_stop=self.should_stop):
+            raise _StopRequested
+        self.probabilities = model.predict(self.images, batch_size=self.recipe.val_batch_size, verbose=0,
+                                           callbacks=self.callbacks)
+        return scores(self.probabilities, self.labels, self.recipe.label_smoothing)
+
+
+def scores(probabilities: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0) -> tuple[float, float]:
+    """(loss, accuracy) of `probabilities` against `labels` as Keras' compiled loss and "accuracy" metric
+    count them: categorical cross-entropy on clipped probabilities, with the recipe's label smoothing."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    targets = np.full(probabilities.shape, label_smoothing / probabilities.shape[1])
+    targets[np.arange(len(labels)), labels] += 1.0 - label_smoothing
+    epsilon = 1e-7  # keras.config.epsilon(): the clip its cross-entropy applies
+    clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), epsilon, 1.0 - epsilon)
+    loss = float(-(targets * np.log(clipped)).sum(axis=1).mean())
+    return loss, float((probabilities.argmax(axis=1) == labels).mean())
 
 
 def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 2000,
@@ -207,7 +229,7 @@ class _Progress:
         self.last_epoch: Event | None = None
         self.first: tuple[int, float] | None = None  # (steps done, seconds) at the first event
 
-    def callback(self, keras):
+    def callback(self, keras, scoring: EpochScoring):
         progress = self
 
         class PublishProgress(keras.callbacks.Callback):
@@ -217,11 +239,9 @@ class _Progress:
             def on_train_batch_end(self, batch, logs=None):
                 progress.batch_end(self.model, batch, logs or {})
 
-            def on_test_batch_end(self, batch, logs=None):
-                progress.poll_stop()  # a big network's validation takes minutes: Stop must not wait for it
-
             def on_epoch_end(self, epoch, logs=None):
-                progress.epoch_end(self.model, epoch, logs or {})
+                loss, accuracy = scoring(self.model, epoch)
+                progress.epoch_end(self.model, epoch, dict(logs or {}, val_loss=loss, val_accuracy=accuracy))
 
         return PublishProgress()
 

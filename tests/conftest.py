@@ -1,4 +1,4 @@
-"""Shared fixtures: MNIST as the product finds it, a fresh run store per test, a small trained model."""
+"""Shared fixtures: MNIST as the product finds it, a fresh run store per test, a small trained run."""
 
 from __future__ import annotations
 
@@ -41,18 +41,37 @@ def lab_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_model(tmp_path_factory, mnist):
-    """seed-final trained for 2 epochs on 10,000 images (~96% test accuracy), saved as the worker saves it."""
+def e2e_home(tmp_path_factory) -> Path:
+    """The run store of the browser tests' server (tests/e2e/conftest.py), where `trained_run` trains."""
+    return tmp_path_factory.mktemp("e2e") / "lab"
+
+
+@pytest.fixture(scope="session")
+def trained_run(e2e_home, mnist_dir):
+    """A seed-final run trained through the real worker on 10,000 images (~96%): the Predict default."""
+    from mnist_core.jobs import Lab
     from mnist_core.recipe import Recipe
     from mnist_core.spec import PRESETS
-    from mnist_core.train import train
-    from mnist_core.runner import save_model
 
-    result = train(PRESETS["seed-final"], Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9, seed=3),
-                   mnist, on_event=lambda event: None)
+    lab = Lab(home=e2e_home, data_dir=mnist_dir)
+    try:
+        run = lab.wait(lab.submit(PRESETS["seed-final"], Recipe(epochs=2, train_subset=10_000, bn_momentum=0.9,
+                                                                seed=3)).run_id, timeout=600)
+    finally:
+        lab.shutdown()
+    assert run.status == "completed" and run.test_accuracy > 0.9, run
+    return run
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory, e2e_home, trained_run):
+    """`trained_run`'s model as the worker saved it, copied out of its store: (.keras path, test accuracy)."""
+    from mnist_core.runs import RunStore
+    from tests.models import copy_model
+
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    save_model(result.model, path)
-    return path, result.test_accuracy
+    copy_model(RunStore(e2e_home).model_path(trained_run.id), path)
+    return path, trained_run.test_accuracy
 
 
 def wait_for(condition, timeout=120.0, every=0.1):
@@ -98,11 +117,19 @@ RAY_FIXTURES = {"ray_cluster", "on_ray"}
 def pytest_collection_modifyitems(items):
     for item in items:
         used = set(item.fixturenames)
+        on_ray = getattr(item, "callspec", None) is not None and item.callspec.params.get("executor") == "ray"
         if used & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.e2e)
-        on_ray = getattr(item, "callspec", None) is not None and item.callspec.params.get("executor") == "ray"
         if used & RAY_FIXTURES or on_ray:
             item.add_marker(pytest.mark.slow)
+        # With xdist (`-n`, pytest.ini): `ray stop --force` ends every Ray process on the machine, so all Ray
+        # tests share one worker; the browser tests share another's e2e server and Chromium.
+        if used & RAY_FIXTURES or on_ray or "ray" in item.module.__name__.rsplit(".", 1)[-1].split("_"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 @pytest.fixture(params=["local", "ray"])
 def executor(request, monkeypatch) -> str:
     """A fault test that applies to both executors runs twice through the same Lab: on local worker processes,

@@ -112,7 +112,8 @@ def test_a_killed_ray_worker_marks_its_run_interrupted_and_the_next_run_trains(o
     try:
         doomed = lab.submit(PRESETS["seed-final"], LONG).run_id
         wait_for(lambda: len(lab.store.events(doomed)) >= 3, timeout=300)
-        [task] = ray_tasks()
+        # An earlier test's cancelled task may take a moment to leave on a busy machine: wait until ours is alone.
+        [task] = wait_for(lambda: (tasks := ray_tasks()) if len(tasks) == 1 else None, timeout=60)
         task.kill()
         run = wait_for(lambda: (run := lab.store.get(doomed)).finished and run, timeout=60)
         assert run.status == "interrupted" and run.error == RAY_INTERRUPTED

@@ -37,6 +37,20 @@ def test_events_carry_progress_and_the_notebooks_schedule(mnist):
     assert result.test_accuracy == events[-1].val_accuracy
 
 
+def test_each_epochs_test_scores_are_keras_own_and_the_pass_is_kept(mnist):
+    """One pass over the test digits per epoch gives what Keras' evaluate gives (the compiled loss with label
+    smoothing, and accuracy), and the run keeps that pass's probabilities: the trained model's, for its analysis."""
+    import keras
+
+    result, events = run(mnist, epochs=1, label_smoothing=0.1)
+    digits, targets = as_model_input(mnist.x_test), keras.utils.to_categorical(mnist.y_test, 10)
+    loss, accuracy = result.model.evaluate(digits, targets, batch_size=1000, verbose=0)
+    assert events[-1].val_loss == pytest.approx(loss, rel=1e-5)
+    assert events[-1].val_accuracy == pytest.approx(accuracy, abs=1e-6)  # Keras counts in float32
+    assert result.test_accuracy == events[-1].val_accuracy
+    np.testing.assert_allclose(result.test_probabilities, result.model.predict(digits, verbose=0), atol=1e-6)
+
+
 def test_stop_request_ends_within_a_batch(mnist, monkeypatch):
     """A stop asked after the first event ends the run as 'stopped' before the epoch is over."""
     from mnist_core import train as train_module
@@ -55,9 +69,9 @@ def test_stop_skips_the_validation_of_the_stopped_epoch(mnist, monkeypatch):
     from mnist_core import train as train_module
 
     validations = []
-    evaluate = keras.Model.evaluate
-    monkeypatch.setattr(keras.Model, "evaluate",
-                        lambda model, *args, **kwargs: validations.append(1) or evaluate(model, *args, **kwargs))
+    predict = keras.Model.predict
+    monkeypatch.setattr(keras.Model, "predict",
+                        lambda model, *args, **kwargs: validations.append(1) or predict(model, *args, **kwargs))
     monkeypatch.setattr(train_module._Progress, "STOP_POLL_SECONDS", 0.0)
     result, events = run(mnist, epochs=3, stop_after_events=5)
     assert result.status == "stopped" and [e.kind for e in events] == ["batch"] * 3 + ["epoch", "batch"]
