@@ -117,17 +117,11 @@ RAY_FIXTURES = {"ray_cluster", "on_ray"}
 def pytest_collection_modifyitems(items):
     for item in items:
         used = set(item.fixturenames)
-        on_ray = getattr(item, "callspec", None) is not None and item.callspec.params.get("executor") == "ray"
         if used & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.e2e)
+        on_ray = getattr(item, "callspec", None) is not None and item.callspec.params.get("executor") == "ray"
         if used & RAY_FIXTURES or on_ray:
             item.add_marker(pytest.mark.slow)
-        # With xdist (`-n`, pytest.ini): `ray stop --force` ends every Ray process on the machine, so all Ray
-        # tests share one worker; the browser tests share another's e2e server and Chromium.
-        if used & RAY_FIXTURES or on_ray or "ray" in item.module.__name__.rsplit(".", 1)[-1].split("_"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-        elif used & BROWSER_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(params=["local", "ray"])
