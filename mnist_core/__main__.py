@@ -1,4 +1,4 @@
-"""The command line: `python -m mnist_core params ...`, `... train ...` and `... study ...`."""
+"""The command line: `python -m mnist_core params ...`, `... train ...`, `... study ...` and `... export ...`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from . import config
 from .budget import Budget, summarize
 from .db import StoreError
 from .evidence import accuracy_text
+from .export import FORMATS, ExportError
 from .history import Run
 from .recipe import ABOUT, FIELDS, RECIPES, Recipe
 from .spec import PRESETS, Architecture, SpecError
@@ -135,6 +137,32 @@ def _study(args: argparse.Namespace) -> int:
     return 130 if stopped else 0 if summary.counts.get("completed", 0) == summary.total else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .catalogue import bundled_model, model_problem
+    from .export import NAMES, export_model
+    from .runs import RunStore
+
+    if args.run == "bundled":
+        model_path, stem = bundled_model().path, "mnist-budget-lab-bundled"
+    else:
+        if not args.run.isdigit():
+            raise ValueError(f"RUN is a run number or 'bundled', not {args.run!r}.")
+        store = RunStore(args.home or config.lab_home())
+        run = store.get(int(args.run))
+        if run is None:
+            raise ValueError(f"There is no run {args.run} in {store.db_path}.")
+        problem = model_problem(store, run)
+        if problem:
+            raise ValueError(problem)
+        model_path, stem = store.model_path(run.id), f"run-{run.id}"
+    target = Path(args.out or f"{stem}{FORMATS[args.format]}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    export_model(model_path, args.format, target)
+    print(f"{NAMES[args.format]} model: {target} ({target.stat().st_size:,} bytes): float32 images (N, 28, 28, 1) "
+          f"scaled 0-1 in, 10 probabilities out")
+    return 0
+
+
 def _print_finished(runs: list[Run], printed: set[int], total: int) -> None:
     """One line for each run that finished since the last call."""
     for run in runs:
@@ -200,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--home", help="run store folder (default $MNIST_LAB_HOME)")
             sub.add_argument("--data-dir", help="MNIST folder (default $MNIST_DATA_DIR)")
     _study_parser(commands)
+    _export_parser(commands)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        code = {"params": _params, "train": _train, "study": _study}[args.command](args)
-    except (SpecError, StoreError, ValueError) as err:
+        code = {"params": _params, "train": _train, "study": _study, "export": _export}[args.command](args)
+    except (SpecError, StoreError, ValueError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.command != "params":
@@ -233,6 +262,14 @@ def _study_parser(commands) -> None:
     sub.add_argument("--name", help="study name (default: 'Ablation of <architecture>')")
     sub.add_argument("--home", help="run store folder (default $MNIST_LAB_HOME)")
     sub.add_argument("--data-dir", help="MNIST folder (default $MNIST_DATA_DIR)")
+
+
+def _export_parser(commands) -> None:
+    sub = commands.add_parser("export", help="a trained model as ONNX or TFLite, to run outside the lab")
+    sub.add_argument("run", metavar="RUN", help="a run number, or 'bundled' for the model shipped with the app")
+    sub.add_argument("--format", choices=sorted(FORMATS), required=True)
+    sub.add_argument("--out", help="file to write (default: run-RUN.onnx or .tflite in this folder)")
+    sub.add_argument("--home", help="run store folder (default $MNIST_LAB_HOME)")
 
 
 if __name__ == "__main__":

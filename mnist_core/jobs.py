@@ -18,6 +18,8 @@ from pathlib import Path
 
 from . import config
 from .budget import summarize
+from .cost import DEFAULT_FLOPS_PER_SECOND, RunCost, check_cost, estimate, server_rate
+from .db import StoreError
 from .executors import ExecutorStatus, make_executor
 from .history import Run
 from .lifecycle import INTERRUPTED
@@ -91,8 +93,10 @@ class Lab:
     def submit(self, arch: Architecture, recipe: Recipe, name: str | None = None) -> Submitted:
         """Queue a run of `arch` and make sure a worker will train it.
 
-        Raises StoreError (with a clear message) when the store cannot take a run.
+        Raises LimitError, one sentence naming the cap, for a run over this server's caps (`cost.check_cost`),
+        and StoreError (with a clear message) when the store cannot take a run.
         """
+        check_cost(self.estimate(arch, recipe))
         summary = summarize(arch)
         run_id = self.store.create_run(name or arch.name, arch, recipe.to_dict(), summary.total,
                                        summary.trainable, submitter_pid=os.getpid())
@@ -107,10 +111,14 @@ class Lab:
         One run per variant (`study.variants`: the baseline, each BatchNorm and Dropout toggle, the
         presets if asked) and seed (1 to 5), all with `recipe` but for its seed. Every variant's first
         seed is queued before any second seed, so a partial study already compares every variant.
-        Raises ValueError for bad seeds, StoreError when the store cannot take the runs.
+        Raises ValueError for bad seeds, LimitError for a variant over this server's caps, StoreError when
+        the store cannot take the runs.
         """
         seeds = check_seeds(seeds)
         plan = variants(arch, include_presets)
+        rate = self.training_rate()
+        for variant in plan:  # each of its runs is held to the caps of a run
+            check_cost(estimate(variant.arch, recipe, rate))
         name = name or f"Ablation of {arch.name}"
         study_id = self.store.create_study(name, arch, recipe.to_dict(), seeds)
         for seed in seeds:
@@ -124,6 +132,18 @@ class Lab:
             # start may succeed (once, or failed starts would be retried for every seed).
             self.executor.ensure_running(retry=seed == seeds[0])
         return study_id
+
+    def training_rate(self) -> float:
+        """FLOP/s this server trains at, learnt from its newest completed runs (`cost.server_rate`); the
+        measured default while the store cannot be read (an estimate is no reason to fail a page)."""
+        try:
+            return server_rate(self.store.list(("completed",)))
+        except StoreError:
+            return DEFAULT_FLOPS_PER_SECOND
+
+    def estimate(self, arch: Architecture, recipe: Recipe) -> RunCost:
+        """What a run of `arch` with `recipe` would cost here: time, work and training memory."""
+        return estimate(arch, recipe, self.training_rate())
 
     def stop(self, run_id: int) -> None:
         """Ask for a run to stop; a queued run is cancelled at once."""

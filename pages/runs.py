@@ -6,11 +6,12 @@ from mnist_core.budget import describe_change
 from mnist_core.charts import overlay_figure
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
-from mnist_core.catalogue import model_problem
+from mnist_core.catalogue import bundled_model, model_problem
 from mnist_core.report import run_rows
 from mnist_core.report import spec_or_error
 from mnist_core.words import plural
 from ui import analysis, common
+from ui.export import export_buttons
 
 CHOSEN = "runs_chosen"
 
@@ -25,8 +26,20 @@ try:
 except StoreError as err:
     st.error(str(err))
     common.stop(notices)
+
+
+def bundled_exports() -> None:
+    """The bundled model as ONNX or TFLite, made once into the run store's exports folder."""
+    bundled = bundled_model()
+    st.caption(f"The model shipped with the app ({bundled.title}, {accuracy_text(bundled.test_accuracy)}) to run "
+               "outside the lab:")
+    export_buttons(st.container(horizontal=True), bundled.path, "mnist-budget-lab-bundled", "bundled",
+                   folder=lab.store.home / "exports")
+
+
 if not runs:
     st.info("No runs yet. Train a network on the Train page and it appears here.")
+    bundled_exports()
     common.stop(notices)
 
 epochs_done = {run.id: progress.get(run.id, (0, 0))[1] for run in runs}
@@ -89,6 +102,9 @@ elif problem is None:
     # The bytes themselves (~100 KB), not a deferred reader: a deferred one was lost between reruns.
     actions.download_button("Download model (.keras)", lab.store.model_path(run.id).read_bytes(),
                             file_name=f"run-{run.id}.keras", mime="application/zip")
+    st.caption(f"Run {run.id}'s model to run outside the lab (float32 images 28x28x1 scaled 0-1 in, "
+               "10 probabilities out):")
+    export_buttons(st.container(horizontal=True), lab.store.model_path(run.id), f"run-{run.id}", str(run.id))
 elif run.has_model:  # a model it should have is missing or damaged
     st.error(problem)
 else:
@@ -103,4 +119,5 @@ if run.status not in ("queued", "running"):
             st.rerun()
 if run.has_model:
     analysis.mistakes(lab, run, has_model=problem is None)
+bundled_exports()
 common.end_page(notices)

@@ -5,6 +5,7 @@ import streamlit as st
 from mnist_core.budget import summarize
 from mnist_core.catalogue import usable
 from mnist_core.charts import training_figure
+from mnist_core.cost import check_cost
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.links import parse_run_id
@@ -136,7 +137,15 @@ try:
     edited, problem = recipe_from(values), None
 except ValueError as err:
     edited, problem = None, str(err)
-caption.caption(recipe_caption(edited) if edited else f"Start cannot train these fields: {problem}")
+if edited:
+    cost = lab.estimate(arch, edited)
+    caption.caption(f"{recipe_caption(edited)} Takes {cost.time_text} here, {cost.memory_text} of training memory.")
+    try:
+        check_cost(cost)
+    except ValueError as err:  # over a cap, or a cap's setting the server cannot read (Start says the same)
+        st.warning(f"Start would be refused: {err}")
+else:
+    caption.caption(f"Start cannot train these fields: {problem}")
 
 with feedback:
     if (start or quick_start) and not confirmed:

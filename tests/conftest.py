@@ -112,8 +112,10 @@ def on_ray(ray_cluster, monkeypatch) -> dict[str, str]:
 # The fixtures a test asks for decide its lane: `-m "not slow and not e2e"` never starts Chromium or Ray.
 BROWSER_FIXTURES = {"browser", "page", "watched_context", "server"}
 RAY_FIXTURES = {"ray_cluster", "on_ray"}
+TRAINED_RUN_FIXTURES = {"trained_run", "small_model"}  # trained once per test process: keep them together
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items):
     for item in items:
         used = set(item.fixturenames)
@@ -122,6 +124,12 @@ def pytest_collection_modifyitems(items):
         on_ray = getattr(item, "callspec", None) is not None and item.callspec.params.get("executor") == "ray"
         if used & RAY_FIXTURES or on_ray:
             item.add_marker(pytest.mark.slow)
+        # With xdist (`-n`, pytest.ini): `ray stop --force` ends every Ray process on the machine, so all Ray
+        # tests share one worker; the browser tests share another's e2e server, trained run and Chromium.
+        if used & RAY_FIXTURES or on_ray or "ray" in item.module.__name__.rsplit(".", 1)[-1].split("_"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif used & (BROWSER_FIXTURES | TRAINED_RUN_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(params=["local", "ray"])

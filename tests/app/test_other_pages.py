@@ -213,6 +213,21 @@ def test_a_run_stopped_before_its_first_epoch_offers_no_model_on_any_page(app, l
     assert not any(f"run {early}'s model" in str(link.label) for link in train.get("page_link"))
 
 
+def test_runs_page_makes_an_onnx_file_of_a_runs_model_then_offers_it(app, lab_home):
+    """The export is made once, beside the run's model; from then on the page offers its download."""
+    run_id = finished_run(lab_home, name=BUNDLED, model_from=bundled_model().path)
+    at = app("runs")
+    assert {b.label for b in at.button} >= {"Make ONNX file", "Make TFLite file"}
+    assert not [b for b in at.get("download_button") if b.label == "Download ONNX"]
+    at.button(key=f"export_onnx_{run_id}").click().run()
+    made = RunStore(lab_home).run_dir(run_id) / "model.onnx"
+    assert made.stat().st_size > 10_000
+    [download] = [b for b in at.get("download_button") if b.proto.id.endswith(f"download_onnx_{run_id}")]
+    assert download.label == "Download ONNX"
+    assert at.button(key=f"export_tflite_{run_id}").label == "Make TFLite file"  # one file at a time
+    assert at.button(key="export_onnx_bundled").label == "Make ONNX file"  # the bundled model's own
+
+
 def test_runs_page_stops_an_active_run_and_keeps_it_selected(app, lab_home):
     """After Stop the page stays on that run (it used to jump to another, with its own Stop in place)."""
     finished_run(lab_home, name=BUNDLED, model_from=bundled_model().path)

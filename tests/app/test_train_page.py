@@ -323,3 +323,22 @@ def test_the_recipe_fields_take_the_ranges_the_core_checks(app):
         if field.kind in (int, float):
             box = at.number_input(key=f"{field.name}_notebook")
             assert (box.min, box.max) == (field.low, field.high), field.name
+
+
+def test_the_page_says_what_a_run_costs_here_and_refuses_one_over_the_servers_caps(app, lab_home, monkeypatch):
+    """200 notebook epochs take hours on 2 cores: the page says so before Start, and Start queues nothing."""
+    monkeypatch.delenv("MNIST_LAB_MAX_RUN_MINUTES", raising=False)
+    at = app("train")
+    assert any(text.endswith("Takes about 18 min here, 180 MB of training memory.") for text in texts(at.caption))
+    assert not at.warning
+    at.number_input(key="epochs_notebook").set_value(200).run()
+    [warning] = texts(at.warning)
+    assert warning.startswith("Start would be refused: this run would take about 3.1 h here, over this "
+                              "server's limit of 60 minutes a run (MNIST_LAB_MAX_RUN_MINUTES)")
+    button(at, "Start training").click().run()
+    assert any(text.startswith("Training not started: this run would take about 3.1 h here")
+               for text in texts(at.error))
+    assert RunStore(lab_home).list() == []
+    monkeypatch.setenv("MNIST_LAB_MAX_RUN_MINUTES", "soon")  # a setting the server cannot read: said, no traceback
+    at.run()
+    assert any("MNIST_LAB_MAX_RUN_MINUTES must be a positive number" in text for text in texts(at.warning))

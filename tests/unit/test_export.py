@@ -1,0 +1,105 @@
+"""Exports: a trained model as ONNX and TFLite files that other runtimes read exactly as Keras does."""
+
+import os
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from mnist_core.__main__ import main
+from mnist_core.budget import summarize
+from mnist_core.catalogue import bundled_model
+from mnist_core.data import as_model_input
+from mnist_core.export import ExportError, ensure_export, export_model, exported_path, ready_export
+from mnist_core.runs import RunStore
+from mnist_core.spec import PRESETS
+from tests.models import copy_model
+
+
+@pytest.fixture(scope="module")
+def bundled_exports(tmp_path_factory):
+    """The bundled model exported once in each format: {format: path}."""
+    folder = tmp_path_factory.mktemp("exports")
+    path = bundled_model().path
+    return {fmt: export_model(path, fmt, exported_path(path, fmt, folder)) for fmt in ("onnx", "tflite")}
+
+
+def test_onnx_and_tflite_exports_give_keras_probabilities_on_1000_test_digits(bundled_exports, mnist):
+    import keras
+    import onnxruntime
+    from ai_edge_litert.interpreter import Interpreter
+
+    digits = as_model_input(mnist.x_test[:1000])
+    expected = keras.saving.load_model(bundled_model().path, compile=False).predict(digits, verbose=0)
+
+    session = onnxruntime.InferenceSession(str(bundled_exports["onnx"]), providers=["CPUExecutionProvider"])
+    (from_onnx,) = session.run(None, {session.get_inputs()[0].name: digits})
+    np.testing.assert_allclose(from_onnx, expected, rtol=0, atol=1e-5)
+
+    interpreter = Interpreter(model_path=str(bundled_exports["tflite"]))
+    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.resize_tensor_input(given["index"], digits.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(given["index"], digits)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(taken["index"]), expected, rtol=0, atol=1e-5)
+    assert (expected.argmax(axis=1) == mnist.y_test[:1000]).mean() > 0.98  # a model that reads digits
+
+
+def test_an_export_is_ready_until_its_model_changes(bundled_exports, tmp_path):
+    model = tmp_path / "model.keras"
+    copy_model(bundled_model().path, model)
+    assert ready_export(model, "onnx") is None
+    made = exported_path(model, "onnx")
+    shutil.copy(bundled_exports["onnx"], made)  # as export_model leaves it, without a second conversion
+    assert ready_export(model, "onnx") == made == tmp_path / "model.onnx"
+    kept = made.stat().st_mtime_ns
+    assert ensure_export(model, "onnx") == made and made.stat().st_mtime_ns == kept  # not converted again
+    assert bundled_exports["onnx"].stat().st_mode & 0o644 == 0o644  # a file to share, not a private temp file
+    later = made.stat().st_mtime + 10
+    os.utime(model, (later, later))  # the model saved again after the export
+    assert ready_export(model, "onnx") is None
+
+
+def test_what_cannot_be_exported_says_why_in_a_sentence_that_names_no_folder(tmp_path):
+    damaged = tmp_path / "model.keras"
+    with zipfile.ZipFile(damaged, "w") as archive:  # looks like a model archive, holds no model
+        archive.writestr("model.weights.h5", b"not HDF5")
+        archive.writestr("config.json", b"{}")
+    with pytest.raises(ExportError) as caught:
+        export_model(damaged, "onnx", tmp_path / "out.onnx")
+    assert str(caught.value).startswith("The ONNX export of model.keras failed (")
+    assert str(tmp_path) not in str(caught.value) and not (tmp_path / "out.onnx").exists()
+    with pytest.raises(ExportError, match="missing"):
+        export_model(tmp_path / "gone.keras", "tflite", tmp_path / "out.tflite")
+    with pytest.raises(ExportError, match="use onnx or tflite"):
+        export_model(damaged, "tfjs", tmp_path / "out.js")
+
+
+def test_the_cli_exports_a_run_or_the_bundled_model_and_refuses_the_rest(lab_home, tmp_path, capsys, monkeypatch):
+    store = RunStore(lab_home)
+    summary = summarize(PRESETS["seed-final"])
+
+    def finished(with_model: bool) -> int:
+        run_id = store.create_run("seed-final", PRESETS["seed-final"], {"epochs": 1}, summary.total,
+                                  summary.trainable)
+        store.claim_next(worker_pid=0)
+        if with_model:
+            copy_model(bundled_model().path, store.model_path(run_id))
+        store.finish(run_id, "completed" if with_model else "stopped", test_accuracy=0.99 if with_model else None)
+        return run_id
+
+    trained, untrained = finished(True), finished(False)
+    out = tmp_path / "run.tflite"
+    assert main(["export", str(trained), "--format", "tflite", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and "TFLite model: " in capsys.readouterr().out
+
+    monkeypatch.chdir(tmp_path)  # the default file lands in the current folder, named for what it holds
+    assert main(["export", "bundled", "--format", "onnx"]) == 0
+    assert (tmp_path / "mnist-budget-lab-bundled.onnx").stat().st_size > 10_000
+
+    for run, says in ((str(untrained), f"Run {untrained} has no model: it was stopped before its first epoch"),
+                      ("99", "There is no run 99"), ("latest", "RUN is a run number or 'bundled'")):
+        assert main(["export", run, "--format", "onnx"]) == 2
+        assert says in capsys.readouterr().err
