@@ -31,8 +31,8 @@ except StoreError as err:
 def bundled_exports() -> None:
     """The bundled model as ONNX or TFLite, made once into the run store's exports folder."""
     bundled = bundled_model()
-    st.caption(f"The model shipped with the app ({bundled.title}, {accuracy_text(bundled.test_accuracy)}) to run "
-               "outside the lab:")
+    st.caption(f"The model shipped with the app ({common.plain(bundled.title)}, "
+               f"{accuracy_text(bundled.test_accuracy)}) to run outside the lab:")
     export_buttons(st.container(horizontal=True), bundled.path, "mnist-budget-lab-bundled", "bundled",
                    folder=lab.store.home / "exports")
 
