@@ -308,8 +308,8 @@ def test_a_study_trains_every_toggle_and_compares_them(server, page):
     expect(page.get_by_text(re.compile(r"\d+ of \d+ runs done"))).to_be_visible()
     screenshot(page, "studies-running")
     expect(page.get_by_text(re.compile(r"(\d+) of \1 runs done"))).to_be_visible(timeout=420_000)
-    expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
-    # During a rerun the old scatter may linger a moment beside the new one: either shows the study.
+    # During a rerun the old table and scatter may linger a moment beside the new ones: either shows the study.
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     screenshot(page, "studies")
 
