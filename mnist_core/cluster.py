@@ -8,7 +8,6 @@ returns the model as the bytes of its .keras file: the cluster writes nothing to
 
 from __future__ import annotations
 
-import functools
 import json
 import socket
 import tempfile
@@ -19,6 +18,7 @@ from typing import Any
 from .analysis import Analysis
 from .data import Mnist
 from .runner import Trained, run_versions, train_here
+from .train import limit_threads
 from .spec import Architecture
 
 STATUS_FILE = "dispatcher.json"
@@ -96,7 +96,7 @@ def train_task(run_id: int, arch: Architecture, recipe: dict[str, Any], data: Mn
     """
     import ray
 
-    _limit_threads(cpus)
+    limit_threads(max(1, int(cpus)))  # the CPUs this task asked for, not every core of a shared node
 
     def publish(event) -> None:
         relay.publish.remote(run_id, asdict(event))
@@ -151,14 +151,3 @@ def unshipped(values: dict[str, Any]) -> Trained:
     return Trained(**dict(values, model=model, analysis=analysis))
 
 
-@functools.cache  # once per worker process: TensorFlow's thread pools are set before its first use
-def _limit_threads(cpus: float) -> None:
-    """Let TensorFlow use the CPUs this task asked for, not every core of a node it shares with other runs."""
-    import tensorflow as tf
-
-    threads = max(1, int(cpus))
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # TensorFlow already ran in this process; it keeps its threads

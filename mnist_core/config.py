@@ -14,6 +14,7 @@ RAY_CPUS_ENV = "MNIST_LAB_RAY_CPUS"  # CPUs one run asks the Ray cluster for
 RAY_GPUS_ENV = "MNIST_LAB_RAY_GPUS"  # GPUs one run asks for; default 1 where the cluster has GPUs, else 0
 MAX_RUN_MINUTES_ENV = "MNIST_LAB_MAX_RUN_MINUTES"  # the longest a run may be estimated to take, in minutes
 MAX_RUN_MEMORY_ENV = "MNIST_LAB_MAX_RUN_MEMORY_GB"  # the most training memory a run may be estimated to need
+TEACHER_PASSCODE_ENV = "MNIST_LAB_TEACHER_PASSCODE"  # set: a class (students, owners, caps) with this teacher passcode
 EXECUTORS = ("local", "ray")
 
 
@@ -55,9 +56,15 @@ def ray_resources() -> tuple[float, float | None]:
                                           if os.environ.get(RAY_GPUS_ENV, "").strip() else None)
 
 
+def teacher_passcode() -> str | None:
+    """The passcode that makes a visitor the teacher; None (unset or blank) when no class is configured."""
+    return os.environ.get(TEACHER_PASSCODE_ENV, "").strip() or None
+
+
 def run_caps() -> tuple[float, float]:
-    """(minutes, GB): the most one run may be estimated to take and to need (`mnist_core.cost`); default 60
-    minutes and 4 GB, which every preset passes with every named recipe even at half the measured rate."""
+    """(minutes, GB): the most one run may be estimated to take and to need (`mnist_core.cost`), and the
+    minutes after which a run still training is stopped ("time limit"); default 60 minutes and 4 GB, which
+    every preset passes with every named recipe even at half the measured rate."""
     return _positive(MAX_RUN_MINUTES_ENV, "60"), _positive(MAX_RUN_MEMORY_ENV, "4")
 
 

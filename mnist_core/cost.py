@@ -57,18 +57,23 @@ class RunCost:
     @property
     def time_text(self) -> str:
         """'about 40 s', 'about 9 min', 'about 3.5 h', for 'about 40 s here'."""
-        if self.seconds < 90:
-            return f"about {max(5, round(self.seconds / 5) * 5)} s"
-        if self.seconds < 90 * 60:
-            return f"about {round(self.seconds / 60)} min"
-        hours = self.seconds / 3600
-        return f"about {hours:.1f} h" if hours < 48 else f"about {plural(round(hours / 24), 'day')}"
+        return estimate_words(self.seconds)
 
     @property
     def memory_text(self) -> str:
         """'180 MB', '4.1 GB'."""
         return f"{self.memory_bytes / 2**30:.1f} GB" if self.memory_bytes >= 2**30 else \
             f"{math.ceil(self.memory_bytes / 2**20)} MB"
+
+
+def estimate_words(seconds: float) -> str:
+    """An estimated time in words: 'about 40 s', 'about 9 min', 'about 3.5 h', 'about 54 days'."""
+    if seconds < 90:
+        return f"about {max(5, round(seconds / 5) * 5)} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    hours = seconds / 3600
+    return f"about {hours:.1f} h" if hours < 48 else f"about {plural(round(hours / 24), 'day')}"
 
 
 def training_flops(arch: Architecture, recipe: Recipe) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import sys
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,13 @@ NOTICE_SECONDS = 600  # how long pages say that the history was rebuilt or made 
 
 class StoreError(RuntimeError):
     """The run store cannot do what was asked; the message says why and what to do."""
+
+
+def store_problem(message: str, where: Path) -> StoreError:
+    """A StoreError saying `message`, which names no server path (students read it); the folder `where` goes
+    to the server's log instead, for whoever runs the server."""
+    print(f"{message} The folder: {where}", file=sys.stderr, flush=True)
+    return StoreError(f"{message} The server's log names the folder.")
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ class Database:
             self.home.mkdir(parents=True, exist_ok=True)
             restored = self._restore_files()
         except (OSError, sqlite3.Error) as err:
-            raise StoreError(f"The run history {self.path} was deleted and cannot be made again: {err}.") from None
+            raise store_problem(f"The run history was deleted and cannot be made again: {err}.", self.home) from None
         self.notice_at = time.time()
         self.notice = ("The run history was deleted while the app ran; it was made again"
                        + (f" from {restored}." if restored else ", empty: earlier runs are gone."))
@@ -124,8 +132,8 @@ class Database:
             if "locked" in str(err) or "busy" in str(err):
                 return  # a writer holds it; reads will work once it is done
             if not os.access(self.home, os.W_OK) or "readonly" in str(err) or "unable to open" in str(err):
-                raise StoreError(f"The run store at {self.home} is not writable ({err}). "
-                                 f"Set MNIST_LAB_HOME to a writable folder.") from None
+                raise store_problem(f"The run store is not writable ({err}). Set MNIST_LAB_HOME to a writable "
+                                    f"folder.", self.home) from None
             damage = err
         except sqlite3.DatabaseError as err:
             damage = err
@@ -160,6 +168,18 @@ class Database:
         said = [plural(count, table.restored_what) for table, count in counts if table.said_if_none]
         extra = [plural(count, table.restored_what) for table, count in counts if count and not table.said_if_none]
         return " and ".join(said) + (f", with {' and '.join(extra)}" if extra else "")
+
+
+def add_owner_column(conn: sqlite3.Connection, table: str) -> None:
+    """Give a table made before classes (runs, studies, samples) its `owner` column; its rows are the lab
+    user's (NULL)."""
+    if "owner" in {row[1] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}:
+        return
+    try:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN owner TEXT")
+    except sqlite3.OperationalError as err:
+        if "duplicate column" not in str(err):  # another process added it first
+            raise
 
 
 def _highest_number(folder: Path) -> int:

@@ -7,6 +7,8 @@ sets its flag, and the process serving a slot trains or dispatches it with the o
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,7 +56,9 @@ class LocalExecutor:
     """`max_workers` worker processes on this machine (`python -m mnist_core.worker`), one run each at a time."""
 
     def __init__(self, store: RunStore, data_dir: str | Path | None, idle_timeout: float, max_workers: int):
-        self.supervisor = Supervisor(store, "mnist_core.worker", max_workers, data_dir, idle_timeout)
+        # Side by side, each worker trains on its share of the cores rather than all of them fighting for each.
+        threads = max(1, (os.cpu_count() or 1) // max_workers) if max_workers > 1 else 0
+        self.supervisor = Supervisor(store, "mnist_core.worker", max_workers, data_dir, idle_timeout, threads)
         self.ensure_running, self.live_workers = self.supervisor.ensure, self.supervisor.live
         self.shutdown = self.supervisor.shutdown
 

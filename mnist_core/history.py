@@ -62,6 +62,7 @@ class Run(SpecAndRecipe):
     submitter_pid: int | None = None  # the process that queued it: its worker must not abandon it
     study_id: int | None = None  # the ablation study it belongs to, if any
     variant: str | None = None  # its place in that study: 'baseline', an edit key like 'bn-off:conv2', 'preset:...'
+    owner: str | None = None  # the student who queued it (classroom.Visitor.owner); None in a lab of one
 
     @property
     def finished(self) -> bool:
@@ -84,6 +85,7 @@ class Study(SpecAndRecipe):
     spec_json: str
     recipe_json: str  # the shared recipe; each run's own recipe has one of `seeds` as its seed
     seeds_json: str
+    owner: str | None = None  # the student who started it, as for a run
 
     @property
     def seeds(self) -> list[int]:

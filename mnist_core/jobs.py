@@ -7,18 +7,23 @@ Each run records the pid of the process that submitted it, and a worker told to 
 shut down, or its parent died) still finishes a run another live process is waiting for.
 An ablation study (`submit_study`, see study.py) is just many runs in the same queue, tagged with
 its id: workers train them like any other run, and a restarted app's workers pick up those still queued.
+In a class (`classroom`), every call that acts on a run is made by a `Visitor` and checked here: a page
+that forgot to hide a button still cannot stop another student's run.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import config
 from .budget import summarize
-from .cost import DEFAULT_FLOPS_PER_SECOND, RunCost, check_cost, estimate, server_rate
+from .classroom import (LAB_USER, STUDY_RUNS_CAP, ClassSettings, NotAllowed, Visitor, check_not_duplicate,
+                        check_share, queue_order, read_settings, write_settings)
+from .cost import DEFAULT_FLOPS_PER_SECOND, LimitError, RunCost, check_cost, estimate, server_rate
 from .db import StoreError
 from .executors import ExecutorStatus, make_executor
 from .history import Run
@@ -37,14 +42,30 @@ class Submitted:
     ahead: int
 
 
+KEEPER_SECONDS = 5.0  # how often a server's keeper looks for queued runs without a trainer, and overdue runs
+
+
 def ahead_of(run: Run, active: list[Run]) -> list[Run]:
     """The active runs that train before queued `run`: those running, then the queue's order
-    (single runs before study runs, each oldest first), as `RunStore.claim_next` takes them."""
-    def order(other: Run) -> tuple[bool, int]:
-        return other.study_id is not None, other.id
+    (`classroom.queue_order`, as `RunStore.claim_next` takes them)."""
+    running = [other for other in active if other.status == "running" and other.id != run.id]
+    order = queue_order(active)
+    place = next((index for index, other in enumerate(order) if other.id == run.id), 0)
+    return running + order[:place]
 
-    return [other for other in active if other.id != run.id
-            and (other.status == "running" or order(other) < order(run))]
+
+def timetable(active: list[Run], seconds: dict[int, float], slots: int) -> dict[int, tuple[float, float]]:
+    """Queued run id -> (start, finish) in seconds from now, with `slots` trainings at once: each running
+    run's `seconds` left, then each queued run (`seconds`: its estimate) takes the first slot to free up."""
+    free = sorted(seconds.get(run.id, 0.0) for run in active if run.status == "running")[:slots]
+    free += [0.0] * (slots - len(free))
+    times = {}
+    for run in queue_order(active):
+        free.sort()
+        start = free[0]
+        free[0] = start + seconds.get(run.id, 0.0)
+        times[run.id] = (start, free[0])
+    return times
 
 
 class Lab:
@@ -55,9 +76,28 @@ class Lab:
         self.home = Path(home) if home is not None else config.lab_home()
         kind = config.executor()  # a bad setting is said before anything is created
         self.store = RunStore(self.home)
+        self.slots = max_workers or config.max_workers()
         self.executor = make_executor(kind, self.store, data_dir if data_dir is not None else config.data_dir(),
-                                      idle_timeout, max_workers or config.max_workers())
+                                      idle_timeout, self.slots)
+        self.passcode = config.teacher_passcode()
+        self._keeper_stop = threading.Event()
         self.reap()
+
+    @property
+    def in_class(self) -> bool:
+        """A class is configured (a teacher passcode is set): owners and caps matter."""
+        return self.passcode is not None
+
+    def keep_queue_moving(self, every: float = KEEPER_SECONDS) -> None:
+        """Start a thread that, every `every` seconds, gives queued runs a trainer (runs left queued by a
+        restart included) and stops runs over the time limit, so nothing waits for someone to open a page."""
+        def keep() -> None:
+            while not self._keeper_stop.wait(every):
+                try:
+                    self.active()
+                except StoreError:
+                    pass  # a locked or deleted store: the next look tries again
+        threading.Thread(target=keep, name="lab-keeper", daemon=True).start()
 
     def status(self) -> ExecutorStatus:
         """Where runs train and why they cannot now, after warming the executor: a page that may start a run
@@ -70,10 +110,12 @@ class Lab:
         return self.executor.waiting_text(run, ahead_of(run, active), self.executor.status())
 
     def reap(self) -> list[int]:
-        """Mark 'running' runs whose trainer is gone as interrupted; returns their ids."""
+        """Mark 'running' runs whose trainer is gone as interrupted, and stop those over the time limit;
+        returns the ids of the interrupted ones."""
         running = self.store.list(("running",))
         if not running:
             return []
+        self._stop_overdue(running)
         alive = set(self.executor.live_workers().values())
         dead = [run.id for run in running if run.worker_pid not in alive]
         self.store.mark_interrupted(dead, INTERRUPTED)
@@ -85,49 +127,92 @@ class Lab:
         A worker training a run that another live process submitted finishes it first and then exits;
         this call does not wait for it.
         """
+        self._keeper_stop.set()
         self.executor.shutdown(timeout)
         self.reap()
 
     # -- runs ------------------------------------------------------------------------------
 
-    def submit(self, arch: Architecture, recipe: Recipe, name: str | None = None) -> Submitted:
-        """Queue a run of `arch` and make sure a worker will train it.
+    def _stop_overdue(self, running: list[Run]) -> None:
+        """Ask runs training for longer than this server's limit to stop, with the reason 'time limit'."""
+        try:
+            minutes = config.run_caps()[0]
+        except config.ConfigError:
+            return  # the Train page names the bad setting; no run is stopped by a limit nobody can read
+        for run in running:
+            if run.started_at and not run.stop_requested and time.time() - run.started_at > minutes * 60:
+                self.store.request_stop(run.id, f"time limit: it trained for longer than this server's "
+                                                f"{minutes:g} minutes a run ({config.MAX_RUN_MINUTES_ENV}).")
 
-        Raises LimitError, one sentence naming the cap, for a run over this server's caps (`cost.check_cost`),
-        and StoreError (with a clear message) when the store cannot take a run.
+    def settings(self) -> ClassSettings:
+        """The teacher's switches: queue paused, runs per student."""
+        return read_settings(self.home)
+
+    def change_settings(self, settings: ClassSettings, visitor: Visitor) -> None:
+        """Pause or resume the queue, or change the runs each student may have; the teacher's alone."""
+        if visitor.capped:
+            raise NotAllowed("Only the teacher can pause the queue or change the class's limits.")
+        write_settings(self.home, settings)
+
+    def visitor(self, owner: str | None, teacher: bool = False) -> Visitor:
+        """Who a browser is here: in a class, the student `owner` (the teacher when `teacher`); else the lab's
+        one user, whatever the browser."""
+        return Visitor(owner, teacher, in_class=True) if self.in_class else LAB_USER
+
+    def submit(self, arch: Architecture, recipe: Recipe, name: str | None = None,
+               visitor: Visitor = LAB_USER) -> Submitted:
+        """Queue a run of `arch` for `visitor` and make sure a worker will train it.
+
+        Raises, each with one sentence: LimitError for a run over this server's caps (`cost.check_cost`),
+        classroom.Duplicate when the visitor's identical run is already queued or training (its `run_id` says
+        which), ShareExceeded when a student already has their share of the queue, and StoreError when the
+        store cannot take a run.
         """
         check_cost(self.estimate(arch, recipe))
         summary = summarize(arch)
+        cap = self.settings().runs_per_student
+
+        def admit(own_active: list[Run], run_name: str, spec_json: str, recipe_json: str) -> None:
+            check_not_duplicate(own_active, run_name, spec_json, recipe_json)
+            check_share(visitor, own_active, cap)
+
         run_id = self.store.create_run(name or arch.name, arch, recipe.to_dict(), summary.total,
-                                       summary.trainable, submitter_pid=os.getpid())
+                                       summary.trainable, submitter_pid=os.getpid(), owner=visitor.owner,
+                                       admit=admit)
         self.executor.ensure_running(retry=True)  # a new start may succeed (e.g. after a fix)
         # Counted after inserting, so two simultaneous starts cannot both see an empty queue.
         return Submitted(run_id, len(ahead_of(self.store.get(run_id), self.active())))
 
     def submit_study(self, arch: Architecture, recipe: Recipe, seeds: tuple[int, ...] = (0,),
-                     include_presets: bool = False, name: str | None = None) -> int:
+                     include_presets: bool = False, name: str | None = None, visitor: Visitor = LAB_USER) -> int:
         """Queue an ablation study of `arch` and make sure a worker will train it; returns the study id.
 
         One run per variant (`study.variants`: the baseline, each BatchNorm and Dropout toggle, the
         presets if asked) and seed (1 to 5), all with `recipe` but for its seed. Every variant's first
         seed is queued before any second seed, so a partial study already compares every variant.
-        Raises ValueError for bad seeds, LimitError for a variant over this server's caps, StoreError when
-        the store cannot take the runs.
+        A student's study counts as one of their share of the queue and is capped at STUDY_RUNS_CAP runs.
+        Raises ValueError for bad seeds, LimitError for a variant over this server's caps or a student's study
+        over its cap, ShareExceeded when a student already has their share, StoreError when the store cannot
+        take the runs.
         """
         seeds = check_seeds(seeds)
         plan = variants(arch, include_presets)
+        if visitor.capped and len(plan) * len(seeds) > STUDY_RUNS_CAP:
+            raise LimitError(f"this study would queue {len(plan) * len(seeds)} runs, over the {STUDY_RUNS_CAP} a "
+                             f"student's study may queue: use fewer seeds, or leave the presets out.")
+        check_share(visitor, self.store.owner_active(visitor.owner), self.settings().runs_per_student)
         rate = self.training_rate()
         for variant in plan:  # each of its runs is held to the caps of a run
             check_cost(estimate(variant.arch, recipe, rate))
         name = name or f"Ablation of {arch.name}"
-        study_id = self.store.create_study(name, arch, recipe.to_dict(), seeds)
+        study_id = self.store.create_study(name, arch, recipe.to_dict(), seeds, owner=visitor.owner)
         for seed in seeds:
             seeded = replace(recipe, seed=seed).to_dict()
             for variant in plan:
                 counts = summarize(variant.arch)
                 self.store.create_run(f"{name}: {variant.label}, seed {seed}", variant.arch, seeded, counts.total,
                                       counts.trainable, submitter_pid=os.getpid(), study_id=study_id,
-                                      variant=variant.key)
+                                      variant=variant.key, owner=visitor.owner)
             # After each seed's runs: training starts while later seeds are queued; as in `submit`, a new
             # start may succeed (once, or failed starts would be retried for every seed).
             self.executor.ensure_running(retry=seed == seeds[0])
@@ -145,13 +230,55 @@ class Lab:
         """What a run of `arch` with `recipe` would cost here: time, work and training memory."""
         return estimate(arch, recipe, self.training_rate())
 
-    def stop(self, run_id: int) -> None:
-        """Ask for a run to stop; a queued run is cancelled at once."""
+    def stop(self, run_id: int, visitor: Visitor = LAB_USER) -> None:
+        """Ask for a run to stop; a queued run is cancelled at once. NotAllowed unless the visitor may manage it."""
+        run = self.store.get(run_id)
+        if run is None:
+            return
+        visitor.check_may_manage(run.owner, f"run {run_id}")
         self.store.request_stop(run_id)
 
-    def stop_study(self, study_id: int) -> list[int]:
-        """Stop every queued and running run of a study (queued ones at once); returns their ids."""
+    def delete(self, run_id: int, visitor: Visitor = LAB_USER) -> None:
+        """Delete a run and its files; NotAllowed unless the visitor may manage it."""
+        run = self.store.get(run_id)
+        if run is None:
+            return
+        visitor.check_may_manage(run.owner, f"run {run_id}")
+        self.store.delete(run_id)
+
+    def stop_study(self, study_id: int, visitor: Visitor = LAB_USER) -> list[int]:
+        """Stop every queued and running run of a study (queued ones at once); returns their ids.
+        NotAllowed unless the visitor may manage the study."""
+        study = self.store.get_study(study_id)
+        if study is None:
+            return []
+        visitor.check_may_manage(study.owner, f"study {study_id}")
         return self.store.request_stop_study(study_id)
+
+    def clear_student(self, owner: str, visitor: Visitor) -> tuple[int, int]:
+        """The teacher's clean slate for one student: their active runs stopped, their finished runs deleted;
+        returns (stopped, deleted)."""
+        if visitor.capped:
+            raise NotAllowed("Only the teacher can clear a student's runs.")
+        theirs = [run for run in self.store.list() if run.owner == owner]
+        for run in theirs:
+            if run.finished:
+                self.store.delete(run.id)
+            else:
+                self.store.request_stop(run.id)
+        return sum(not run.finished for run in theirs), sum(run.finished for run in theirs)
+
+    def timetable(self, active: list[Run]) -> dict[int, tuple[float, float]]:
+        """Each queued run's estimated start and finish, in seconds from now (`timetable`)."""
+        rate, seconds = self.training_rate(), {}
+        for run in active:
+            try:
+                cost = estimate(run.spec, Recipe.from_dict(run.recipe), rate).seconds
+            except (ValueError, TypeError, KeyError):
+                continue  # a stored spec this version cannot read: it counts as no time
+            elapsed = time.time() - run.started_at if run.status == "running" and run.started_at else 0.0
+            seconds[run.id] = max(cost - elapsed, 5.0) if run.status == "running" else cost
+        return timetable(active, seconds, self.slots)
 
     def active(self) -> list[Run]:
         """Queued and running runs, oldest first, after reaping dead trainers' runs; a queued run gets a trainer.

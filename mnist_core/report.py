@@ -102,3 +102,26 @@ def _value_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def leaderboard(runs: list[Run], budget: Budget, names: dict[str, str]) -> list[dict[str, Any]]:
+    """The class board's ranking: each student's best under-budget run, best first.
+
+    Only completed runs count, by their final test accuracy (never a best epoch), and only those within
+    `budget`; ties go to the fewer params, then the earlier run. Runs of studies count as any other.
+    """
+    best: dict[str | None, Run] = {}
+    for run in runs:
+        counted = run.total_params if budget.counting == "total" else run.trainable_params
+        if run.status != "completed" or run.test_accuracy is None or not Verdict(counted, budget.limit,
+                                                                                 budget.counting).within:
+            continue
+        held = best.get(run.owner)
+        if held is None or (-run.test_accuracy, run.total_params, run.id) < (-held.test_accuracy, held.total_params,
+                                                                               held.id):
+            best[run.owner] = run
+    ranked = sorted(best.values(), key=lambda run: (-run.test_accuracy, run.total_params, run.id))
+    return [{"place": place, "student": names.get(run.owner, "the lab"),
+             "test accuracy": accuracy_text(run.test_accuracy), "params": run.total_params,
+             "recipe": recipe_text(run.recipe), "epochs": run.recipe.get("epochs"), "run": run.id}
+            for place, run in enumerate(ranked, 1)]

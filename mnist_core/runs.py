@@ -17,12 +17,13 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from . import studies
-from .db import Database, StoreError, Table
+from . import studies, students
+from .db import Database, Table, store_problem
 from .events import Event
 from .files import write_atomically
+from .classroom import queue_order, read_settings
 from .history import STATUSES, TERMINAL, Run, Study
 from .samples import SAMPLES
 from .spec import Architecture
@@ -33,9 +34,9 @@ EVENT_FIELDS = ("kind", "epoch", "batch", "step", "lr", "loss", "accuracy", "val
                 "elapsed", "eta")
 RUN_FIELDS = ("id", "name", "status", "created_at", "started_at", "finished_at", "spec_json", "recipe_json",
               "total_params", "trainable_params", "test_accuracy", "test_loss", "duration", "error",
-              "versions_json", "stop_requested", "worker_pid", "submitter_pid", "study_id", "variant")
+              "versions_json", "stop_requested", "worker_pid", "submitter_pid", "study_id", "variant", "owner")
 # Columns added after release, with their types: older databases get them by ALTER TABLE.
-ADDED_RUN_COLUMNS = (("study_id", "INTEGER"), ("variant", "TEXT"))
+ADDED_RUN_COLUMNS = (("study_id", "INTEGER"), ("variant", "TEXT"), ("owner", "TEXT"))
 
 RUNS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS runs (
     worker_pid INTEGER,
     submitter_pid INTEGER,
     study_id INTEGER,
-    variant TEXT
+    variant TEXT,
+    owner TEXT
 )"""
 EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -135,7 +137,7 @@ def restore_runs(conn: sqlite3.Connection, folder: Path) -> int:
 RUNS = Table("runs", RUNS_SCHEMA, FOLDER, migrate=migrate_runs, restore=restore_runs, restored_what="run folder")
 EVENTS = Table("events", EVENTS_SCHEMA)
 # Every table of the lab's database, in the order a rebuild restores them and its notice names them.
-TABLES = (RUNS, EVENTS, SAMPLES, studies.STUDIES)
+TABLES = (RUNS, EVENTS, SAMPLES, studies.STUDIES, students.STUDENTS)
 
 
 class RunStore:
@@ -148,8 +150,8 @@ class RunStore:
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StoreError(f"Cannot create the run store at {self.home}: {err.strerror or err}. "
-                             f"Set MNIST_LAB_HOME to a writable folder.") from None
+            raise store_problem(f"Cannot create the run store: {err.strerror or err}. Set MNIST_LAB_HOME to a "
+                                f"writable folder.", self.home) from None
         self.db = Database(self.home, TABLES)
         self.db_path = self.db.path
 
@@ -181,53 +183,82 @@ class RunStore:
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as err:
-            raise StoreError(f"The run store {self.runs_dir} is not writable ({err.strerror or err}); "
-                             f"nothing was started. Set MNIST_LAB_HOME to a writable folder.") from None
+            raise store_problem(f"The run store is not writable ({err.strerror or err}); nothing was started. "
+                                f"Set MNIST_LAB_HOME to a writable folder.", self.runs_dir) from None
         free = shutil.disk_usage(self.runs_dir).free
         if free < MIN_FREE_BYTES:
-            raise StoreError(f"Only {free / 2**20:.0f} MB free for the run store at {self.runs_dir}; "
-                             f"free some disk space before training.")
+            raise store_problem(f"Only {free / 2**20:.0f} MB free for the run store; free some disk space before "
+                                f"training.", self.runs_dir)
 
     def create_run(self, name: str, spec: Architecture, recipe: dict[str, Any], total_params: int,
                    trainable_params: int, submitter_pid: int | None = None, study_id: int | None = None,
-                   variant: str | None = None) -> int:
-        """Queue a new run and return its id: higher than any id used before or found under runs/.
+                   variant: str | None = None, owner: str | None = None,
+                   admit: Callable[[list[Run], str, str, str], None] | None = None) -> int:
+        """Queue a new run for `owner` and return its id: higher than any id used before or found under runs/.
 
+        `admit(own_active, name, spec_json, recipe_json)` sees the owner's queued and running runs inside the
+        transaction that inserts the run, and raises to refuse it: two Starts at once cannot both pass.
         The name is kept as one line of printable characters (a CLI `--name` may hold newlines or controls).
         """
         name = " ".join("".join(char if char.isprintable() else " " for char in name).split())[:80] or spec.name
         self.check_writable()
+        spec_json, recipe_json = json.dumps(spec.to_dict()), json.dumps(recipe)
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
+            try:
+                if admit is not None:
+                    admit(self._own_active(conn, owner), name, spec_json, recipe_json)
+            except ValueError:
+                conn.execute("ROLLBACK")
+                raise
             run_id = self.db.next_id(conn, RUNS.name)
             conn.execute(
                 "INSERT INTO runs (id, name, status, created_at, spec_json, recipe_json, total_params, "
-                "trainable_params, submitter_pid, study_id, variant) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), total_params,
-                 trainable_params, submitter_pid, study_id, variant))
+                "trainable_params, submitter_pid, study_id, variant, owner) "
+                "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, name, time.time(), spec_json, recipe_json, total_params,
+                 trainable_params, submitter_pid, study_id, variant, owner))
             conn.execute("COMMIT")
         self.write_manifest(run_id)
         return run_id
 
-    def create_study(self, name: str, spec: Architecture, recipe: dict[str, Any], seeds: list[int]) -> int:
+    def owner_active(self, owner: str | None) -> list[Run]:
+        """`owner`'s queued and running runs, oldest first (None: the lab user's)."""
+        with self.connect() as conn:
+            return self._own_active(conn, owner)
+
+    def _own_active(self, conn: sqlite3.Connection, owner: str | None) -> list[Run]:
+        rows = conn.execute("SELECT * FROM runs WHERE owner IS ? AND status IN ('queued', 'running') ORDER BY id",
+                            (owner,)).fetchall()
+        return [Run(**dict(row)) for row in rows]
+
+    @property
+    def roster(self) -> students.Roster:
+        """The class's students and their names."""
+        return students.Roster(self.db)
+
+    def create_study(self, name: str, spec: Architecture, recipe: dict[str, Any], seeds: list[int],
+                     owner: str | None = None) -> int:
         """Record a new study (its runs are created after) and write studies/<id>.json; returns its id."""
         self.check_writable()
-        return studies.create_study(self.db, name, spec, recipe, seeds)
+        return studies.create_study(self.db, name, spec, recipe, seeds, owner)
 
     def claim_next(self, worker_pid: int) -> Run | None:
-        """Atomically move the oldest queued run to 'running' for this worker."""
+        """Atomically move the next queued run (`classroom.queue_order`) to 'running' for this worker; None
+        while the queue is empty or the teacher paused it."""
+        if read_settings(self.home).paused:
+            return None
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
-            # A single run goes before a queued study's runs: a student is not kept waiting behind 17 variants.
-            row = conn.execute("SELECT id FROM runs WHERE status = 'queued' "
-                               "ORDER BY study_id IS NOT NULL, id LIMIT 1").fetchone()
-            if row is None:
+            rows = conn.execute("SELECT * FROM runs WHERE status IN ('queued', 'running')").fetchall()
+            order = queue_order([Run(**dict(row)) for row in rows])
+            if not order:
                 conn.execute("COMMIT")
                 return None
             conn.execute("UPDATE runs SET status = 'running', started_at = ?, worker_pid = ? WHERE id = ?",
-                         (time.time(), worker_pid, row["id"]))
+                         (time.time(), worker_pid, order[0].id))
             conn.execute("COMMIT")
-        return self.get(row["id"])
+        return self.get(order[0].id)
 
     def add_event(self, run_id: int, seq: int, event: Event) -> None:
         """Append one progress event."""
@@ -264,16 +295,18 @@ class RunStore:
         with self.connect() as conn:
             conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, duration = ? - COALESCE(started_at, ?), "
-                "test_accuracy = ?, test_loss = ?, error = ?, versions_json = COALESCE(?, versions_json) "
+                "test_accuracy = ?, test_loss = ?, error = COALESCE(?, error), versions_json = COALESCE(?, versions_json) "
                 "WHERE id = ? AND (? IS NULL OR worker_pid = ?)",
                 (status, now, now, now, test_accuracy, test_loss, error,
                  json.dumps(versions) if versions else None, run_id, worker_pid, worker_pid))
         self.write_manifest(run_id)
 
-    def request_stop(self, run_id: int) -> None:
-        """Ask the worker to stop this run; a run still queued is stopped at once."""
+    def request_stop(self, run_id: int, reason: str | None = None) -> None:
+        """Ask the worker to stop this run, for `reason` if not the user's ('time limit'); a run still
+        queued is stopped at once."""
         with self.connect() as conn:
-            conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+            conn.execute("UPDATE runs SET stop_requested = 1, error = COALESCE(?, error) WHERE id = ?",
+                         (reason, run_id))
             cancelled = conn.execute(
                 "UPDATE runs SET status = 'stopped', finished_at = ?, duration = 0, "
                 "error = 'Stopped before it started.' WHERE id = ? AND status = 'queued'",
@@ -345,7 +378,7 @@ class RunStore:
             folder.mkdir(parents=True, exist_ok=True)
             write_atomically(folder / "run.json", json.dumps(data))
         except OSError as err:  # a full disk: the caller retries, as for a locked database
-            raise StoreError(f"Cannot write run {run_id}'s manifest in {folder}: {err.strerror or err}.") from None
+            raise store_problem(f"Cannot write run {run_id}'s manifest: {err.strerror or err}.", folder) from None
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from typing import Iterator, Protocol
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from .db import Database, Table
+from .classroom import LAB_USER, Visitor
+from .db import Database, Table, add_owner_column
 from .files import place, staged
 
 
@@ -43,7 +44,7 @@ MAX_IMPORT_BYTES = 5 * 2**20  # 2,000 digits saved by export_npz take about 0.3 
 MAX_ARRAY_BYTES = MAX_SAMPLES * SIZE * SIZE * 8  # 2,000 float64 images: the largest honest array
 READ_FAULTS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
-INSERT = "INSERT INTO samples (id, label, source, created_at, image) VALUES (?, ?, ?, ?, ?)"
+INSERT = "INSERT INTO samples (id, label, source, created_at, image, owner) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class SampleError(ValueError):
@@ -75,15 +76,20 @@ class Imported:
 
 
 class SampleStore:
-    """The user's samples, in the run store's database and folder; reads work while others write (WAL).
+    """`visitor`'s samples, in the run store's database and folder; reads work while others write (WAL).
 
-    Bad input raises SampleError; a database that cannot be used raises the database's StoreError.
+    In a class each student's set is their own (their samples, their MAX_SAMPLES); the teacher and a lab of
+    one see every sample. Bad input raises SampleError; deleting another student's sample raises NotAllowed;
+    a database that cannot be used raises the database's StoreError.
     """
 
-    def __init__(self, runs: OpenDatabase):
+    def __init__(self, runs: OpenDatabase, visitor: Visitor = LAB_USER):
         self.runs = runs  # opened first: it creates the table and rebuilds a damaged database
         self.db = runs.db
         self.folder = self.db.home / FOLDER
+        self.visitor = visitor
+        # The rows this visitor's set holds: a student's own; every row for the teacher or a lab of one.
+        self._where, self._args = ("owner IS ?", (visitor.owner,)) if visitor.capped else ("1", ())
 
     def add(self, image: np.ndarray, label: int, source: str) -> int:
         """Save one digit (uint8 0-255 or float 0-1, 28x28) with its label and source; returns its id.
@@ -103,7 +109,8 @@ class SampleStore:
     def get(self, sample_id: int) -> Sample | None:
         """The sample with this id, or None if there is none (never was, or deleted)."""
         with self.db.connect() as conn:
-            row = conn.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
+            row = conn.execute(f"SELECT * FROM samples WHERE id = ? AND {self._where}",
+                               (sample_id, *self._args)).fetchone()
         return _sample(row) if row else None
 
     def list(self, label: int | None = None) -> list[Sample]:
@@ -112,13 +119,18 @@ class SampleStore:
 
     def count(self, label: int | None = None) -> int:
         """How many samples there are; only those labelled `label` when given."""
-        where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())
+        where, args = ("AND label = ?", (label,)) if label is not None else ("", ())
         with self.db.connect() as conn:
-            return conn.execute(f"SELECT COUNT(*) FROM samples {where}", args).fetchone()[0]
+            return conn.execute(f"SELECT COUNT(*) FROM samples WHERE {self._where} {where}",
+                                (*self._args, *args)).fetchone()[0]
 
     def delete(self, sample_id: int) -> None:
-        """Remove a sample from the index and its file from disk."""
+        """Remove a sample from the index and its file from disk; NotAllowed for another student's sample."""
         with self.db.connect() as conn:
+            row = conn.execute("SELECT owner FROM samples WHERE id = ?", (sample_id,)).fetchone()
+            if row is None:
+                return
+            self.visitor.check_may_manage(row["owner"], f"sample {sample_id}")
             conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
         with suppress(OSError):  # a leftover file keeps its id, which is never reused
             self.path(sample_id).unlink(missing_ok=True)
@@ -142,7 +154,8 @@ class SampleStore:
         MAX_SAMPLES. Importing a file twice adds nothing the second time."""
         images, labels, sources = _read_npz(data)
         with self.db.connect() as conn:
-            held = {(row["label"], row["image"]) for row in conn.execute("SELECT label, image FROM samples")}
+            held = {(row["label"], row["image"]) for row in
+                    conn.execute(f"SELECT label, image FROM samples WHERE {self._where}", self._args)}
         new = []
         for index, (image, label) in enumerate(zip(images, labels.tolist())):
             key = (label, image.tobytes())
@@ -154,9 +167,10 @@ class SampleStore:
         return Imported(ids, len(labels) - len(new))
 
     def _rows(self, label: int | None, order: str) -> list[sqlite3.Row]:
-        where, args = ("WHERE label = ?", (label,)) if label is not None else ("", ())
+        where, args = ("AND label = ?", (label,)) if label is not None else ("", ())
         with self.db.connect() as conn:
-            return conn.execute(f"SELECT * FROM samples {where} ORDER BY id {order}", args).fetchall()
+            return conn.execute(f"SELECT * FROM samples WHERE {self._where} {where} ORDER BY id {order}",
+                                (*self._args, *args)).fetchall()
 
     def _save(self, images: np.ndarray, labels: list[int], sources: list[str]) -> list[int]:
         """Write the PNGs first, outside the lock (slow), then index and place them in one transaction."""
@@ -164,15 +178,17 @@ class SampleStore:
         staged_pngs, ids = [], []
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            staged_pngs = [staged(self.folder, "new", _png(*item, now), ".png")
+            owner = self.visitor.owner
+            staged_pngs = [staged(self.folder, "new", _png(*item, now, owner), ".png")
                            for item in zip(images, labels, sources)]
             with self.db.connect() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    _check_room(conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0], len(staged_pngs))
+                    _check_room(conn.execute(f"SELECT COUNT(*) FROM samples WHERE {self._where}",
+                                             self._args).fetchone()[0], len(staged_pngs))
                     first = self.db.next_id(conn, SAMPLES.name)
                     ids = list(range(first, first + len(staged_pngs)))
-                    conn.executemany(INSERT, [(sample_id, label, source, now, image.tobytes()) for
+                    conn.executemany(INSERT, [(sample_id, label, source, now, image.tobytes(), owner) for
                                               sample_id, image, label, source in zip(ids, images, labels, sources)])
                     for sample_id, temp in zip(ids, staged_pngs):
                         place(temp, self.path(sample_id))
@@ -306,10 +322,11 @@ def _sample(row: sqlite3.Row) -> Sample:
     return Sample(row["id"], row["label"], row["source"], row["created_at"], image)
 
 
-def _png(image: np.ndarray, label: int, source: str, created_at: float) -> bytes:
-    """A sample's durable copy: a greyscale PNG with its label, source and time in text chunks."""
+def _png(image: np.ndarray, label: int, source: str, created_at: float, owner: str | None) -> bytes:
+    """A sample's durable copy: a greyscale PNG with its label, source, time and owner in text chunks."""
     info = PngImagePlugin.PngInfo()
-    for key, value in (("label", str(label)), ("source", source), ("created_at", repr(created_at))):
+    for key, value in (("label", str(label)), ("source", source), ("created_at", repr(created_at)),
+                       *((("owner", owner),) if owner else ())):
         info.add_text(key, value)
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG", pnginfo=info)
@@ -338,7 +355,7 @@ def restore_samples(conn: sqlite3.Connection, folder: Path) -> int:
             label, source = int(text["label"]), text["source"]
             if not 0 <= label <= 9 or source not in SOURCES:
                 raise ValueError(f"label {label}, source {source!r}")
-            rows.append((sample_id, label, source, float(text["created_at"]), image.tobytes()))
+            rows.append((sample_id, label, source, float(text["created_at"]), image.tobytes(), text.get("owner")))
         except (OSError, ValueError, KeyError, SyntaxError, Image.DecompressionBombError):
             continue  # a damaged file costs only its own sample
     conn.execute("BEGIN")
@@ -353,5 +370,7 @@ CREATE TABLE IF NOT EXISTS samples (
     label INTEGER NOT NULL,
     source TEXT NOT NULL,
     created_at REAL NOT NULL,
-    image BLOB NOT NULL
-)""", FOLDER, restore=restore_samples, restored_what="sample file")
+    image BLOB NOT NULL,
+    owner TEXT
+)""", FOLDER, migrate=lambda conn: add_owner_column(conn, "samples"), restore=restore_samples,
+    restored_what="sample file")

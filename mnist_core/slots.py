@@ -53,6 +53,7 @@ def slot_arguments(argv: list[str] | None, description: str) -> argparse.Namespa
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--data-dir")
     parser.add_argument("--idle-timeout", type=float, default=600.0)
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow's threads for ops (0: every core)")
     return parser.parse_args(argv)
 
 

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .db import Database, Table
+from .db import Database, Table, add_owner_column
 from .files import write_atomically
 from .history import Study
 from .spec import Architecture
 
 FOLDER = "studies"
-STUDY_FIELDS = ("id", "name", "created_at", "spec_json", "recipe_json", "seeds_json")
+STUDY_FIELDS = ("id", "name", "created_at", "spec_json", "recipe_json", "seeds_json", "owner")
 INTO = f"INTO studies ({', '.join(STUDY_FIELDS)}) VALUES ({', '.join('?' for _ in STUDY_FIELDS)})"
 
 
@@ -29,7 +29,8 @@ def restore_studies(conn: sqlite3.Connection, folder: Path) -> int:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             data = json.loads(path.read_text())
-            restored += conn.execute(f"INSERT OR IGNORE {INTO}", [data[key] for key in STUDY_FIELDS]).rowcount
+            values = [data.get("owner") if key == "owner" else data[key] for key in STUDY_FIELDS]  # owner came later
+            restored += conn.execute(f"INSERT OR IGNORE {INTO}", values).rowcount
         except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
             continue  # a damaged file costs only its own study; its runs keep their study_id
     return restored
@@ -42,18 +43,22 @@ CREATE TABLE IF NOT EXISTS studies (
     created_at REAL NOT NULL,
     spec_json TEXT NOT NULL,
     recipe_json TEXT NOT NULL,
-    seeds_json TEXT NOT NULL
-)""", FOLDER, restore=restore_studies, restored_what="study file", said_if_none=False)
+    seeds_json TEXT NOT NULL,
+    owner TEXT
+)""", FOLDER, migrate=lambda conn: add_owner_column(conn, "studies"), restore=restore_studies,
+    restored_what="study file", said_if_none=False)
 
 
-def create_study(db: Database, name: str, spec: Architecture, recipe: dict[str, Any], seeds: list[int]) -> int:
+def create_study(db: Database, name: str, spec: Architecture, recipe: dict[str, Any], seeds: list[int],
+                 owner: str | None = None) -> int:
     """Record a new study (its runs are created after) and write studies/<id>.json; returns its id."""
     folder = db.home / FOLDER
     folder.mkdir(exist_ok=True)
     with db.connect() as conn:
         conn.execute("BEGIN IMMEDIATE")
         study_id = db.next_id(conn, STUDIES.name)
-        values = (study_id, name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), json.dumps(seeds))
+        values = (study_id, name, time.time(), json.dumps(spec.to_dict()), json.dumps(recipe), json.dumps(seeds),
+                  owner)
         conn.execute(f"INSERT {INTO}", values)
         conn.execute("COMMIT")
     write_atomically(folder / f"{study_id}.json", json.dumps(dict(zip(STUDY_FIELDS, values))))

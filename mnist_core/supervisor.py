@@ -45,8 +45,9 @@ class _Child:
 class Supervisor:
     """Keeps `python -m <module>` serving each of `slots` slots of `store`; safe to share between threads."""
 
-    def __init__(self, store: RunStore, module: str, slots: int, data_dir: str | Path | None, idle_timeout: float):
-        self.store, self.home, self.module, self.slots = store, store.home, module, slots
+    def __init__(self, store: RunStore, module: str, slots: int, data_dir: str | Path | None, idle_timeout: float,
+                 threads: int = 0):
+        self.store, self.home, self.module, self.slots, self.threads = store, store.home, module, slots, threads
         self.data_dir, self.idle_timeout = data_dir, idle_timeout
         self.start_error: str | None = None  # why processes cannot start; cleared by `ensure(retry=True)`
         self._children: list[_Child] = []
@@ -78,7 +79,8 @@ class Supervisor:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])), TF_CPP_MIN_LOG_LEVEL="2")
         command = [sys.executable, "-m", self.module, "--home", str(self.home), "--slot", str(slot),
-                   "--parent-pid", str(os.getpid()), "--idle-timeout", str(self.idle_timeout)]
+                   "--parent-pid", str(os.getpid()), "--idle-timeout", str(self.idle_timeout),
+                   "--threads", str(self.threads)]
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]
         self.home.mkdir(parents=True, exist_ok=True)  # its folder may have been deleted while the app ran

@@ -5,6 +5,7 @@ This module trains in whatever process calls it; `mnist_core.jobs` runs it in a 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,6 +16,19 @@ from .data import Mnist, as_model_input
 from .events import Event
 from .recipe import Recipe
 from .spec import Architecture
+
+
+@functools.cache  # once per process: TensorFlow's thread pools are set before its first use
+def limit_threads(threads: int) -> None:
+    """Let TensorFlow in this process use `threads` threads for its ops: a worker's share of the cores when
+    several train side by side, a Ray task's CPUs on a shared node."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already ran in this process; it keeps its threads
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .db import StoreError
 from .runner import RUNS_BEFORE_RECYCLE, Runner
 from .runs import RunStore
 from .slots import mark_ready, open_slot, slot_arguments
+from .train import limit_threads
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
 
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     runner = Runner(store, args.parent_pid, lock)
     signal.signal(signal.SIGTERM, runner.on_sigterm)
+    if args.threads:
+        limit_threads(args.threads)
     import keras  # warm up: a later run starts without paying the import
 
     mark_ready(lock)

@@ -20,7 +20,7 @@ st.write("Digits you saved from the Predict page (drawn or photographed), each w
 lab = common.get_lab()
 if lab is None:
     common.stop(notices)
-samples = SampleStore(lab.store)
+samples = SampleStore(lab.store, common.visitor(lab))
 
 
 def grid(pictures: list[tuple[Sample, str]]) -> None:

@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import describe_change
 from mnist_core.charts import overlay_figure
+from mnist_core.classroom import NotAllowed
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.catalogue import bundled_model, model_problem
@@ -20,12 +21,21 @@ st.title("Runs")
 lab = common.get_lab()
 if lab is None:
     common.stop(notices)
+me = common.visitor(lab)
 try:
     runs = lab.runs()  # a run whose worker died shows as interrupted, not running forever
     progress = lab.store.progress_counts()
+    names = common.owner_names(lab)
 except StoreError as err:
     st.error(str(err))
     common.stop(notices)
+
+
+def stop(run_id: int) -> None:
+    try:
+        lab.stop(run_id, me)
+    except (NotAllowed, StoreError) as err:
+        common.notify(str(err))
 
 
 def bundled_exports() -> None:
@@ -42,13 +52,20 @@ if not runs:
     bundled_exports()
     common.stop(notices)
 
+runs.sort(key=lambda run: run.owner != me.owner)  # in a class your own runs come first, each part newest first
 epochs_done = {run.id: progress.get(run.id, (0, 0))[1] for run in runs}
+rows = run_rows(runs, common.current_budget(), epochs_done)
+if lab.in_class:
+    for row, run in zip(rows, runs):
+        row["by"] = "you" if run.owner == me.owner else names.get(run.owner, "the lab")
 # The columns a teacher compares runs by come first, narrow enough that all of them show in the 564 px a
 # 1024 px projector leaves beside the sidebar; the long ones (recipe words, architecture) come after.
-st.dataframe(run_rows(runs, common.current_budget(), epochs_done), hide_index=True, width="stretch",
-             column_order=["run", "status", "test accuracy", "total params", "budget", "epochs", "duration", "recipe",
-                           "architecture", "name", "trainable params", "started", "note"],
+st.dataframe(rows, hide_index=True, width="stretch",
+             column_order=["run", *(["by"] if lab.in_class else []), "status", "test accuracy", "total params",
+                           "budget", "epochs", "duration", "recipe", "architecture", "name", "trainable params",
+                           "started", "note"],
              column_config={"run": st.column_config.NumberColumn(width=40),
+                            "by": st.column_config.TextColumn(width=90),
                             "status": st.column_config.TextColumn(width=80),
                             "test accuracy": st.column_config.TextColumn("accuracy", width=70),
                             "total params": st.column_config.NumberColumn("params", format="localized", width=60),
@@ -94,8 +111,9 @@ else:
         common.set_arch(arch, f"Loaded from run {run.id}: " + describe_change(common.current_arch(), arch))
         st.switch_page("pages/architecture.py")
 problem = model_problem(lab.store, run)
-if run.status in ("queued", "running"):
-    actions.button("Stop", key=f"stop_{run.id}", on_click=lab.stop, args=(run.id,))
+yours = me.may_manage(run.owner)  # Stop and Delete are the owner's and the teacher's (the Lab refuses others)
+if run.status in ("queued", "running") and yours:
+    actions.button("Stop", key=f"stop_{run.id}", on_click=stop, args=(run.id,))
 elif problem is None:
     st.page_link("pages/predict.py", label=f"Draw a digit for run {run.id}'s model",
                  icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
@@ -109,14 +127,18 @@ elif run.has_model:  # a model it should have is missing or damaged
     st.error(problem)
 else:
     st.caption(problem)
-if run.status not in ("queued", "running"):
+if run.status not in ("queued", "running") and yours:
     # One popover per run: after a delete it closes instead of offering the next run's deletion.
     with actions.popover("Delete run", key=f"delete_popover_{run.id}"):
         st.write(f"Delete run {run.id}" + (" and its model" if run.has_model else "") + " for good?")
         if st.button("Yes, delete", type="primary", key=f"delete_{run.id}"):
-            lab.store.delete(run.id)
-            st.toast(f"Run {run.id} deleted.")
-            st.rerun()
+            try:
+                lab.delete(run.id, me)
+            except (NotAllowed, StoreError) as err:
+                st.error(str(err))
+            else:
+                st.toast(f"Run {run.id} deleted.")
+                st.rerun()
 if run.has_model:
     analysis.mistakes(lab, run, has_model=problem is None)
 bundled_exports()

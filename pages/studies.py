@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.charts import study_figure
+from mnist_core.classroom import NotAllowed
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text
 from mnist_core.recipe import FIRST_LOOK, NOTEBOOK, QUICK_RUN
@@ -24,6 +25,14 @@ lab = common.get_lab()
 if lab is None:
     common.stop(notices)
 arch = common.current_arch()
+me = common.visitor(lab)
+
+
+def stop_study(study_id: int) -> None:
+    try:
+        lab.stop_study(study_id, me)
+    except (NotAllowed, StoreError) as err:
+        common.notify(str(err))
 
 with st.form("new_study"):
     planned = variants(arch)
@@ -37,7 +46,8 @@ with st.form("new_study"):
     if st.form_submit_button("Study this architecture", type="primary"):
         try:
             st.session_state[CHOSEN] = lab.submit_study(arch, RECIPES[recipe_name],
-                                                        seeds=tuple(range(int(seeds))), include_presets=presets)
+                                                        seeds=tuple(range(int(seeds))), include_presets=presets,
+                                                        visitor=me)
         except (StoreError, ValueError) as err:
             st.error(f"Study not started: {err}")
 
@@ -65,8 +75,8 @@ def study_view(study_id: int) -> None:
         return
     counts = " · ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
     st.progress(summary.done / max(summary.total, 1), text=f"{summary.done} of {summary.total} runs done ({counts})")
-    if summary.status != "finished":
-        st.button("Stop the whole study", on_click=lab.stop_study, args=(study_id,), key=f"stop_study_{study_id}")
+    if summary.status != "finished" and me.may_manage(by_id[study_id].owner):
+        st.button("Stop the whole study", on_click=stop_study, args=(study_id,), key=f"stop_study_{study_id}")
     # The verdict next to the variant: at 1024 px the columns on the right are cut.
     st.dataframe([{"variant": row.label, "verdict": row.verdict,
                    "Δ accuracy": "" if row.delta_accuracy is None else points(row.delta_accuracy),

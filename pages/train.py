@@ -5,7 +5,8 @@ import streamlit as st
 from mnist_core.budget import summarize
 from mnist_core.catalogue import usable
 from mnist_core.charts import training_figure
-from mnist_core.cost import check_cost
+from mnist_core.classroom import Duplicate, NotAllowed
+from mnist_core.cost import check_cost, estimate_words
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.links import parse_run_id
@@ -57,9 +58,13 @@ def recipe_caption(recipe: Recipe) -> str:
 
 
 def submit(recipe: Recipe) -> None:
-    """Queue a run of the current architecture and watch it; a refusal is said where the buttons are."""
+    """Queue a run of the current architecture and watch it; a refusal is said where the buttons are. A Start
+    of a run already queued or training (a double click, a second tab) watches that run instead."""
     try:
-        run_id = lab.submit(arch, recipe).run_id
+        run_id = lab.submit(arch, recipe, visitor=me).run_id
+    except Duplicate as err:
+        st.info(str(err))
+        run_id = err.run_id
     except (StoreError, ValueError) as err:
         st.error(f"Training not started: {err}")
         return
@@ -73,6 +78,7 @@ arch, budget = common.current_arch(), common.current_budget()
 summary = summarize(arch)
 verdict = budget.verdict(summary)
 lab = common.get_lab()
+me = common.visitor(lab) if lab else None
 
 st.title("Train")
 st.write(f"**{common.plain(arch.name)}**: {summary.total:,} total / {summary.trainable:,} trainable params. {verdict.text}.")
@@ -166,22 +172,28 @@ def live_runs() -> None:
         watched_id = st.session_state.get(WATCH) or _run_in_link()
         watched = lab.store.get(watched_id) if watched_id else None
         runs = lab.store.list()  # newest first; a study's many runs give way to the newest run of one's own
-        focus = _front_run(watched, active) or next((run for run in runs if run.study_id is None), None) \
-            or next(iter(runs), None)
+        mine = [run for run in runs if run.owner == me.owner] or runs  # in a class, your own runs first
+        focus = _front_run(watched, active) or next((run for run in mine if run.study_id is None), None) \
+            or next(iter(mine), None)
         events = lab.store.events(focus.id) if focus else []
+        times = lab.timetable(active)
+        names = common.owner_names(lab)
     except StoreError as err:
         st.error(str(err))
         return
     status = lab.status()
     if status.problem:
         st.error(status.problem)
+    if lab.settings().paused:
+        st.warning("The teacher paused the queue: runs already training go on, queued runs wait.")
     if focus is None:
         st.info("No training yet. Press Quick run or Start training to train the current architecture.")
     else:
-        _run_view(focus, events, active)
+        _run_view(focus, events, active, times, names)
     others = [run for run in active if focus is None or run.id != focus.id]
+    others.sort(key=lambda run: run.owner != me.owner)  # your own first, then the class's in queue order
     if others:
-        _active_runs(others, active)
+        _active_runs(others, active, times, names)
     st.caption(f"Runs train {status.where}.")
 
 
@@ -203,36 +215,60 @@ def _run_in_link() -> int | None:
     return parse_run_id(st.query_params.get(WATCH_PARAM))
 
 
-def _active_runs(others, active) -> None:
-    """One line per other running or queued run, each with its own Stop, so none trains out of reach."""
+def _active_runs(others, active, times, names) -> None:
+    """One line per other running or queued run, each with its own Stop (for its owner and the teacher), so
+    none trains out of reach."""
     st.subheader("Also training or queued")
     for run in others:
         line = st.columns([5, 1], vertical_alignment="center")
-        line[0].write(f"Run {run.id}: {common.plain(run.name)} · {run.status}")
+        line[0].write(f"Run {run.id}: {common.plain(run.name)}{_by(run, names)} · {run.status}")
         if run.status == "queued":
-            line[0].caption(lab.waiting_text(run, active))
+            line[0].caption(_waiting(run, active, times))
         _stop_button(line[1], run)
 
 
+def _by(run, names) -> str:
+    """' by Curious Otter' in a class (a name shown literally), else nothing."""
+    if not lab.in_class:
+        return ""
+    return " · yours" if run.owner == me.owner else f" by {common.plain(names.get(run.owner, 'the lab'))}"
+
+
+def _waiting(run, active, times) -> str:
+    """What a queued run waits for, and when it should start and finish."""
+    start, finish = times.get(run.id, (None, None))
+    when = "" if start is None else f" It should start {_in(start)} and be done {_in(finish)}."
+    return lab.waiting_text(run, active) + when
+
+
+def _in(seconds: float) -> str:
+    return "now" if seconds < 5 else f"in {estimate_words(seconds)}"
+
+
 def _stop_button(where, run, front: bool = False) -> None:
-    where.button("Stop", key=f"stop_{run.id}", help=f"Stop run {run.id}", on_click=_stop, args=(run.id, front))
+    if me.may_manage(run.owner):
+        where.button("Stop", key=f"stop_{run.id}", help=f"Stop run {run.id}", on_click=_stop, args=(run.id, front))
 
 
 def _stop(run_id: int, front: bool) -> None:
     # A callback, so the page drawn right after the click already shows the run stopping or stopped.
-    lab.stop(run_id)
+    try:
+        lab.stop(run_id, me)
+    except (NotAllowed, StoreError) as err:
+        common.notify(str(err))
+        return
     if front:  # the stopped run stays in front, saying so, rather than the next one taking its place at once
         st.session_state[WATCH] = st.session_state[STOPPED_HERE] = run_id
         st.query_params[WATCH_PARAM] = str(run_id)
 
 
-def _run_view(run, events, active) -> None:
+def _run_view(run, events, active, times, names) -> None:
     recipe = Recipe.from_dict(run.recipe)
-    st.subheader(f"Run {run.id}: {common.plain(run.name)} · {run.status}")
+    st.subheader(f"Run {run.id}: {common.plain(run.name)}{_by(run, names)} · {run.status}")
     st.caption(f"Recipe: {recipe_text(run.recipe)}; {length_text(recipe)}.")
     last = events[-1] if events else None
     if run.status == "queued":
-        st.info(lab.waiting_text(run, active))
+        st.info(_waiting(run, active, times))
         _stop_button(st, run, front=True)
     elif run.status == "running":
         done = last.elapsed / (last.elapsed + last.eta) if last and last.eta is not None else 0.0

@@ -15,7 +15,8 @@ from mnist_core.jobs import Lab
 from mnist_core.links import parse_budget
 from mnist_core.predict import limit_blas_threads
 from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
-from ui import navigation
+from mnist_core.classroom import Visitor
+from ui import identity, navigation
 
 limit_blas_threads()  # the server's numpy forward passes are small: threads only contend
 # Once, while this module loads (every session's script waits for that): the first sessions of a fresh server
@@ -33,11 +34,21 @@ COMPACT_TOP = "<style>[data-testid='stMainBlockContainer'] { padding-top: 3rem; 
 
 
 def begin_page():
-    """Every page starts here: session state from the link, and a slot at the top for messages."""
+    """Every page starts here: session state from the link, who you are in a class, a slot for messages.
+
+    It also makes the server's Lab on the first page anyone opens, whose keeper thread then trains
+    queued runs (those a restart left too) without waiting for someone to open the Train page.
+    """
     navigation.ensure_app_navigation()
     init_state()
     write_url()  # early too: a quick click elsewhere must not leave with a link that lost the network
     st.html(COMPACT_TOP)
+    try:
+        lab = _lab(str(config.lab_home()))
+    except (StoreError, config.ConfigError):
+        lab = None  # the page that needs the Lab says why (get_lab)
+    if lab is not None:
+        identity.sidebar(lab)
     return st.container()
 
 
@@ -131,8 +142,24 @@ def show_notices() -> None:
 @st.cache_resource(show_spinner=False)
 def _lab(home: str) -> Lab:
     lab = Lab(home)
+    lab.keep_queue_moving()
     atexit.register(lab.shutdown)  # no worker outlives the server
     return lab
+
+
+def visitor(lab: Lab) -> Visitor:
+    """Who this browser is: a student or the teacher in a class, else the lab's one user."""
+    return identity.visitor(lab)
+
+
+def owner_names(lab: Lab) -> dict[str, str]:
+    """Each student's display name by owner token; empty without a class, or while the store is busy."""
+    if not lab.in_class:
+        return {}
+    try:
+        return lab.store.roster.names()
+    except StoreError:
+        return {}
 
 
 def get_lab() -> Lab | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mnist_core import config
+
 APP_RAN = "app_navigation_ran"  # app.py sets it before running its navigation, on every run
 
 
@@ -17,6 +19,8 @@ def app_pages() -> list[st.Page]:
         st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
         st.Page("pages/studies.py", title="Studies", icon=":material/science:"),
         st.Page("pages/handwriting.py", title="My handwriting", icon=":material/collections:"),
+        *([st.Page("pages/board.py", title="Class board", icon=":material/leaderboard:")]
+          if config.teacher_passcode() else []),  # a board needs a class
     ]
 
 

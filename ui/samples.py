@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.db import StoreError
 from mnist_core.samples import SampleError, SampleStore
+from ui import common
 
 SAVED = "sample_saved"
 
@@ -15,7 +16,7 @@ def save_form(lab, digit28, predicted: int, source: str) -> None:
                              help="Correct the label if the model got it wrong, then save.", width=150)
         if st.button("Save to my handwriting set", icon=":material/bookmark_add:"):
             try:
-                sample_id = SampleStore(lab.store).add(digit28, int(label), source)
+                sample_id = SampleStore(lab.store, common.visitor(lab)).add(digit28, int(label), source)
             except (SampleError, StoreError) as err:
                 st.error(f"Not saved: {err}")
             else:

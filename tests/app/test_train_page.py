@@ -130,7 +130,7 @@ def test_second_start_queues_both_runs_show_with_their_own_stop(app, lab_home):
     first = start(at, **LONG)
     store = RunStore(lab_home)
     wait_for(lambda: store.get(first).status == "running" and store.events(first), timeout=180)
-    second = start(at)
+    second = start(at, seed_notebook=1)  # another run: the same one again would be refused as a duplicate
     assert headings(at)[0] == f"Run {first}: seed-final · running" and at.get("plotly_chart")
     assert at.get("progress")[0].proto.text.startswith("Epoch ")
     assert any(f"Run {second} is queued: 1 run ahead of it trains first" in text for text in texts(at.caption))
@@ -270,7 +270,7 @@ def test_stop_keeps_the_stopped_run_in_front_while_the_next_one_starts(app, lab_
     first = start(at, **LONG)
     store = RunStore(lab_home)
     wait_for(lambda: store.get(first).status == "running" and store.events(first), timeout=180)
-    second = start(at, **LONG)
+    second = start(at, **LONG, seed_notebook=1)
     button(at, "Stop", f"Stop run {first}").click().run()
     wait_for(lambda: store.get(first).status == "stopped", timeout=60)
     at.run()

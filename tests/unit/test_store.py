@@ -226,7 +226,7 @@ def test_a_database_from_before_studies_gains_the_columns_and_keeps_its_runs(lab
     assert run_id == 6 and [run.variant for run in store.study_runs(study_id)] == ["baseline"]
     with closing(sqlite3.connect(store.db_path)) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
-    assert columns[-3:] == ["submitter_pid", "study_id", "variant"]  # added in place, not copied
+    assert columns[-4:] == ["submitter_pid", "study_id", "variant", "owner"]  # added in place, not copied
     assert [run.id for run in RunStore(lab_home).list()] == [6, 5]  # reopening changes nothing
 
 
@@ -284,7 +284,7 @@ def test_a_single_run_is_claimed_before_a_queued_studys_runs(lab_home):
     single = new_run(store)
     queued = sorted(store.list(("queued",)), key=lambda run: run.id)
     assert [run.id for run in ahead_of(store.get(single), queued)] == []
-    assert [run.id for run in ahead_of(store.get(studied[1]), queued)] == [studied[0], single]
+    assert [run.id for run in ahead_of(store.get(studied[1]), queued)] == [single, studied[0]]  # in queue order
     assert [store.claim_next(1).id for _ in range(4)] == [single, *studied]
 
 

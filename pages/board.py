@@ -1,0 +1,106 @@
+"""Class board: each student's best under-budget model, who trains now, the queue with times; the teacher's
+switches (pause the queue, runs per student, stop a run, clear a student's runs)."""
+
+import streamlit as st
+
+from mnist_core.classroom import MAX_RUNS_PER_STUDENT, ClassSettings, NotAllowed, queue_order
+from mnist_core.cost import estimate_words
+from mnist_core.db import StoreError
+from mnist_core.report import leaderboard
+from ui import common
+
+notices = common.begin_page()
+st.title("Class board")
+lab = common.get_lab()
+if lab is None:
+    common.stop(notices)
+if not lab.in_class:
+    st.info("No class is set up on this server: start it with MNIST_LAB_TEACHER_PASSCODE set (see the README) "
+            "and every browser becomes a student with runs of their own.")
+    common.stop(notices)
+me = common.visitor(lab)
+budget = common.current_budget()
+
+
+def act(action, *args) -> None:
+    """A teacher's button: the Lab refuses anyone else; what it says is shown once."""
+    try:
+        said = action(*args, me)
+    except (NotAllowed, StoreError, ValueError) as err:
+        common.notify(str(err))
+    else:
+        if isinstance(said, tuple):
+            common.notify(f"{said[0]} runs stopped and {said[1]} deleted.")
+
+
+if me.teacher:
+    settings = lab.settings()
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.button("Resume the queue" if settings.paused else "Pause the queue", type="primary",
+                  on_click=act, args=(lab.change_settings, ClassSettings(not settings.paused,
+                                                                         settings.runs_per_student)))
+        cap = st.number_input("Runs per student", 1, MAX_RUNS_PER_STUDENT, settings.runs_per_student, width=160,
+                              help="Queued or training at once; a study counts as one")
+        if cap != settings.runs_per_student:
+            act(lab.change_settings, ClassSettings(settings.paused, int(cap)))
+
+
+@st.fragment(run_every=3.0)
+def board() -> None:
+    """Re-drawn every 3 s from the store: the ranking, who trains, the queue."""
+    try:
+        active, runs, names = lab.active(), lab.store.list(("completed",)), lab.store.roster.names()
+        times, progress = lab.timetable(active), lab.store.progress_counts()
+    except StoreError as err:
+        st.error(str(err))
+        return
+    if lab.settings().paused:
+        st.warning("The queue is paused: runs training go on, queued runs wait for the teacher.")
+    st.subheader(f"Best under {budget.limit:,} {budget.counting} params")
+    ranking = leaderboard(runs, budget, names)
+    if ranking:
+        st.dataframe(ranking, hide_index=True, width="stretch",
+                     column_order=["place", "student", "test accuracy", "params", "epochs", "run", "recipe"],
+                     column_config={"place": st.column_config.NumberColumn(width=50),
+                                    "params": st.column_config.NumberColumn(format="localized", width=70),
+                                    "epochs": st.column_config.NumberColumn(width=60),
+                                    "run": st.column_config.NumberColumn(width=50)})
+    else:
+        st.info("No completed run under the budget yet.")
+    st.subheader("Training now")
+    running = [run for run in active if run.status == "running"]
+    if not running:
+        st.caption("Nobody.")
+    for run in running:
+        line(run, names, "", f" · epoch {progress.get(run.id, (0, 0))[1] + 1} of {run.recipe.get('epochs')}")
+    st.subheader("Queue")
+    waiting = queue_order(active)
+    if not waiting:
+        st.caption("Empty.")
+    for place, run in enumerate(waiting, 1):
+        start, _ = times.get(run.id, (0.0, 0.0))
+        line(run, names, f"{place}. ", f" · starts {'now' if start < 5 else 'in ' + estimate_words(start)}")
+
+
+def line(run, names, before: str, after: str = "") -> None:
+    """One run of the board: whose, which, and the teacher's Stop beside it."""
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.text(f"{before}{names.get(run.owner, 'the lab')}: run {run.id}{after}")  # names shown as typed
+        if me.teacher:
+            st.button("Stop", key=f"board_stop_{run.id}", on_click=act, args=(lab.stop, run.id))
+
+
+board()
+if me.teacher:
+    try:
+        students = lab.store.roster.names()
+    except StoreError as err:
+        st.error(str(err))
+        students = {}
+    if students:
+        with st.expander("Clear a student's runs"):
+            owner = st.selectbox("Student", list(students), format_func=students.get)
+            st.button("Stop and delete their runs", on_click=act, args=(lab.clear_student, owner))
+else:
+    st.caption("The teacher can pause the queue and stop runs from here.")
+common.end_page(notices)
