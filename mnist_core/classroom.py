@@ -131,9 +131,8 @@ def check_share(visitor: Visitor, own_active: list[Run], cap: int) -> None:
     singles = sum(run.study_id is None for run in own_active)
     studies = len({run.study_id for run in own_active if run.study_id is not None})
     if singles + studies >= cap:
-        raise ShareExceeded(f"You already have {singles + studies} queued or training, the most one student may "
-                            f"have at once ({cap}); wait for one to finish, or stop one.")
-
+        raise ShareExceeded(f"You already have {singles + studies} runs or studies queued or training, the most one "
+                            f"student may have at once ({cap}): wait for one to finish, or stop one.")
 
 
 def check_not_duplicate(own_active: list[Run], name: str, spec_json: str, recipe_json: str) -> None:

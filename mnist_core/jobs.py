@@ -232,19 +232,20 @@ class Lab:
 
     def stop(self, run_id: int, visitor: Visitor = LAB_USER) -> None:
         """Ask for a run to stop; a queued run is cancelled at once. NotAllowed unless the visitor may manage it."""
-        run = self.store.get(run_id)
-        if run is None:
-            return
-        visitor.check_may_manage(run.owner, f"run {run_id}")
-        self.store.request_stop(run_id)
+        if self._may_manage(run_id, visitor):
+            self.store.request_stop(run_id)
 
     def delete(self, run_id: int, visitor: Visitor = LAB_USER) -> None:
         """Delete a run and its files; NotAllowed unless the visitor may manage it."""
+        if self._may_manage(run_id, visitor):
+            self.store.delete(run_id)
+
+    def _may_manage(self, run_id: int, visitor: Visitor) -> bool:
+        """False when there is no such run (nothing to do); NotAllowed when it is another student's."""
         run = self.store.get(run_id)
-        if run is None:
-            return
-        visitor.check_may_manage(run.owner, f"run {run_id}")
-        self.store.delete(run_id)
+        if run is not None:
+            visitor.check_may_manage(run.owner, f"run {run_id}")
+        return run is not None
 
     def stop_study(self, study_id: int, visitor: Visitor = LAB_USER) -> list[int]:
         """Stop every queued and running run of a study (queued ones at once); returns their ids.
@@ -305,6 +306,8 @@ class Lab:
                 return run
             if run.status == "queued" or not self.executor.live_workers():
                 self.active()
+            else:
+                self._stop_overdue([run])  # a CLI waiting on its run holds it to the time limit, as the keeper does
             time.sleep(poll)
 
     def wait_study(self, study_id: int, poll: float = 0.25, timeout: float | None = None) -> list[Run]:

@@ -4,7 +4,6 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.catalogue import usable
-from mnist_core.charts import training_figure
 from mnist_core.classroom import Duplicate, NotAllowed
 from mnist_core.cost import check_cost, estimate_words
 from mnist_core.db import StoreError
@@ -280,7 +279,7 @@ def _run_view(run, events, active, times, names) -> None:
         _final(run, events)  # the outcome above its history: on a 768 px projector the chart runs off the screen
     if events:
         # No Plotly toolbar: it covered the learning rate's top tick, and a class only watches the chart.
-        st.plotly_chart(training_figure(events, recipe.epochs, peak_lr=recipe.learning_rate, height=LIVE_HEIGHT),
+        st.plotly_chart(common.live_figure(run.id, events, recipe.epochs, recipe.learning_rate, LIVE_HEIGHT),
                         width="stretch", key=f"chart_{run.id}", config={"displayModeBar": False})
 
 

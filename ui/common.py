@@ -147,6 +147,18 @@ def _lab(home: str) -> Lab:
     return lab
 
 
+def live_figure(run_id: int, events: list, epochs: int, peak_lr: float, height: int):
+    """A run's training chart, built once per new event for every session watching it: a class of 30 on the
+    Train page redraws it every second, and building it (~20 ms) is most of each redraw."""
+    return _live_figure(run_id, len(events), epochs, peak_lr, height, events)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _live_figure(run_id: int, event_count: int, epochs: int, peak_lr: float, height: int, _events: list):
+    # Events only ever grow (numbered per run), so the run and their count name the chart; `_events` is not hashed.
+    return charts.training_figure(_events, epochs, peak_lr=peak_lr, height=height)
+
+
 def visitor(lab: Lab) -> Visitor:
     """Who this browser is: a student or the teacher in a class, else the lab's one user."""
     return identity.visitor(lab)

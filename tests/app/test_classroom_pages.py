@@ -104,8 +104,8 @@ def test_the_train_page_refuses_a_duplicate_and_a_students_third_run_with_senten
     button(at, "Start training").click().run()
     at.number_input(key="seed_notebook").set_value(2).run()
     button(at, "Start training").click().run()
-    assert texts(at.error) == ["Training not started: You already have 2 queued or training, the most one student "
-                               "may have at once (2); wait for one to finish, or stop one."]
+    assert texts(at.error) == ["Training not started: You already have 2 runs or studies queued or training, the most "
+                               "one student may have at once (2): wait for one to finish, or stop one."]
     assert len(store.list()) == 2
     assert "The teacher paused the queue: runs already training go on, queued runs wait." in texts(at.warning)
 

@@ -84,8 +84,8 @@ def test_an_identical_start_is_one_run_with_or_without_a_class(lab, lab_home, mo
 def test_a_student_has_at_most_their_share_of_the_queue_and_the_teacher_sets_it(lab, lab_home):
     queue(lab, "ann-token", 0)
     queue(lab, "ann-token", 1)
-    with pytest.raises(ShareExceeded, match=r"You already have 2 queued or training, the most one student may have "
-                                            r"at once \(2\)"):
+    with pytest.raises(ShareExceeded, match=r"You already have 2 runs or studies queued or training, the most one "
+                                            r"student may have at once \(2\)"):
         queue(lab, "ann-token", 2)
     with pytest.raises(ShareExceeded):  # a study counts as one of the share
         lab.submit_study(FINAL, TINY, visitor=lab.visitor("ann-token"))
