@@ -81,6 +81,7 @@ class Lab:
                                       idle_timeout, self.slots)
         self.passcode = config.teacher_passcode()
         self._keeper_stop = threading.Event()
+        self._studies_lock = threading.Lock()  # a study's share check and its runs, one study at a time
         self.reap()
 
     @property
@@ -200,11 +201,18 @@ class Lab:
         if visitor.capped and len(plan) * len(seeds) > STUDY_RUNS_CAP:
             raise LimitError(f"this study would queue {len(plan) * len(seeds)} runs, over the {STUDY_RUNS_CAP} a "
                              f"student's study may queue: use fewer seeds, or leave the presets out.")
-        check_share(visitor, self.store.owner_active(visitor.owner), self.settings().runs_per_student)
         rate = self.training_rate()
         for variant in plan:  # each of its runs is held to the caps of a run
             check_cost(estimate(variant.arch, recipe, rate))
-        name = name or f"Ablation of {arch.name}"
+        # The share is checked and the study queued under one lock: several tabs starting studies at once
+        # (the server's sessions are threads of one process) cannot all pass the check before any is queued.
+        with self._studies_lock:
+            check_share(visitor, self.store.owner_active(visitor.owner), self.settings().runs_per_student)
+            return self._queue_study(arch, recipe, seeds, plan, name or f"Ablation of {arch.name}", visitor)
+
+    def _queue_study(self, arch: Architecture, recipe: Recipe, seeds: tuple[int, ...], plan: list, name: str,
+                     visitor: Visitor) -> int:
+        """Record the study, then its runs seed by seed, each seed's runs given a trainer as they land."""
         study_id = self.store.create_study(name, arch, recipe.to_dict(), seeds, owner=visitor.owner)
         for seed in seeds:
             seeded = replace(recipe, seed=seed).to_dict()
@@ -270,7 +278,10 @@ class Lab:
         return sum(not run.finished for run in theirs), sum(run.finished for run in theirs)
 
     def timetable(self, active: list[Run]) -> dict[int, tuple[float, float]]:
-        """Each queued run's estimated start and finish, in seconds from now (`timetable`)."""
+        """Each queued run's estimated start and finish, in seconds from now (`timetable`); none while the
+        teacher has paused the queue: nobody can say when it goes on."""
+        if self.settings().paused:
+            return {}
         rate, seconds = self.training_rate(), {}
         for run in active:
             try:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from contextlib import AbstractContextManager
 from dataclasses import asdict
@@ -177,7 +178,7 @@ class RunStore:
 
     def check_writable(self) -> None:
         """Raise StoreError unless a run can be stored now (folder writable, disk not full)."""
-        probe = self.runs_dir / f".probe-{os.getpid()}"
+        probe = self.runs_dir / f".probe-{os.getpid()}-{threading.get_ident()}"  # the server's sessions are threads
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)  # gone if the lab home was deleted while the app ran
             probe.write_bytes(b"ok")

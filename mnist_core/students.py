@@ -97,7 +97,7 @@ class Roster:
             taken = {row["name"].casefold(): row["owner"] for row in conn.execute("SELECT owner, name FROM students")}
             if name is not None and taken.get(name.casefold(), owner) != owner:
                 conn.execute("ROLLBACK")
-                raise RosterError(f"Someone in this class is already called {name}; pick another name.")
+                raise RosterError("Someone in this class already has that name; pick another.")
             name = name or _friendly_name(set(taken))
             row = conn.execute("SELECT id, joined_at FROM students WHERE owner = ?", (owner,)).fetchone()
             student_id, joined = (row["id"], row["joined_at"]) if row else (self.db.next_id(conn, STUDENTS.name),

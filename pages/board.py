@@ -78,8 +78,9 @@ def board() -> None:
     if not waiting:
         st.caption("Empty.")
     for place, run in enumerate(waiting, 1):
-        start, _ = times.get(run.id, (0.0, 0.0))
-        line(run, names, f"{place}. ", f" · starts {'now' if start < 5 else 'in ' + estimate_words(start)}")
+        start = times.get(run.id, (None, None))[0]  # none while the queue is paused
+        line(run, names, f"{place}. ", " · waits for the teacher" if start is None else
+             f" · starts {'now' if start < 5 else 'in ' + estimate_words(start)}")
 
 
 def line(run, names, before: str, after: str = "") -> None:
@@ -93,10 +94,11 @@ def line(run, names, before: str, after: str = "") -> None:
 board()
 if me.teacher:
     try:
-        students = lab.store.roster.names()
+        names, owners = lab.store.roster.names(), {run.owner for run in lab.store.list()}
     except StoreError as err:
         st.error(str(err))
-        students = {}
+        names, owners = {}, set()
+    students = {owner: name for owner, name in names.items() if owner in owners}  # those with runs to clear
     if students:
         with st.expander("Clear a student's runs"):
             owner = st.selectbox("Student", list(students), format_func=students.get)

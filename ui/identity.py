@@ -94,7 +94,7 @@ def sidebar(lab: Lab) -> None:
         st.caption("You are")
         st.text(f"{name}{' (teacher)' if who.teacher else ''}")  # a name is shown as typed, never as markdown
         with st.popover("Change my name"), st.form("rename", border=False):
-            st.text_input("Your name in this class", max_chars=30, key="new_name")
+            st.text_input("Your name in this class", key="new_name")  # the core says when it is too long
             st.form_submit_button("Use this name", on_click=_rename, args=(lab, who.owner))
         if "rename_problem" in st.session_state:
             st.error(st.session_state.pop("rename_problem"))

@@ -52,8 +52,10 @@ def test_a_student_gets_a_name_can_change_it_and_cannot_take_a_classmates(app, l
     assert "**Ann** [x](http://evil)" in texts(ann.sidebar.text)  # shown as typed, never as markdown
     ben.sidebar.text_input(key="new_name").set_value("**ann** [X](http://evil)")  # a form: sent with its button
     button(ben, "Use this name").click().run()
-    assert texts(ben.sidebar.error) == ["Someone in this class is already called **ann** [X](http://evil); pick "
-                                        "another name."]
+    assert texts(ben.sidebar.error) == ["Someone in this class already has that name; pick another."]  # not echoed
+    ben.sidebar.text_input(key="new_name").set_value("x" * 31)  # no widget limit: the core's own sentence shows
+    button(ben, "Use this name").click().run()
+    assert texts(ben.sidebar.error) == ["A name is at most 30 characters; this one has 31."]
 
 
 def test_the_teacher_passcode_unlocks_teacher_mode_and_a_wrong_one_is_refused(app, lab_home):
