@@ -237,6 +237,7 @@ def main() -> None:
         class_done.set()
         browser_thread.join()
         runs = store.list()
+        results["end_rss"] = server.memory_info().rss
     finally:
         server.terminate()
         server.wait(30)
@@ -255,6 +256,8 @@ def main() -> None:
         "predict_p50_s": percentile(results["predict_s"], 50),
         "predict_p95_s": percentile(results["predict_s"], 95), "predictions": len(results["predict_s"]),
         "server_mb_per_session": round((results["joined_rss"] - idle_rss) / 2**20 / args.students, 1),
+        "server_mb": {"idle": round(idle_rss / 2**20), "joined": round(results["joined_rss"] / 2**20),
+                      "end": round(results["end_rss"] / 2**20)},
         "exception_boxes": len(results["exceptions"]), "exceptions": results["exceptions"][:5],
     }
     print(json.dumps(report, indent=1))
