@@ -1,7 +1,6 @@
 """Processes and restarts: killed workers, a restarted server, many runs in a row, no orphans."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
