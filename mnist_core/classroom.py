@@ -124,6 +124,23 @@ def queue_order(active: list[Run]) -> list[Run]:
     return [run for _, run in sorted(keyed, key=lambda pair: pair[0])]
 
 
+def by_study(runs: list[Run]) -> list[tuple[Run, int]]:
+    """`runs` with each study's runs folded into its first one: (run, how many runs it stands for), so a board
+    shows a 17-run study as one line."""
+    counts: dict[int, int] = {}
+    for run in runs:
+        if run.study_id is not None:
+            counts[run.study_id] = counts.get(run.study_id, 0) + 1
+    folded, seen = [], set()
+    for run in runs:
+        if run.study_id is None:
+            folded.append((run, 1))
+        elif run.study_id not in seen:
+            seen.add(run.study_id)
+            folded.append((run, counts[run.study_id]))
+    return folded
+
+
 def check_share(visitor: Visitor, own_active: list[Run], cap: int) -> None:
     """Raise ShareExceeded when a student already has `cap` runs or studies queued or training."""
     if not visitor.capped:

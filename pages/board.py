@@ -3,10 +3,11 @@ switches (pause the queue, runs per student, stop a run, clear a student's runs)
 
 import streamlit as st
 
-from mnist_core.classroom import MAX_RUNS_PER_STUDENT, ClassSettings, NotAllowed, queue_order
+from mnist_core.classroom import MAX_RUNS_PER_STUDENT, ClassSettings, NotAllowed, by_study, queue_order
 from mnist_core.cost import estimate_words
 from mnist_core.db import StoreError
 from mnist_core.report import leaderboard
+from mnist_core.words import plural
 from ui import common
 
 notices = common.begin_page()
@@ -71,24 +72,28 @@ def board() -> None:
     running = [run for run in active if run.status == "running"]
     if not running:
         st.caption("Nobody.")
-    for run in running:
+    for run, _ in by_study(running):
         line(run, names, "", f" · epoch {progress.get(run.id, (0, 0))[1] + 1} of {run.recipe.get('epochs')}")
     st.subheader("Queue")
     waiting = queue_order(active)
     if not waiting:
         st.caption("Empty.")
-    for place, run in enumerate(waiting, 1):
+    for place, (run, count) in enumerate(by_study(waiting), 1):  # a study is one line, at its next run's place
         start = times.get(run.id, (None, None))[0]  # none while the queue is paused
-        line(run, names, f"{place}. ", " · waits for the teacher" if start is None else
-             f" · starts {'now' if start < 5 else 'in ' + estimate_words(start)}")
+        line(run, names, f"{place}. ", (f" and {plural(count - 1, 'more run')} of its study" if count > 1 else "")
+             + (" · waits for the teacher" if start is None else
+                f" · starts {'now' if start < 5 else 'in ' + estimate_words(start)}"))
 
 
 def line(run, names, before: str, after: str = "") -> None:
-    """One run of the board: whose, which, and the teacher's Stop beside it."""
+    """One run of the board (or a study, by its next run): whose, which, and the teacher's Stop beside it."""
+    what = f"run {run.id}" if run.study_id is None else f"study {run.study_id}: run {run.id}"
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.text(f"{before}{names.get(run.owner, 'the lab')}: run {run.id}{after}")  # names shown as typed
+        st.text(f"{before}{names.get(run.owner, 'the lab')}: {what}{after}")  # names shown as typed
         if me.teacher:
-            st.button("Stop", key=f"board_stop_{run.id}", on_click=act, args=(lab.stop, run.id))
+            stop = (lab.stop, run.id) if run.study_id is None else (lab.stop_study, run.study_id)
+            st.button("Stop", key=f"board_stop_{run.id}", on_click=act, args=stop,
+                      help=f"Stop {what.split(':')[0]}")
 
 
 board()

@@ -6,7 +6,7 @@ browser test tests/e2e/test_classroom.py."""
 import pytest
 
 from mnist_core.budget import summarize
-from mnist_core.classroom import ClassSettings, read_settings
+from mnist_core.classroom import ClassSettings, read_settings, write_settings
 from mnist_core.jobs import Lab
 from mnist_core.recipe import RECIPES
 from mnist_core.runs import RunStore
@@ -132,9 +132,15 @@ def test_the_board_ranks_each_students_best_final_accuracy_under_the_budget(app,
     add_run(store, owner(ben), accuracy=0.993)
     add_run(store, owner(ben), accuracy=0.999, arch=PRESETS["seed-first"], seed=2)  # 15,088 params: over budget
     add_run(store, owner(ben), "stopped", accuracy=0.9995, seed=3)
+    write_settings(lab_home, ClassSettings(paused=True))  # the queue stays as it is while the board is read
     queued = add_run(store, owner(ann), "queued", seed=4)
+    study = Lab(lab_home).submit_study(FINAL, RECIPES["quick"], visitor=Lab(lab_home).visitor(owner(ben)))
     board = app("board")
     ranking = board.dataframe[0].value
     assert ranking["student"].tolist() == [names[owner(ben)], names[owner(ann)]]
     assert ranking["test accuracy"].tolist() == ["99.30%", "99.10%"]
-    assert f"1. {names[owner(ann)]}: run {queued}" in " ".join(texts(board.text))
+    first_of_study = store.study_runs(study)[0].id
+    assert [text for text in texts(board.text) if text[:3] in ("1. ", "2. ", "3. ")] == [  # a study is one line
+        f"1. {names[owner(ann)]}: run {queued} · waits for the teacher",
+        f"2. {names[owner(ben)]}: study {study}: run {first_of_study} and 16 more runs of its study · waits for the "
+        f"teacher"]
