@@ -92,8 +92,8 @@ def line(run, names, before: str, after: str = "") -> None:
         st.text(f"{before}{names.get(run.owner, 'the lab')}: {what}{after}")  # names shown as typed
         if me.teacher:
             stop = (lab.stop, run.id) if run.study_id is None else (lab.stop_study, run.study_id)
-            st.button("Stop", key=f"board_stop_{run.id}", on_click=act, args=stop,
-                      help=f"Stop {what.split(':')[0]}")
+            st.button("Stop" if run.study_id is None else "Stop the whole study", key=f"board_stop_{run.id}",
+                      on_click=act, args=stop, help=f"Stop {what.split(':')[0]}")
 
 
 board()

@@ -69,7 +69,7 @@ if not saved:
     common.stop(notices)
 
 counts = {digit: sum(sample.label == digit for sample in saved) for digit in range(10)}
-st.caption(f"{len(saved):,} samples · " + " · ".join(f"{digit}: {n}" for digit, n in counts.items()))
+st.caption(f"{plural(len(saved), 'sample')} · " + " · ".join(f"{digit}: {n}" for digit, n in counts.items()))
 shown = st.segmented_control("Show", ["all", *range(10)], default="all", key="sample_filter", required=True)
 visible = [sample for sample in saved if shown == "all" or sample.label == shown]
 pages, page = -(-len(visible) // PAGE), 1

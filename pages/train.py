@@ -171,7 +171,7 @@ def live_runs() -> None:
         watched_id = st.session_state.get(WATCH) or _run_in_link()
         watched = lab.store.get(watched_id) if watched_id else None
         runs = lab.store.list()  # newest first; a study's many runs give way to the newest run of one's own
-        mine = [run for run in runs if run.owner == me.owner] or runs  # in a class, your own runs first
+        mine = [run for run in runs if run.owner == me.owner] if lab.in_class else runs  # a class: your own
         focus = _front_run(watched, active) or next((run for run in mine if run.study_id is None), None) \
             or next(iter(mine), None)
         events = lab.store.events(focus.id) if focus else []
@@ -200,8 +200,9 @@ def _front_run(watched, active):
     """The run shown whole: the watched one while it trains or just after this tab stopped it there; else one in
     training that this tab started (a second Start queues behind it without hiding its chart); else the watched
     one once it ended (its result); else any in training (a reload of a queued run's link shows the live chart,
-    the queued run listed below); else the watched one."""
-    running = [run for run in active if run.status == "running"]
+    the queued run listed below), in a class only your own: a student's queued run stays in front of a
+    classmate's chart; else the watched one."""
+    running = [run for run in active if run.status == "running" and (not lab.in_class or run.owner == me.owner)]
     started = st.session_state.get(STARTED, [])
     if watched and (watched.status == "running" or watched.id == st.session_state.get(STOPPED_HERE)):
         return watched

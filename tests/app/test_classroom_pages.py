@@ -3,6 +3,9 @@ refusals' sentences, and the class board. Each AppTest is its own browser sessio
 Page states come from store rows; the real training path is covered by tests/unit/test_classroom.py and the
 browser test tests/e2e/test_classroom.py."""
 
+import argparse
+import os
+
 import pytest
 
 from mnist_core.budget import summarize
@@ -10,6 +13,7 @@ from mnist_core.classroom import ClassSettings, read_settings, write_settings
 from mnist_core.jobs import Lab
 from mnist_core.recipe import RECIPES
 from mnist_core.runs import RunStore
+from mnist_core.slots import open_slot
 from mnist_core.spec import PRESETS
 from tests.app.conftest import texts
 
@@ -144,3 +148,24 @@ def test_the_board_ranks_each_students_best_final_accuracy_under_the_budget(app,
         f"1. {names[owner(ann)]}: run {queued} · waits for the teacher",
         f"2. {names[owner(ben)]}: study {study}: run {first_of_study} and 16 more runs of its study · waits for the "
         f"teacher"]
+
+
+def test_a_students_own_run_stays_in_front_of_a_classmates_live_chart(app, lab_home):
+    """Ben presses Quick run while Ann's run trains: his page shows his queued run in front, not her chart; a
+    newcomer sees no run at all rather than a classmate's."""
+    lab_home.mkdir(parents=True, exist_ok=True)
+    lock = open_slot(argparse.Namespace(home=str(lab_home), slot=0))  # this process is the worker: nothing trains
+    try:
+        ann, ben = app("train"), app("train")
+        store = RunStore(lab_home)
+        theirs = add_run(store, owner(ann), "queued")
+        assert store.claim_next(os.getpid()).id == theirs
+        ann.run()
+        assert ann.subheader[0].value == f"Run {theirs}: seed-final · yours · running"
+        button(ben, "Quick run").click().run()
+        mine = ben.session_state["watch_run"]
+        assert ben.subheader[0].value == f"Run {mine}: seed-final · yours · queued"
+        cat = app("train")
+        assert "No training yet. Press Quick run or Start training to train the current architecture." in texts(cat.info)
+    finally:
+        lock.close()
