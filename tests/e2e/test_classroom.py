@@ -78,8 +78,9 @@ def test_two_students_and_a_teacher_share_one_server(lab_home, watched_context, 
         ben_browser = watched_context(1400, 1000)
         ben = ben_browser.new_page()
         ben.goto(f"{server.url}/train")
-        expect(ben.get_by_role("heading", name=f"Run {ann_run}: seed-final by {MARKDOWN_NAME}", exact=False)
-               ).to_be_visible()
+        # A classmate's run is listed below, never in front: Ben has not trained anything yet.
+        expect(ben.get_by_text("No training yet.")).to_be_visible()
+        expect(ben.get_by_text(f"Run {ann_run}: seed-final by {MARKDOWN_NAME} · running")).to_be_visible()
         expect(ben.locator("img[src*='//h/']")).to_have_count(0)
         expect(ben.get_by_role("button", name="Stop")).to_have_count(0)
         ben.goto(f"{server.url}/runs")
