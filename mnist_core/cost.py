@@ -31,10 +31,10 @@ RECALIBRATION_BATCH = 2_000  # the BatchNorm re-estimate's forward-only batch (`
 # A training step's cost however small the network (`bench.step_cost`, this 2-core machine: 2.7-2.9 ms a step
 # at batch 8 and at batch 32 alike, for a net whose arithmetic is negligible, its test pass included).
 STEP_SECONDS = 0.0028
-# Measured here (docs/benchmarks.md, engine vs fit): seed-final trains ~1,170 images/s (0.855 ms an image), of
-# which the step cost takes 0.022 ms; its 6 x 3.55 M FLOPs in the remaining 0.83 ms are ~25 GFLOP/s.
-# Used until this server has runs of its own to learn from.
-DEFAULT_FLOPS_PER_SECOND = 25e9
+# Measured here with the fused BatchNorm step (`bench.throughput`, `bench.quick_run`): seed-final's arithmetic
+# runs at ~65-80 GFLOP/s, best-under-15k's (six BatchNorms and Dropouts to its 1.9 M multiply-adds) at ~25;
+# their geometric mean, ~40, is used until this server has runs of its own to learn from.
+DEFAULT_FLOPS_PER_SECOND = 40e9
 RATE_RANGE = (0.5, 2.0)  # a learnt rate stays within these multiples of the default
 RUN_OVERHEAD_SECONDS = 4.0  # claim to first batch and last batch to recorded (bench.overhead: ~2 s + ~1.6 s)
 LEARN_FROM_RUNS = 10  # the newest completed runs that set this server's rate

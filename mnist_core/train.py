@@ -14,6 +14,7 @@ import numpy as np
 
 from .data import Mnist, as_model_input
 from .events import Event
+from .kernels import speed_up_training
 from .recipe import Recipe
 from .spec import Architecture
 
@@ -44,12 +45,13 @@ class TrainResult:
 
 
 def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[Event], None],
-          should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+          should_stop: Callable[[], bool] = lambda: False, fast_kernels: bool = True) -> TrainResult:
     """Train `arch` on MNIST with `recipe`, testing on the 10k test set at every epoch's end.
 
-    `on_event` gets an Event every `recipe.progress_every` batches and at each epoch end;
+    `on_event` gets an Event after the first batch, every `recipe.progress_every` batches and at each epoch end;
     `should_stop` is polled between batches, and a True ends training within one batch, without
-    testing the partial epoch; the model keeps the weights reached so far.
+    testing the partial epoch; the model keeps the weights reached so far. `fast_kernels=False` trains with
+    Keras' own BatchNorm and Dropout steps (`mnist_core.kernels`): the benchmarks' baseline.
     """
     import keras
 
@@ -59,6 +61,8 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     x_train, y_train = training_images(data, recipe)
 
     model = build_model(arch, recipe.bn_momentum)
+    if fast_kernels:
+        speed_up_training(model)
     rate = learning_rate_schedule(keras, recipe)
     model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                   optimizer=_optimizer(keras, recipe, rate), metrics=["accuracy"])
@@ -266,19 +270,24 @@ class _Progress:
         if self.first is None:
             self.first = (done, elapsed)
         first_done, first_elapsed = self.first
-        # The batches before the first event also built the graph (seconds): the pace is measured after them.
-        pace = (elapsed - first_elapsed) / (done - first_done) if done > first_done else elapsed / done
+        # The batches before the first event also built the graph (seconds): the pace is measured after them,
+        # and the first event, with no pace yet, has no ETA.
+        if done > first_done:
+            eta = (elapsed - first_elapsed) / (done - first_done) * (total - done)
+        else:
+            eta = None if done < total else 0.0
         return Event(kind=kind, epoch=self.epoch + (batch + 1) / self.steps, batch=batch + 1, step=done,
                      lr=self.rate_used(model), loss=float(logs.get("loss", np.nan)),
-                     accuracy=float(logs.get("accuracy", np.nan)), elapsed=elapsed,
-                     eta=pace * (total - done), **extra)
+                     accuracy=float(logs.get("accuracy", np.nan)), elapsed=elapsed, eta=eta, **extra)
 
     def rate_used(self, model) -> float:
         """The learning rate the optimizer applied at its last step."""
         return float(self.rate(model.optimizer.iterations - 1))
 
     def batch_end(self, model, batch: int, logs: dict) -> None:
-        if (batch + 1) % self.recipe.progress_every == 0 and batch + 1 < self.steps:
+        # The run's first batch is published too: the chart's first point then comes as soon as training does.
+        due = (batch + 1) % self.recipe.progress_every == 0 or self.first is None
+        if due and batch + 1 < self.steps:
             self.on_event(self._event(model, "batch", batch, logs))
         self.poll_stop()
 

@@ -12,7 +12,7 @@ from mnist_core.study import MAX_SEEDS, summarize_study, variants
 from mnist_core.words import points
 from ui import common
 
-RECIPES = {f"Quick run (the fast recipe over {QUICK_RUN.images:,} images once: about a minute a variant)": QUICK_RUN,
+RECIPES = {f"Quick run (the fast recipe over {QUICK_RUN.images:,} images once: about half a minute a variant)": QUICK_RUN,
            f"A first look ({FIRST_LOOK.images:,} images once: seconds a variant)": FIRST_LOOK,
            f"The notebook's recipe ({NOTEBOOK.epochs} epochs)": NOTEBOOK}
 CHOSEN = "study_id"

@@ -329,7 +329,7 @@ def test_the_page_says_what_a_run_costs_here_and_refuses_one_over_the_servers_ca
     """200 notebook epochs take hours on 2 cores: the page says so before Start, and Start queues nothing."""
     monkeypatch.delenv("MNIST_LAB_MAX_RUN_MINUTES", raising=False)
     at = app("train")
-    assert any(text.endswith("Takes about 18 min here, 180 MB of training memory.") for text in texts(at.caption))
+    assert any(text.endswith("Takes about 12 min here, 180 MB of training memory.") for text in texts(at.caption))
     assert not at.warning
     at.number_input(key="epochs_notebook").set_value(200).run()
     [warning] = texts(at.warning)

@@ -33,7 +33,7 @@ def test_work_is_the_specs_multiply_adds_over_every_training_step_and_test_pass(
     steps = 469  # 60,000 images in batches of 128
     assert cost.seconds == pytest.approx(RUN_OVERHEAD_SECONDS + STEP_SECONDS * steps
                                          + (6 * macs * 60_000 + 2 * macs * 10_000) / 25e9)
-    assert cost.time_text == "about 60 s"  # 59.2 s: what the Train page says before a Quick run
+    assert cost.time_text == "about 60 s"  # 59.2 s on a server that trains at 25 GFLOP/s
 
 
 def test_many_tiny_steps_cost_time_however_small_the_network(monkeypatch):
