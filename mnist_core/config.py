@@ -8,7 +8,7 @@ from pathlib import Path
 
 DATA_DIR_ENV = "MNIST_DATA_DIR"  # a folder with the four IDX files (gzip or raw) or mnist.npz
 HOME_ENV = "MNIST_LAB_HOME"  # run store: runs.sqlite and one folder per run
-MAX_WORKERS_ENV = "MNIST_LAB_MAX_WORKERS"  # trainings at once; 1 suits a 2-core machine
+MAX_WORKERS_ENV = "MNIST_LAB_MAX_WORKERS"  # trainings at once (docs/benchmarks.md: 1 or 2 on a 2-core machine)
 EXECUTOR_ENV = "MNIST_LAB_EXECUTOR"  # where runs train: "local" worker processes or a "ray" cluster
 RAY_CPUS_ENV = "MNIST_LAB_RAY_CPUS"  # CPUs one run asks the Ray cluster for
 RAY_GPUS_ENV = "MNIST_LAB_RAY_GPUS"  # GPUs one run asks for; default 1 where the cluster has GPUs, else 0

@@ -333,10 +333,10 @@ def test_the_page_says_what_a_run_costs_here_and_refuses_one_over_the_servers_ca
     assert not at.warning
     at.number_input(key="epochs_notebook").set_value(200).run()
     [warning] = texts(at.warning)
-    assert warning.startswith("Start would be refused: this run would take about 3.1 h here, over this "
+    assert warning.startswith("Start would be refused: this run would take about 1.9 h here, over this "
                               "server's limit of 60 minutes a run (MNIST_LAB_MAX_RUN_MINUTES)")
     button(at, "Start training").click().run()
-    assert any(text.startswith("Training not started: this run would take about 3.1 h here")
+    assert any(text.startswith("Training not started: this run would take about 1.9 h here")
                for text in texts(at.error))
     assert RunStore(lab_home).list() == []
     monkeypatch.setenv("MNIST_LAB_MAX_RUN_MINUTES", "soon")  # a setting the server cannot read: said, no traceback

@@ -44,7 +44,7 @@ def test_many_tiny_steps_cost_time_however_small_the_network(monkeypatch):
     assert training_flops(tiny, recipe) / DEFAULT_FLOPS_PER_SECOND < 300
     assert estimate(tiny, recipe).seconds == pytest.approx(200 * 7_500 * 2.8e-3, rel=0.1)
     monkeypatch.delenv("MNIST_LAB_MAX_RUN_MINUTES", raising=False)
-    with pytest.raises(LimitError, match="about 73 min here, over this server's limit of 60 minutes"):
+    with pytest.raises(LimitError, match="about 72 min here, over this server's limit of 60 minutes"):
         check_cost(estimate(tiny, recipe))
 
 
