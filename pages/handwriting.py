@@ -97,7 +97,7 @@ if verdicts:
     chosen = st.selectbox("Which samples does this model get wrong?", list(by_label))
     misses = sorted(by_label[chosen].misses, key=lambda miss: -miss.confidence) if chosen else []
     if chosen and not misses:
-        st.success(f"{chosen} reads every sample correctly.")
+        st.success(f"{common.plain(chosen)} reads every sample correctly.")
     if len(misses) > PAGE:
         st.caption(f"The {PAGE} most confident of its {len(misses):,} misreadings:")
     by_id = {sample.id: sample for sample in saved}

@@ -86,7 +86,7 @@ st.caption(choice.description)
 try:
     model = load(choice)
 except (ModelFileError, SpecError) as err:
-    st.error(f"This model cannot be used: {err} Pick another model.")
+    st.error(f"This model cannot be used: {common.plain(err)} Pick another model.")
     common.stop(notices)
 
 source = source_picker.segmented_control(

@@ -286,14 +286,14 @@ def _run_view(run, events, active, times, names) -> None:
 
 def _final(run, events) -> None:
     if run.status == "failed":
-        st.error(f"Run {run.id} failed: {run.error}")
+        st.error(f"Run {run.id} failed: {common.plain(run.error)}")
         return
     if run.status == "interrupted":
-        st.warning(f"Run {run.id} was interrupted: {run.error} Its history so far is kept.")
+        st.warning(f"Run {run.id} was interrupted: {common.plain(run.error)} Its history so far is kept.")
     elif run.status == "completed" and run.stop_requested:
         st.info(f"Run {run.id} had finished training when the stop reached it, so it completed.")
     elif run.status == "stopped":
-        st.info(f"Run {run.id} was stopped" + (f": {run.error}" if run.error else " on request.") + (
+        st.info(f"Run {run.id} was stopped" + (f": {common.plain(run.error)}" if run.error else " on request.") + (
             "" if run.test_accuracy is not None else " It stopped before its first epoch ended, so it has no test "
                                                      "accuracy and no model to draw for: train at least one epoch."))
     if did_not_learn(run.test_accuracy):
