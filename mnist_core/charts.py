@@ -23,8 +23,9 @@ TOGGLE_WORDS = {"bn": "BN", "dropout": "Dropout"}
 
 
 def training_figure(events: Sequence[Event], epochs: int | None = None, title: str = "",
-                    peak_lr: float | None = None, height: int = 520) -> go.Figure:
-    """Accuracy (train and validation) and learning rate on top, loss below, against epoch.
+                    peak_lr: float | None = None, height: int = 520, scored_on: str = "test") -> go.Figure:
+    """Accuracy (train, and each epoch's score on `scored_on`: "test" or "validation") and learning rate on top,
+    loss below, against epoch.
 
     With `epochs` and `peak_lr`, the axes span the whole run from the start, so a live chart fills in
     instead of rescaling at every point.
@@ -36,13 +37,13 @@ def training_figure(events: Sequence[Event], epochs: int | None = None, title: s
     # Keras averages a metric over the epoch so far: it restarts, higher, at each new epoch.
     figure.add_scatter(x=x, y=[e.accuracy for e in events], name="train accuracy (epoch so far)", mode="lines",
                        line={"color": PALETTE[0]}, row=1, col=1)
-    figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_accuracy for e in ends], name="test accuracy",
+    figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_accuracy for e in ends], name=f"{scored_on} accuracy",
                        mode="lines+markers", line={"color": PALETTE[1]}, row=1, col=1)
     figure.add_scatter(x=x, y=[e.lr for e in events], name="learning rate", mode="lines",
                        line={"color": NEUTRAL, "dash": "dot"}, row=1, col=1, secondary_y=True)
     figure.add_scatter(x=x, y=[e.loss for e in events], name="train loss", mode="lines",
                        line={"color": PALETTE[2]}, row=2, col=1)
-    figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_loss for e in ends], name="test loss",
+    figure.add_scatter(x=[e.epoch for e in ends], y=[e.val_loss for e in ends], name=f"{scored_on} loss",
                        mode="lines+markers", line={"color": PALETTE[3]}, row=2, col=1)
     figure.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1, secondary_y=False)
     # Round ticks of its own: Plotly's, beside the accuracy axis, read 0.0021, 0.0041.
@@ -243,3 +244,69 @@ def import_lazy_parts() -> None:
 
     plotly.io.to_json(make_subplots(rows=2, cols=1, specs=[[{"secondary_y": True}], [{}]])
                       .add_bar(x=[1], y=[1]).add_heatmap(z=[[1]], row=2, col=1))
+
+
+def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple[str, int, float]],
+                    budgets: Sequence[int] = (1_000, 2_000, 5_000, 8_000, 15_000), height: int = 500) -> go.Figure:
+    """Test accuracy against total params (log scale): each measured preset's seeds as dots with their mean and
+    spread, published results as labelled open markers, and `runs` ((label, params, accuracy)) as crosses,
+    those under `frontier_floor` left out.
+
+    A preset's points carry its name as customdata, so a click on one can load it.
+    """
+    figure = go.Figure()
+    for budget in budgets:
+        figure.add_vline(x=budget, line={"color": NEUTRAL, "dash": "dot", "width": 1})
+    floor = frontier_floor(results, published)
+    runs = [run for run in runs if run[2] >= floor]
+    for number, result in enumerate(results):
+        colour = OVER_RED if result.chosen_on_test else PALETTE[number % len(PALETTE)]
+        name = html.escape(result.preset) + (" (chosen on the test set)" if result.chosen_on_test else "")
+        figure.add_scatter(x=[result.params] * len(result.test), y=list(result.test.values()), mode="markers",
+                           marker={"color": colour, "size": 7, "opacity": 0.55}, legendgroup=result.preset,
+                           showlegend=False, customdata=[result.preset] * len(result.test),
+                           hovertemplate=f"{name}<br>seed %{{text}}: %{{y:.2%}}<extra></extra>",
+                           text=[str(seed) for seed in result.test])
+        figure.add_scatter(x=[result.params], y=[result.mean], mode="markers+text", name=name,
+                           legendgroup=result.preset, customdata=[result.preset],
+                           marker={"color": colour, "size": 15, "symbol": "diamond", "line": {"width": 1}},
+                           error_y={"type": "data", "array": [result.spread], "color": colour, "thickness": 2},
+                           text=[f"{result.preset}<br>{result.mean:.2%}"], textposition="middle left",
+                           textfont={"size": 13},
+                           hovertemplate=(f"{name}: {result.params:,} params<br>mean of {len(result.test)} seeds "
+                                          f"%{{y:.2%}} ± {result.spread:.2%}<extra></extra>"))
+    if published:
+        figure.add_scatter(x=[p.params for p in published], y=[p.accuracy for p in published],
+                           mode="markers+text", name="published (most: single run, best epoch)",
+                           marker={"symbol": "circle-open", "size": 12, "color": "#555555", "line": {"width": 2}},
+                           text=[html.escape(p.label) for p in published],
+                           # Neighbours' labels alternate above and below, so that close results stay readable.
+                           textposition=["top center" if rank % 2 else "bottom center"
+                                         for rank in _ranks([p.params for p in published])],
+                           textfont={"size": 11, "color": "#555555"},
+                           customdata=[[html.escape(p.how), html.escape(p.source)] for p in published],
+                           hovertemplate="%{text}: %{x:,} params, %{y:.2%}<br>%{customdata[0]}<br>"
+                                         "%{customdata[1]}<extra></extra>")
+    if runs:
+        figure.add_scatter(x=[params for _, params, _ in runs], y=[accuracy for _, _, accuracy in runs],
+                           mode="markers", name="your runs", marker={"symbol": "x", "size": 11, "color": PALETTE[1]},
+                           text=[html.escape(label) for label, _, _ in runs],
+                           hovertemplate="%{text}: %{x:,} params, %{y:.2%}<extra></extra>")
+    figure.update_xaxes(type="log", title_text="total params (log scale)", tickvals=list(budgets),
+                        ticktext=[f"{budget // 1000}K" for budget in budgets], range=[2.6, 4.35])
+    figure.update_yaxes(title_text="test accuracy", tickformat=".1%", range=[floor, 1.0])
+    figure.update_layout(height=height, margin={"t": TOOLBAR_CLEARANCE, "b": 10, "l": 10, "r": 10},
+                         legend={"orientation": "h", "y": -0.18}, font={"size": 14}, clickmode="event+select")
+    return figure
+
+
+def frontier_floor(results: Sequence, published: Sequence) -> float:
+    """The foot of the frontier's accuracy axis: half a point under its lowest seed or published result."""
+    lowest = min([0.99, *(min(r.test.values()) for r in results), *(p.accuracy for p in published)])
+    return math.floor((lowest - 0.005) * 200) / 200
+
+
+def _ranks(values: Sequence[float]) -> list[int]:
+    """Each value's position in sorted order."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    return [order.index(i) for i in range(len(values))]

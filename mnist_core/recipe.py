@@ -13,6 +13,8 @@ from typing import Any
 SCHEDULES = ("inverse-time", "one-cycle")
 OPTIMIZERS = ("adam", "adamw")
 MAX_SEED = 2**31 - 1  # Keras' set_random_seed takes a 32-bit seed
+TRAIN_IMAGES = 60_000  # MNIST's training set
+MAX_VALIDATION = 10_000  # as many as the test set: more only takes images from training
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,13 @@ def _number(value: float) -> str:
 
 FIELDS = (
     Field("epochs", "Epochs", 1, 200, 1),
-    Field("train_subset", "Training images", 100, 60_000, 1_000, help="Drawn by the seed from the 60,000",
+    Field("train_subset", "Training images", 100, 60_000, 1_000,
+          help="Drawn by the seed from the 60,000, less any validation split",
           noun="training subset", short="images", unit=" images", flag="--subset", optional=True),
+    Field("validation", "Validation images", 0, MAX_VALIDATION, 1_000,
+          help="Held out from the end of the 60,000 training images and never trained on. Each epoch is scored on "
+               "them; the 10,000 test digits are read once, after the last epoch. 0: each epoch is scored on the "
+               "test digits, as in the notebook", noun="validation split", short="validation", unit=" images"),
     Field("batch_size", "Batch size", 8, 4096, 1, noun="batch size", short="batch"),
     Field("seed", "Seed", 0, MAX_SEED, 1),
     Field("optimizer", "Optimizer", OPTIMIZERS, help="AdamW: Adam with decoupled weight decay"),
@@ -137,6 +144,8 @@ class Recipe:
     # Before the last validation, recompute BatchNorm's statistics from the training images as the model
     # reads at inference (unaugmented, Dropout off) instead of the moving averages of augmented batches.
     recalibrate_bn: bool = False
+    # Hold out the last this-many training images: epochs are scored on them, the test set once at the end.
+    validation: int = 0
 
     def __post_init__(self) -> None:
         for field in FIELDS:
@@ -144,7 +153,9 @@ class Recipe:
             if problem:
                 raise ValueError(f"Invalid recipe: {problem}.")
         checks = [(self.val_batch_size >= 1 and self.progress_every >= 1, "batch counts must be positive"),
-                  (self.weight_decay == 0 or self.optimizer == "adamw", "weight decay needs the adamw optimizer")]
+                  (self.weight_decay == 0 or self.optimizer == "adamw", "weight decay needs the adamw optimizer"),
+                  ((self.train_subset or 0) + self.validation <= TRAIN_IMAGES,
+                   f"the training subset and the validation split take more than the {TRAIN_IMAGES:,} images")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"Invalid recipe: {message}.")
@@ -157,7 +168,7 @@ class Recipe:
     @property
     def images(self) -> int:
         """Training images per epoch."""
-        return self.train_subset or 60_000
+        return self.train_subset or TRAIN_IMAGES - self.validation
 
     @property
     def steps_per_epoch(self) -> int:

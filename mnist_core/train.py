@@ -42,11 +42,13 @@ class TrainResult:
     model: Any
     epochs_done: int  # whole epochs trained and tested: 0 when stopped in the first
     test_probabilities: np.ndarray | None = None  # the last test pass's (10,000, 10): the run's analysis reads it
+    validation_accuracy: float | None = None  # the last epoch's, when the recipe holds a validation split out
 
 
 def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[Event], None],
           should_stop: Callable[[], bool] = lambda: False, fast_kernels: bool = True) -> TrainResult:
-    """Train `arch` on MNIST with `recipe`, testing on the 10k test set at every epoch's end.
+    """Train `arch` on MNIST with `recipe`, scoring every epoch's end on the 10k test set, or on the recipe's
+    validation split, when it holds one out; then the test set is read once, after training ends.
 
     `on_event` gets an Event after the first batch, every `recipe.progress_every` batches and at each epoch end;
     `should_stop` is polled between batches, and a True ends training within one batch, without
@@ -76,16 +78,22 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
     except _StopRequested:
         stopped = True
     last = progress.last_epoch
-    return TrainResult(status="stopped" if stopped else "completed",
-                       test_accuracy=last.val_accuracy if last else None,
-                       test_loss=last.val_loss if last else None, model=model,
-                       epochs_done=round(last.epoch) if last else 0,
-                       test_probabilities=None if stopped else scoring.probabilities)
+    if last is None:
+        return TrainResult(status="stopped", test_accuracy=None, test_loss=None, model=model, epochs_done=0)
+    test_loss, test_accuracy, probabilities = last.val_loss, last.val_accuracy, scoring.probabilities
+    if recipe.validation:
+        probabilities = model.predict(as_model_input(data.x_test), batch_size=recipe.val_batch_size, verbose=0)
+        test_loss, test_accuracy = scores(probabilities, data.y_test, recipe.label_smoothing)
+    return TrainResult(status="stopped" if stopped else "completed", test_accuracy=test_accuracy,
+                       test_loss=test_loss, model=model, epochs_done=round(last.epoch),
+                       test_probabilities=None if stopped else probabilities,
+                       validation_accuracy=last.val_accuracy if recipe.validation else None)
 
 
 class EpochScoring:
-    """An epoch's one pass over the 10,000 test digits: its probabilities give the epoch's test loss and
-    accuracy, and the last pass's are the run's analysis, so no digit is read twice after training.
+    """An epoch's one pass over the 10,000 test digits (or the recipe's validation split): its probabilities
+    give the epoch's loss and accuracy, and the last test pass's are the run's analysis, so no digit is read
+    twice after training.
 
     Before the last epoch's pass, BatchNorm is re-estimated on `recalibrate_on` (the run's training images)
     when given. `poll_stop` is called after every test batch: a big network's pass takes minutes, and Stop
@@ -95,7 +103,7 @@ class EpochScoring:
     def __init__(self, keras, recipe: Recipe, data: Mnist, recalibrate_on: np.ndarray | None,
                  should_stop: Callable[[], bool], poll_stop: Callable[[], None]):
         self.recipe, self.recalibrate_on, self.should_stop = recipe, recalibrate_on, should_stop
-        self.images, self.labels = as_model_input(data.x_test), data.y_test
+        self.images, self.labels = scored_images(data, recipe)
         self.probabilities: np.ndarray | None = None
 
         class PollStop(keras.callbacks.Callback):
@@ -186,11 +194,22 @@ def learning_rate_schedule(keras, recipe: Recipe):
 
 
 def training_images(data: Mnist, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """The training images and labels a run uses: all 60,000, or the recipe's subset drawn by its seed."""
+    """The training images and labels a run uses: all 60,000 but the validation split, or the recipe's subset
+    of those drawn by its seed."""
+    kept = len(data.x_train) - recipe.validation
+    images, labels = data.x_train[:kept], data.y_train[:kept]
     if not recipe.train_subset:
-        return data.x_train, data.y_train
-    pick = np.random.default_rng(recipe.seed).permutation(len(data.x_train))[:recipe.train_subset]
-    return data.x_train[pick], data.y_train[pick]
+        return images, labels
+    pick = np.random.default_rng(recipe.seed).permutation(kept)[:recipe.train_subset]
+    return images[pick], labels[pick]
+
+
+def scored_images(data: Mnist, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """The model inputs and labels every epoch is scored on: the validation split (the last training
+    images), or the test set when the recipe holds none out."""
+    if recipe.validation:
+        return as_model_input(data.x_train[-recipe.validation:]), data.y_train[-recipe.validation:]
+    return as_model_input(data.x_test), data.y_test
 
 
 def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe):

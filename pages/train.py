@@ -22,10 +22,11 @@ BEST_CLAIM = (f"Best's {accuracy_text(BEST_MEASURED.mean)} (mean of {plural(BEST
               f"was measured on the {BEST_PRESET}")
 RECIPE_CHOICES = {"quick": "Quick run", "fast": "Fast", "best": "Best", "notebook": "Notebook"}  # the link shows these
 
-# The recipe's fields (declared in mnist_core.recipe), three a row so every value shows whole at 1024 px.
-FIELD_ROWS = [("epochs", "train_subset", "batch_size"), ("seed", "optimizer", "schedule"),
-              ("learning_rate", "warmup", "lr_decay"), ("weight_decay", "bn_momentum", "label_smoothing"),
-              ("rotate", "shift", "zoom")]
+# The recipe's fields (declared in mnist_core.recipe), three a row (four short ones) so every value shows whole
+# at 1024 px.
+FIELD_ROWS = [("epochs", "train_subset", "validation"), ("batch_size", "seed", "optimizer"),
+              ("schedule", "learning_rate", "warmup"), ("lr_decay", "weight_decay", "bn_momentum"),
+              ("label_smoothing", "rotate", "shift", "zoom")]
 
 
 LIVE_HEIGHT = 440  # px: the live chart's first points show on a 1024x768 projector right after a click
@@ -277,14 +278,25 @@ def _run_view(run, events, active, times, names) -> None:
                          "Starting (loading data and compiling the model)...")
         _stop_button(line[1], run, front=True)
     if run.finished:
-        _final(run, events)  # the outcome above its history: on a 768 px projector the chart runs off the screen
+        _final(run, events, recipe)  # above its history: on a 768 px projector the chart runs off the screen
     if events:
         # No Plotly toolbar: it covered the learning rate's top tick, and a class only watches the chart.
-        st.plotly_chart(common.live_figure(run.id, events, recipe.epochs, recipe.learning_rate, LIVE_HEIGHT),
+        st.plotly_chart(common.live_figure(run.id, events, recipe, LIVE_HEIGHT),
                         width="stretch", key=f"chart_{run.id}", config={"displayModeBar": False})
 
 
-def _final(run, events) -> None:
+def test_accuracy_help(run, events, recipe: Recipe) -> str | None:
+    """What the test accuracy is after: the last full epoch, and with a validation split, read only once."""
+    after = None if run.status == "completed" else "After the last full epoch; none if no epoch ended."
+    if not recipe.validation:
+        return after
+    ends = [event for event in events if event.kind == "epoch"]
+    validation = f" (last epoch: {accuracy_text(ends[-1].val_accuracy)})" if ends else ""
+    return " ".join(filter(None, [after, f"The test digits were read once, after training; each epoch was scored "
+                                         f"on the {recipe.validation:,} validation images{validation}."]))
+
+
+def _final(run, events, recipe: Recipe) -> None:
     if run.status == "failed":
         st.error(f"Run {run.id} failed: {common.plain(run.error)}")
         return
@@ -300,8 +312,7 @@ def _final(run, events) -> None:
         st.warning(did_not_learn_sentence(run.test_accuracy))
     cols = st.columns(4)
     cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy",
-                   accuracy_text(run.test_accuracy),
-                   help=None if run.status == "completed" else "After the last full epoch; none if no epoch ended")
+                   accuracy_text(run.test_accuracy), help=test_accuracy_help(run, events, recipe))
     cols[1].metric("Epochs", epochs_text(run, events))
     cols[2].metric("Duration", f"{run.duration or 0:.0f} s")
     cols[3].metric("Params", f"{run.total_params:,}")

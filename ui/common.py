@@ -14,6 +14,7 @@ from mnist_core.db import StoreError
 from mnist_core.jobs import Lab
 from mnist_core.links import parse_budget
 from mnist_core.predict import limit_blas_threads
+from mnist_core.recipe import Recipe
 from mnist_core.spec import DEFAULT_PRESET, PRESETS, Architecture, SpecError
 from mnist_core.classroom import Visitor
 from ui import identity, navigation
@@ -147,16 +148,18 @@ def _lab(home: str) -> Lab:
     return lab
 
 
-def live_figure(run_id: int, events: list, epochs: int, peak_lr: float, height: int):
+def live_figure(run_id: int, events: list, recipe: Recipe, height: int):
     """A run's training chart, built once per new event for every session watching it: a class of 30 on the
     Train page redraws it every second, and building it (~20 ms) is most of each redraw."""
-    return _live_figure(run_id, len(events), epochs, peak_lr, height, events)
+    return _live_figure(run_id, len(events), recipe.epochs, recipe.learning_rate, height,
+                        "validation" if recipe.validation else "test", events)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _live_figure(run_id: int, event_count: int, epochs: int, peak_lr: float, height: int, _events: list):
+def _live_figure(run_id: int, event_count: int, epochs: int, peak_lr: float, height: int, scored_on: str,
+                 _events: list):
     # Events only ever grow (numbered per run), so the run and their count name the chart; `_events` is not hashed.
-    return charts.training_figure(_events, epochs, peak_lr=peak_lr, height=height)
+    return charts.training_figure(_events, epochs, peak_lr=peak_lr, height=height, scored_on=scored_on)
 
 
 def visitor(lab: Lab) -> Visitor:

@@ -1,6 +1,7 @@
 """The Train page in every state a user reaches, with real runs trained by real worker processes on
 small slices: queued, live in epoch 2, stopped, completed, failed, interrupted, revisited, reloaded."""
 
+import json
 import os
 import signal
 
@@ -342,3 +343,22 @@ def test_the_page_says_what_a_run_costs_here_and_refuses_one_over_the_servers_ca
     monkeypatch.setenv("MNIST_LAB_MAX_RUN_MINUTES", "soon")  # a setting the server cannot read: said, no traceback
     at.run()
     assert any("MNIST_LAB_MAX_RUN_MINUTES must be a positive number" in text for text in texts(at.warning))
+
+
+def test_a_validation_split_trains_scores_epochs_on_it_and_tests_once(app, lab_home):
+    """Validation images set on the form: the caption counts the images left to train on, the run holds them out,
+    its chart plots validation (not test) accuracy, and its final test accuracy says it was read once."""
+    at = app("train")
+    at.number_input(key="validation_notebook").set_value(5_000).run()
+    assert any(text.startswith("20 epochs on 55,000 images") for text in texts(at.caption))
+    run_id = start(at, **SHORT)
+    assert RunStore(lab_home).get(run_id).recipe["validation"] == 5_000
+    run = Lab(lab_home).wait(run_id, timeout=240)
+    assert run.status == "completed"
+    at.run()
+    final = next(metric for metric in at.metric if metric.label == "Final test accuracy")
+    assert final.value.startswith(f"{run.test_accuracy:.2%}")
+    assert "read once, after training; each epoch was scored on the 5,000 validation images" in final.help
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    names = [trace.get("name") for trace in chart["data"]]
+    assert "validation accuracy" in names and "validation loss" in names and "test accuracy" not in names

@@ -51,6 +51,39 @@ def test_each_epochs_test_scores_are_keras_own_and_the_pass_is_kept(mnist):
     np.testing.assert_allclose(result.test_probabilities, result.model.predict(digits, verbose=0), atol=1e-6)
 
 
+def test_a_validation_split_scores_epochs_on_held_out_training_images_and_the_test_set_once(mnist, monkeypatch):
+    """With `validation`, the last training images are never trained on, every epoch is scored on them, and
+    the test digits are read once, after the last epoch: the run's test accuracy and analysis come from that."""
+    from mnist_core import train as train_module
+
+    fed = []
+    real_batches = train_module.training_batches
+    monkeypatch.setattr(train_module, "training_batches",
+                        lambda images, labels, recipe: fed.append(images) or real_batches(images, labels, recipe))
+    result, events = run(mnist, epochs=2, validation=1_000)
+    held_out = as_model_input(mnist.x_train[-1_000:])
+    trained_on = fed[0].reshape(len(fed[0]), -1)
+    assert not (trained_on[:, None, :] == mnist.x_train[-1_000:].reshape(1, 1_000, -1)).all(axis=2).any()
+    scored = result.model.predict(held_out, verbose=0)
+    assert events[-1].val_accuracy == pytest.approx((scored.argmax(1) == mnist.y_train[-1_000:]).mean(), abs=1e-6)
+    assert result.validation_accuracy == events[-1].val_accuracy
+    tested = result.model.predict(as_model_input(mnist.x_test), verbose=0)
+    assert result.test_accuracy == pytest.approx((tested.argmax(1) == mnist.y_test).mean(), abs=1e-6)
+    np.testing.assert_allclose(result.test_probabilities, tested, atol=1e-6)
+    assert result.test_accuracy != result.validation_accuracy
+
+
+def test_without_a_validation_split_nothing_changes(mnist):
+    """The default holds nothing out: all 60,000 images train and each epoch is scored on the test set."""
+    assert Recipe().validation == 0 and Recipe().images == 60_000
+    assert len(training_images(mnist, Recipe())[0]) == 60_000
+    assert Recipe(validation=5_000).images == 55_000
+    images, _ = training_images(mnist, Recipe(validation=5_000, train_subset=1_000))
+    assert len(images) == 1_000
+    result, events = run(mnist, epochs=1)
+    assert result.validation_accuracy is None and result.test_accuracy == events[-1].val_accuracy
+
+
 def test_stop_request_ends_within_a_batch(mnist, monkeypatch):
     """A stop asked after the first event ends the run as 'stopped' before the epoch is over."""
     from mnist_core import train as train_module
@@ -126,6 +159,9 @@ def test_same_seed_same_metrics_other_seed_differs(mnist):
     (dict(learning_rate=2.0), "learning rate must be 0.0001-1"),
     (dict(epochs=2.5), "epochs must be 1-200"),
     (dict(lr_decay=float("nan")), "lr decay must be 0-100"),
+    (dict(validation=20_000), "validation split must be 0-10,000 images"),
+    (dict(validation=-1), "validation split must be 0-10,000 images"),
+    (dict(validation=5_000, train_subset=56_000), "take more than the 60,000 images"),
 ])
 def test_invalid_recipes_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
