@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
 
 from .budget import Budget, Counting, summarize
-from .layers import Signal, field_types
+from .layers import Conv, Layer, SeparableConv, Signal, field_types
 from .spec import Architecture, SpecError
 
 FILTER_STEPS = (-4, -2, -1, 1, 2, 4)  # nudges small enough to keep the network's shape, big enough to matter
@@ -20,6 +20,7 @@ MAX_EDITS = 3  # a fix of more than three edits is a redesign
 ALTERNATIVES = 5  # plans kept for each number of edits: enough to show a choice, few enough to read
 
 TOGGLES = (("batchnorm", "bn", "BatchNorm"), ("dropout", "dropout", "Dropout"))  # field, key word, label word
+SEPARABLE = "separable"  # not a field: `Architecture.with_layer` turns a conv into a separable one or back
 Change = tuple[int, str, Any]  # (layer index, field, new value)
 
 
@@ -82,8 +83,9 @@ class Plan:
 def single_edits(arch: Architecture, budget: Budget = Budget(), free: bool = False) -> list[Edit]:
     """Every valid single edit that changes the count, in layer order.
 
-    BatchNorm on/off after each conv, and filter steps on every conv but the 10-filter head. With
-    `free`, also the Dropout toggles, which change no count (an ablation still wants them).
+    BatchNorm on/off after each conv, filter steps on every conv but the 10-filter head, and each 3x3 or 5x5
+    conv made separable or full. With `free`, also the Dropout toggles, which change no count (an ablation
+    still wants them).
     """
     counter = _Counter(arch)
     counted = summarize(arch).counted(budget.counting)
@@ -157,15 +159,21 @@ def _plan_order(plan: Plan) -> tuple:
 
 def _candidates(arch: Architecture, free: bool) -> Iterator[tuple[int, str, Any, str, str]]:
     """(index, field, new value, key, label) of each edit worth costing, read from the layers' fields."""
-    head = arch.convs[-1]
+    head, x = arch.convs[-1], Signal()
     for index, layer in enumerate(arch.layers):
         fields = field_types(type(layer))
         number = arch.conv_number(index)
+        x, channels_in = layer.output(x), x.channels
         for field, short, word in TOGGLES[:2 if free else 1]:
             if field in fields:
                 on = not getattr(layer, field)
                 yield (index, field, on, f"{short}-{'on' if on else 'off'}:conv{number}",
                        f"{'Add' if on else 'Drop'} {word} after conv {number}")
+        # On one input channel a separable conv is one filter scaled `filters` ways: never worth suggesting.
+        if isinstance(layer, Conv) and layer.kernel > 1 and channels_in > 1:
+            on = not isinstance(layer, SeparableConv)
+            yield (index, SEPARABLE, on, f"sep-{'on' if on else 'off'}:conv{number}",
+                   f"Make conv {number} {'separable' if on else 'a full conv'}")
         if "filters" in fields and index != head:  # the head's 10 filters are the 10 digits
             for step in FILTER_STEPS:
                 yield (index, "filters", layer.filters + step, f"filters:conv{number}:{step:+d}",
@@ -217,10 +225,18 @@ class _Counter:
                 x = self.signals[index + 1]
                 continue
             old = self.layers[index]
-            new = replace(old, **edited[index]) if index in edited else old
+            new = _edited(old, edited[index]) if index in edited else old
             before, after = old.cost(self.signals[index]), new.cost(x)
             total += after.trainable + after.non_trainable - before.trainable - before.non_trainable
             trainable += after.trainable - before.trainable
             x, reached = new.output(x), index
         self.walks[changes] = Delta(total, trainable), reached
         return self.walks[changes]
+
+
+def _edited(layer: Layer, changes: dict[str, Any]) -> Layer:
+    """`layer` with `changes` to its fields, made separable or full first when asked."""
+    changes = dict(changes)
+    if SEPARABLE in changes:
+        layer = layer.with_separable(changes.pop(SEPARABLE))
+    return replace(layer, **changes)

@@ -157,5 +157,7 @@ def describe_change(before: Architecture, after: Architecture) -> str:
     index = changed[0]
     a, b = before.layers[index], after.layers[index]
     if type(a) is not type(b):
+        if a.is_conv and b.is_conv:  # a conv made separable, or back
+            return f"Conv {after.conv_number(index)}: {a.label} → {b.label}: {counts}"
         return f"Changed {after.layer_name(index)}: {counts}"
     return f"{a.describe_change(b, after.conv_number(index))}: {counts}"

@@ -40,7 +40,7 @@ def network_dot(arch: Architecture, budget: Budget = Budget()) -> str:
             marks = "  +BN" if layer.batchnorm else ""
             marks += f"  +Dropout {layer.dropout_rate:g}" if layer.dropout else ""
             fixed = f" ({stats.non_trainable:,} fixed)" if stats.non_trainable else ""
-            label = [f"conv {arch.conv_number(index)} · {layer.kernel}x{layer.kernel}{marks}",
+            label = [f"conv {arch.conv_number(index)} · {layer.kernel_text}{marks}",
                      f"{stats.shape_text} · {stats.total:,} params{fixed} · {share:.1f}%"]
         else:
             label = [f"{layer.label} · {stats.shape_text} · " + (f"{stats.total:,} params · {share:.1f}%"

@@ -8,7 +8,9 @@ Beside each `model.keras` lies `model.weights.npz` (`weights_path`), written whe
 - `spec`: a 0-d string array, the spec JSON (`Architecture.to_json`) the model was built from.
 - one float32 array per layer weight, named `<Keras layer>/<weight>` after the layers `mnist_core.layers`
   builds, i being the spec layer's 1-based position: `conv<i>/kernel` (kernel, kernel, channels in,
-  filters); `bn<i>/gamma`, `bn<i>/beta`, `bn<i>/moving_mean`, `bn<i>/moving_variance` (filters,).
+  filters), or for a separable conv `conv<i>/depthwise_kernel` (kernel, kernel, channels in, 1) and
+  `conv<i>/pointwise_kernel` (1, 1, channels in, filters); `bn<i>/gamma`, `bn<i>/beta`, `bn<i>/moving_mean`,
+  `bn<i>/moving_variance` (filters,).
   Dropout, pooling and softmax layers have no weights, and no arrays.
 
 Nothing here depends on how Keras lays out its own `.keras` archive, so a Keras upgrade cannot break
@@ -30,7 +32,8 @@ import numpy as np
 from .files import replaced_at_once
 
 FORMAT_VERSION = 1
-WEIGHT_NAMES = {"Conv2D": ("kernel",), "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}
+WEIGHT_NAMES = {"Conv2D": ("kernel",), "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel"),
+                "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}
 CONVERT_TIMEOUT = 300  # seconds: importing TensorFlow and loading one small model takes ~10 on a busy laptop
 
 

@@ -4,6 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import COUNTINGS, MAX_LIMIT, Budget, describe_change, summarize
 from mnist_core.charts import budget_figure
+from mnist_core.layers import SeparableConv
 from mnist_core.spec import DEFAULT_PRESET, MAX_FILTERS, PRESETS, Architecture, Conv, SpecError
 from ui import advice, common
 
@@ -128,7 +129,14 @@ with st.container(key="layer_table"):
         row = st.columns(WIDTHS, gap="xsmall")
         if isinstance(layer, Conv):
             conv = f"conv {arch.conv_number(index)}"
-            row[0].write(f"{conv} · {layer.kernel}x{layer.kernel}")
+            if layer.kernel == 1:  # a separable 1x1 conv would only add a per-channel scale
+                row[0].write(f"{conv} · {layer.kernel_text}")
+            else:
+                row[0].toggle(f"{conv} · {layer.kernel}x{layer.kernel} sep", isinstance(layer, SeparableConv),
+                              key=f"separable_{index}_{generation}", on_change=edit_layer,
+                              args=(index, "separable", f"separable_{index}_{generation}"),
+                              help="Depthwise-separable: one filter per input channel, then a 1x1 conv mixing them: "
+                                   "k x k + filters weights per input channel instead of k x k x filters")
             for column, field, widget in ((row[1], "filters", "number"), (row[2], "batchnorm", "toggle"),
                                           (row[3], "dropout", "toggle"), (row[4], "dropout_rate", "rate")):
                 key = f"{field}_{index}_{generation}"

@@ -37,12 +37,28 @@ def assert_deltas_match_keras(arch: Architecture, edits) -> None:
             (arch.to_code(), edit.key)
 
 
+@pytest.mark.parametrize("name", ["seed-first", "seed-final", "best-under-15k"])
+def test_every_single_edit_of_the_15k_presets_is_offered(name):
+    """BatchNorm on or off after each of 8 convs, 6 filter steps on all but the head, and each 3x3 conv but the
+    first (one input channel) made separable."""
+    edits = single_edits(PRESETS[name])
+    assert len(edits) == 8 + 7 * 6 + 5
+    assert [edit.key for edit in edits if edit.field == "separable"] == [f"sep-on:conv{n}" for n in (2, 4, 5, 6, 7)]
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_single_edit_of_the_presets_matches_keras(name):
-    """Each BatchNorm toggle and filter step of seed-first and seed-final changes Keras' counts by its delta."""
-    edits = single_edits(PRESETS[name])
-    assert len(edits) == 8 + 7 * 6  # BatchNorm on or off after each of 8 convs; 6 steps on all but the head
-    assert_deltas_match_keras(PRESETS[name], edits)
+    """Each BatchNorm toggle, filter step and separable switch of a preset changes Keras' counts by its delta."""
+    assert_deltas_match_keras(PRESETS[name], single_edits(PRESETS[name]))
+
+
+def test_a_separable_conv_can_be_made_full_again():
+    """The advisor offers the way back: on a separable conv, 'Make conv N a full conv', with Keras' delta."""
+    arch = FINAL.with_layer(1, separable=True)
+    back = next(edit for edit in single_edits(arch) if edit.key == "sep-off:conv2")
+    assert back.label == "Make conv 2 a full conv" and back.apply(arch) == FINAL
+    assert back.delta.total == 4_608 - 656
+    assert_deltas_match_keras(arch, [back])
 
 
 @settings(max_examples=3, deadline=None, database=None)

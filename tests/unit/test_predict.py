@@ -10,6 +10,7 @@ from scipy import ndimage
 from mnist_core.catalogue import available_models, best_model, bundled_model, load_predictor, model_problem
 from mnist_core.predict import Predictor
 from mnist_core.reading import ImageError, to_mnist
+from mnist_core.layers import SeparableConv
 from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax
 from mnist_core.runs import RunStore
 from mnist_core.weights import ModelFileError, check_model_file, ensure_weights, weights_path
@@ -135,7 +136,8 @@ def test_numpy_forward_pass_equals_keras(small_model, mnist):
         assert np.abs(ours - expected).max() < 1e-5
 
 
-EVERY_KIND = {  # together: kernels 1, 3 and 5, BatchNorm, Dropout, pools of 2, 3 and 4, a linear conv, GAP, softmax
+EVERY_KIND = {  # together: kernels 1, 3 and 5, BatchNorm, Dropout, pools of 2, 3 and 4, a linear conv, separable
+    # convs (3x3, 5x5, with and without BatchNorm, the class scores' too), GAP, softmax
     "kernels-bn-dropout-pool3": (Conv(8, 5, batchnorm=True), Conv(8, 3, dropout=True), Conv(8, 3, batchnorm=True),
                                  MaxPool(3), Conv(8, 1), Conv(8, 3, batchnorm=True, dropout=True), MaxPool(2),
                                  Conv(10, 1, batchnorm=True, relu=False)),
@@ -143,6 +145,8 @@ EVERY_KIND = {  # together: kernels 1, 3 and 5, BatchNorm, Dropout, pools of 2, 
                            Conv(10, 3, relu=False)),
     "pool2-twice-bn-last": (MaxPool(2), Conv(4, 1, batchnorm=True), Conv(7, 5), MaxPool(2),
                             Conv(10, 3, batchnorm=True, dropout=True)),
+    "separable": (Conv(6, 3, batchnorm=True), SeparableConv(12, 3, batchnorm=True, dropout=True), MaxPool(2),
+                  SeparableConv(9, 5), SeparableConv(10, 3, relu=False)),
 }
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mnist_core.budget import Budget, BudgetError, describe_change, summarize
+from mnist_core.layers import SeparableConv
 from mnist_core.spec import PRESETS, Architecture, Conv, GlobalAvgPool, MaxPool, Softmax, SpecError
 
 FINAL = PRESETS["seed-final"]
@@ -134,9 +135,11 @@ RATES = st.one_of(st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
 
 @st.composite
 def convs(draw, size, filters=st.integers(1, 256)):
-    """A random conv that fits a `size` x `size` input."""
-    return Conv(draw(filters), draw(st.sampled_from([k for k in (1, 3, 5) if k <= size])), draw(st.booleans()),
-                draw(st.booleans()), draw(RATES), draw(st.booleans()))
+    """A random conv, or separable conv, that fits a `size` x `size` input."""
+    kind = draw(st.sampled_from([Conv, SeparableConv] if size >= 3 else [Conv]))
+    kernels = [k for k in (1, 3, 5) if k <= size and (kind is Conv or k > 1)]
+    return kind(draw(filters), draw(st.sampled_from(kernels)), draw(st.booleans()), draw(st.booleans()), draw(RATES),
+                draw(st.booleans()))
 
 
 @st.composite
