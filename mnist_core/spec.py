@@ -46,9 +46,14 @@ class Architecture:
         return self.layers[index].name(self.conv_number(index))
 
     def with_layer(self, index: int, **changes: Any) -> Architecture:
-        """A copy with layer `index` changed; raises SpecError if the result is invalid."""
-        layers = list(self.layers)
-        layers[index] = replace(layers[index], **changes)
+        """A copy with layer `index` changed (`separable` turns a conv into a separable one or back); raises
+        SpecError if the result is invalid."""
+        layers, layer = list(self.layers), self.layers[index]
+        if "separable" in changes:
+            if not isinstance(layer, Conv):
+                raise SpecError(f"{self.layer_name(index)} is not a conv: only a conv can be separable.")
+            layer = layer.with_separable(changes.pop("separable"))
+        layers[index] = replace(layer, **changes)
         return _named(tuple(layers))
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,6 +191,12 @@ def _all_conv(name: str, plan: list, batchnorm_convs: set[int]) -> Architecture:
     return Architecture(tuple(layers) + (GlobalAvgPool(), Softmax()), name=name)
 
 
+def _coded(name: str, code: str) -> Architecture:
+    """A preset written as its link code (separable convs and two pools do not fit `_all_conv`'s plan)."""
+    return Architecture(tuple(_layer_from_code(number, token) for number, token in enumerate(code.split("_"), 1)),
+                        name=name)
+
+
 PRESETS: dict[str, Architecture] = {
     # The notebook's first version: 15,088 total params, just over the 15K budget.
     "seed-first": _all_conv("seed-first", NOTEBOOK_PLAN, {1, 2, 4, 5, 6, 7}),
@@ -193,5 +204,12 @@ PRESETS: dict[str, Architecture] = {
     "seed-final": _all_conv("seed-final", NOTEBOOK_PLAN, {1, 2, 4, 5}),
     # The strongest measured under the budget with the `best` recipe (bench/results/recipes.json): 14,846 total.
     "best-under-15k": _all_conv("best-under-15k", BEST_PLAN, {1, 2, 4, 5, 6, 7}),
+    # The budget frontier (docs/frontier.md): each the best found on a validation split, never on the test set.
+    "best-under-8k": _coded("best-under-8k",
+                            "c3x8bd0.1_c3x16bd0.1_c1x8_p2_c3x16bd0.1_c3x16bd0.1_c3x16bd0.1_c1x10l_gap_sm"),
+    "best-under-5k": _coded("best-under-5k",
+                            "c3x8bd0.1_c3x12bd0.1_c1x8_p2_c3x12bd0.1_c3x12bd0.1_c3x12bd0.1_c1x10l_gap_sm"),
+    "best-under-2k": _coded("best-under-2k", "c3x8b_s3x16b_p2_s3x16b_s3x16b_p2_s3x16b_c1x10l_gap_sm"),
+    "best-under-1k": _coded("best-under-1k", "c3x6b_s3x12b_p2_s3x12b_p2_s3x12b_c1x10l_gap_sm"),
 }
 DEFAULT_PRESET = "seed-final"

@@ -8,6 +8,10 @@ from mnist_core import advisor as advice
 from mnist_core import study
 from mnist_core.db import StoreError
 from mnist_core.diagram import network_dot
+from mnist_core.evidence import accuracy_text
+from mnist_core.frontier import best_within
+from mnist_core.spec import PRESETS
+from mnist_core.words import plural
 from ui import common
 
 # The advice depends only on the network and the budget (both immutable): a rerun after a toggle
@@ -41,6 +45,14 @@ def measured_effects(lab, arch) -> dict[str, str]:
 def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
     """What to drop to fit the budget (or what the spare parameters buy), each applied with one click."""
     st.subheader("Budget advisor")
+    nearest = best_within(budget)
+    if nearest is not None and nearest.preset != arch.name:
+        line = st.columns([5, 2, 1], vertical_alignment="center")
+        line[0].write(f"Best measured preset within this budget: {nearest.preset} ({nearest.params:,} params)")
+        line[1].write(f"{accuracy_text(nearest.mean)}, mean of {plural(len(nearest.test), 'seed')}")
+        line[2].button("Load", key=f"nearest-{nearest.preset}", on_click=common.set_arch,
+                       args=(PRESETS[nearest.preset], f"Loaded preset {nearest.preset}"),
+                       help=f"Load {nearest.preset}: the edits below then start from it")
     if not verdict.within:
         plans = fits(arch, budget)
         if not plans:

@@ -18,6 +18,7 @@ def app_pages() -> list[st.Page]:
         st.Page("pages/predict.py", title="Predict", icon=":material/draw:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
         st.Page("pages/studies.py", title="Studies", icon=":material/science:"),
+        st.Page("pages/frontier.py", title="Frontier", icon=":material/scatter_plot:"),
         st.Page("pages/handwriting.py", title="My handwriting", icon=":material/collections:"),
         *([st.Page("pages/board.py", title="Class board", icon=":material/leaderboard:")]
           if config.teacher_passcode() else []),  # a board needs a class

@@ -37,6 +37,19 @@ def test_dropout_and_filters_edits(app):
     assert any(text.startswith("Last change: Filters of conv 1: 16 → 8: -2,408 total") for text in texts(at.caption))
 
 
+def test_a_conv_made_separable_costs_its_depthwise_and_pointwise_weights_and_travels_in_the_link(app):
+    """Conv 2 of seed-final (3x3, 16 -> 32): 4,608 weights full, 9 x 16 + 16 x 32 = 656 separable."""
+    at = app("architecture")
+    assert not any(t.label.startswith("conv 3 ·") for t in at.toggle)  # a 1x1 conv has no separable form
+    toggle(at, "conv 2 · 3x3 sep").set_value(True).run()
+    assert not at.exception
+    assert metrics(at)["Total params"] == f"{14_960 - 4_608 + 656:,}"
+    assert "Last change: Conv 2: Conv 3x3 → SepConv 3x3: -3,952 total / -3,952 trainable" in texts(at.caption)
+    assert "_s3x32bd0.1_" in at.query_params["arch"]
+    toggle(at, "conv 2 · 3x3 sep").set_value(False).run()
+    assert metrics(at)["Total params"] == "14,960"
+
+
 def test_a_preset_opened_from_a_link_is_named_by_its_content(app):
     at = app("architecture", query={"arch": PRESETS["seed-first"].to_code()})
     assert any("Current: **seed-first**" in text for text in texts(at.caption))
@@ -166,3 +179,22 @@ def test_the_copy_link_holds_the_link_to_this_network_and_budget(app):
     [link] = at.sidebar.code
     assert link.value == f"?arch={at.session_state['arch'].to_code()}&budget=16000&count=total"
     assert "_c3x16d0.1_c1x10l_" in link.value and at.query_params["arch"] in link.value
+
+
+def test_at_any_budget_the_advisor_offers_the_best_measured_preset_that_fits(app):
+    """Budget 5,000 with seed-final (14,960): no three edits fit, so the advisor names the best measured preset
+    under 5,000, and Load opens it: then it fits, and the advisor shows what its spare params buy."""
+    from mnist_core.budget import Budget
+    from mnist_core.frontier import best_within
+
+    expected = best_within(Budget(5_000))
+    assert expected is not None and expected.params < 5_000
+    at = app("architecture")
+    at.number_input(key="budget_limit").set_value(5_000).run()
+    assert any("No combination of up to three edits" in text for text in texts(at.warning))
+    assert (f"Best measured preset within this budget: {expected.preset} ({expected.params:,} params)"
+            in texts(at.markdown))
+    next(b for b in at.button if b.key == f"nearest-{expected.preset}").click().run()
+    assert metrics(at)["Total params"] == f"{expected.params:,}"
+    assert any("within" in text or "spare" in text for text in texts(at.success))
+    assert not any(b.key == f"nearest-{expected.preset}" for b in at.button)  # it is the current network now

@@ -25,26 +25,49 @@ def bundled_exports(tmp_path_factory):
     return {fmt: export_model(path, fmt, exported_path(path, fmt, folder)) for fmt in ("onnx", "tflite")}
 
 
-def test_onnx_and_tflite_exports_give_keras_probabilities_on_1000_test_digits(bundled_exports, mnist):
-    import keras
+def runtime_probabilities(exports: dict, digits: np.ndarray) -> dict:
+    """What onnxruntime and the TFLite (LiteRT) interpreter give for `digits`, by format."""
     import onnxruntime
     from ai_edge_litert.interpreter import Interpreter
 
-    digits = as_model_input(mnist.x_test[:1000])
-    expected = keras.saving.load_model(bundled_model().path, compile=False).predict(digits, verbose=0)
-
-    session = onnxruntime.InferenceSession(str(bundled_exports["onnx"]), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(exports["onnx"]), providers=["CPUExecutionProvider"])
     (from_onnx,) = session.run(None, {session.get_inputs()[0].name: digits})
-    np.testing.assert_allclose(from_onnx, expected, rtol=0, atol=1e-5)
-
-    interpreter = Interpreter(model_path=str(bundled_exports["tflite"]))
+    interpreter = Interpreter(model_path=str(exports["tflite"]))
     (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
     interpreter.resize_tensor_input(given["index"], digits.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(given["index"], digits)
     interpreter.invoke()
-    np.testing.assert_allclose(interpreter.get_tensor(taken["index"]), expected, rtol=0, atol=1e-5)
+    return {"onnx": from_onnx, "tflite": interpreter.get_tensor(taken["index"])}
+
+
+def test_onnx_and_tflite_exports_give_keras_probabilities_on_1000_test_digits(bundled_exports, mnist):
+    import keras
+
+    digits = as_model_input(mnist.x_test[:1000])
+    expected = keras.saving.load_model(bundled_model().path, compile=False).predict(digits, verbose=0)
+    for fmt, given in runtime_probabilities(bundled_exports, digits).items():
+        np.testing.assert_allclose(given, expected, rtol=0, atol=1e-5, err_msg=fmt)
     assert (expected.argmax(axis=1) == mnist.y_test[:1000]).mean() > 0.98  # a model that reads digits
+
+
+def test_a_model_with_separable_convs_exports_as_keras_reads_it(tmp_path, mnist):
+    """best-under-2k's separable convs, every weight and BatchNorm statistic random: both runtimes give Keras'
+    probabilities within 1e-5 on 1,000 test digits."""
+    from mnist_core.model import build_model
+    from mnist_core.runner import save_model
+
+    model = build_model(PRESETS["best-under-2k"])
+    rng = np.random.default_rng(2)
+    model.set_weights([rng.uniform(0.5, 2.0, w.shape) if "variance" in w.name else rng.normal(0, 0.5, w.shape)
+                       for w in model.weights])
+    path = tmp_path / "model.keras"
+    save_model(model, path)
+    exports = {fmt: export_model(path, fmt, exported_path(path, fmt, tmp_path)) for fmt in ("onnx", "tflite")}
+    digits = as_model_input(mnist.x_test[:1000])
+    expected = model.predict(digits, verbose=0)
+    for fmt, given in runtime_probabilities(exports, digits).items():
+        np.testing.assert_allclose(given, expected, rtol=0, atol=1e-5, err_msg=fmt)
 
 
 def test_an_export_is_ready_until_its_model_changes(bundled_exports, tmp_path):

@@ -1,0 +1,74 @@
+"""Frontier: test accuracy against total params, for the measured presets, published results and your runs."""
+
+import streamlit as st
+
+from mnist_core.charts import frontier_figure, frontier_floor
+from mnist_core.db import StoreError
+from mnist_core.evidence import accuracy_text
+from mnist_core.frontier import MEASURED, PUBLISHED
+from mnist_core.spec import PRESETS
+from mnist_core.words import plural
+from ui import common
+
+notices = common.begin_page()
+st.title("Budget frontier")
+st.caption("How small can it go? Each preset's seeds (dots) and their mean ± standard deviation (diamond), "
+           "published results (open circles) and your completed runs (crosses). Click a preset, or its button "
+           "below, to open it on the Architecture page.")
+
+lab = common.get_lab()
+runs = []
+if lab is not None:
+    me = common.visitor(lab)
+    try:
+        runs = [run for run in lab.runs() if run.status == "completed" and run.test_accuracy is not None
+                and (not lab.in_class or run.owner == me.owner)]  # in a class, your own runs
+    except StoreError as err:
+        st.warning(f"Your runs are not shown: {err}")
+
+
+def open_preset(name: str) -> None:
+    common.set_arch(PRESETS[name], f"Loaded preset {name} from the frontier")
+    st.switch_page("pages/architecture.py")
+
+
+results = sorted(MEASURED.values(), key=lambda result: result.params)
+floor = frontier_floor(results, PUBLISHED)
+points = [(f"run {run.id}: {run.name}", run.total_params, run.test_accuracy) for run in runs]
+event = st.plotly_chart(frontier_figure(results, PUBLISHED, points), width="stretch", key="frontier_chart",
+                        on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+chosen = [point.get("customdata") for point in (event.selection.points if event else [])]
+for name in chosen:
+    if isinstance(name, str) and name in PRESETS:
+        open_preset(name)
+below = sum(run.test_accuracy < floor for run in runs)
+if below:
+    st.caption(f"{plural(below, 'run')} of yours under {accuracy_text(floor)} {'is' if below == 1 else 'are'} "
+               f"below the chart.")
+
+with st.container(horizontal=True):
+    for result in results:
+        if st.button(f"Open {result.preset} ({result.params:,})", key=f"open_{result.preset}"):
+            open_preset(result.preset)
+
+st.subheader("Measured here")
+st.dataframe([{"preset": result.preset, "params": f"{result.params:,}",
+               "mean test": accuracy_text(result.mean), "sd": f"{result.spread:.2%}",
+               "seeds (final epoch)": ", ".join(f"{value:.2%}" for value in result.test.values()),
+               "how it was chosen": "on the test set" if result.chosen_on_test else "on 5,000 validation images",
+               "recipe": result.recipe} for result in results], hide_index=True, width="stretch")
+
+with st.expander("Notes: the published results and how the presets were measured"):
+    st.markdown(
+        "Every preset's number is the mean of the **final** epoch's test accuracy over its seeds. The presets "
+        "under 8K, 5K, 2K and 1K were designed and tuned on a validation split (the last 5,000 of the 60,000 "
+        "training images, never trained on); the test set was read once per seed, after training. "
+        "`best-under-15k` was chosen earlier by its test accuracy, so its number is a little optimistic. "
+        "Most published results are one run's **best** epoch read on the test set: a mean of final epochs that "
+        "matches one is the stronger result. Bench: `python -m bench.frontier`; every seed is in "
+        "`bench/results/frontier.json`.")
+    st.dataframe([{"result": published.label, "params": f"{published.params:,}",
+                   "test accuracy": accuracy_text(published.accuracy), "how": published.how,
+                   "source": published.source} for published in PUBLISHED], hide_index=True, width="stretch")
+
+common.end_page(notices)

@@ -1,0 +1,58 @@
+"""The Frontier page in AppTest: presets' seeds, published results and your runs on one chart; a preset opens."""
+
+import json
+
+from mnist_core.budget import summarize
+from mnist_core.frontier import MEASURED, PUBLISHED
+from mnist_core.runs import RunStore
+from mnist_core.spec import PRESETS
+from tests.app.conftest import metrics, texts
+from tests.app.test_other_pages import finished_run
+
+
+def figure(at) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_the_chart_holds_every_presets_seeds_the_published_results_and_your_runs(app, lab_home):
+    good = finished_run(lab_home, name="seed-final", accuracy=0.9903)
+    finished_run(lab_home, name="seed-first", accuracy=0.40)  # far below the chart: counted, not drawn
+    at = app("frontier")
+    traces = figure(at)["data"]
+    for result in MEASURED.values():
+        seeds = next(trace for trace in traces if trace.get("customdata") == [result.preset] * len(result.test)
+                     and trace["mode"] == "markers")
+        assert seeds["y"] == list(result.test.values()) and set(seeds["x"]) == {result.params}
+        mean = next(trace for trace in traces if trace.get("customdata") == [result.preset]
+                    and trace["mode"] == "markers+text")
+        assert abs(mean["y"][0] - result.mean) < 1e-12 and abs(mean["error_y"]["array"][0] - result.spread) < 1e-12
+    published = next(trace for trace in traces if trace.get("name", "").startswith("published"))
+    assert published["x"] == [p.params for p in PUBLISHED] and published["y"] == [p.accuracy for p in PUBLISHED]
+    yours = next(trace for trace in traces if trace.get("name") == "your runs")
+    assert yours["x"] == [summarize(PRESETS["seed-final"]).total]
+    assert yours["y"] == [0.9903] and yours["text"] == [f"run {good}: seed-final"]
+    assert any("1 run of yours under" in text and "is below the chart" in text for text in texts(at.caption))
+    table = at.dataframe[0].value
+    assert list(table["preset"]) == [result.preset for result in sorted(MEASURED.values(), key=lambda r: r.params)]
+
+
+def test_a_presets_button_opens_it_on_the_architecture_page(app):
+    at = app("frontier")
+    smallest = min(MEASURED.values(), key=lambda result: result.params)
+    next(button for button in at.button if button.label.startswith(f"Open {smallest.preset} ")).click().run()
+    assert metrics(at)["Total params"] == f"{smallest.params:,}"
+    assert any(f"Current: **{smallest.preset}**" in text for text in texts(at.caption))
+    assert f"Last change: Loaded preset {smallest.preset} from the frontier" in texts(at.caption)
+
+
+def test_a_user_named_run_is_plain_text_in_the_chart(app, lab_home):
+    """A run's name is a user's text: an HTML link in it is escaped, never rendered by Plotly."""
+    store = RunStore(lab_home)
+    arch = PRESETS["seed-final"]
+    run_id = store.create_run('<a href="http://x">win</a>', arch, {"epochs": 1}, summarize(arch).total,
+                              summarize(arch).trainable)
+    store.claim_next(worker_pid=0)
+    store.finish(run_id, "completed", test_accuracy=0.991)
+    at = app("frontier")
+    yours = next(trace for trace in figure(at)["data"] if trace.get("name") == "your runs")
+    assert yours["text"] == [f'run {run_id}: &lt;a href=&quot;http://x&quot;&gt;win&lt;/a&gt;']
