@@ -20,6 +20,7 @@ DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open", "x-open", "star-open",
            "triangle-down-open", "hexagon-open")
 TOGGLE_WORDS = {"bn": "BN", "dropout": "Dropout"}
+FRONTIER_RUNS_FROM = 0.95  # the frontier's axis reaches down to a run this accurate, not to every run
 
 
 def training_figure(events: Sequence[Event], epochs: int | None = None, title: str = "",
@@ -71,7 +72,8 @@ def lr_ticks(peak: float) -> list[float]:
 
 
 def overlay_figure(curves: Sequence[tuple[str, Sequence[Event]]]) -> go.Figure:
-    """Test accuracy (top) and learning rate (bottom) of several runs.
+    """Each epoch's test accuracy (validation accuracy, for a run that held a split out) on top and learning
+    rate below, of several runs.
 
     Each run has its own colour, dash and open marker, and each later run a thinner line, so that runs
     with the same curve stay apart: the first one's line shows around the next one's. The accuracy axis
@@ -91,7 +93,7 @@ def overlay_figure(curves: Sequence[tuple[str, Sequence[Event]]]) -> go.Figure:
                            row=1, col=1)
         figure.add_scatter(x=[e.epoch for e in events], y=[e.lr for e in events], name=legend, legendgroup=legend,
                            showlegend=False, mode="lines", line=line, row=2, col=1)
-    figure.update_yaxes(title_text="test accuracy", range=[_accuracy_floor(lowest), 1.0], tickformat=".1~%",
+    figure.update_yaxes(title_text="accuracy each epoch", range=[_accuracy_floor(lowest), 1.0], tickformat=".1~%",
                         row=1, col=1)
     figure.update_yaxes(title_text="learning rate", row=2, col=1)
     figure.update_xaxes(title_text="epoch", row=2, col=1)
@@ -248,45 +250,46 @@ def import_lazy_parts() -> None:
 
 def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple[str, int, float]],
                     budgets: Sequence[int] = (1_000, 2_000, 5_000, 8_000, 15_000), height: int = 500) -> go.Figure:
-    """Test accuracy against total params (log scale): each measured preset's seeds as dots with their mean and
-    spread, published results as labelled open markers, and `runs` ((label, params, accuracy)) as crosses,
-    those under `frontier_floor` left out.
+    """Test accuracy against total params (log scale): each measured preset's seeds as dots with their mean (a
+    bar) and spread, published results as open circles numbered in their order, and `runs` ((label, params,
+    accuracy)) as crosses, those under `frontier_floor` left out.
 
     A preset's points carry its name as customdata, so a click on one can load it.
     """
     figure = go.Figure()
     for budget in budgets:
         figure.add_vline(x=budget, line={"color": NEUTRAL, "dash": "dot", "width": 1})
-    floor = frontier_floor(results, published)
+    floor = frontier_floor(results, published, runs)
     runs = [run for run in runs if run[2] >= floor]
     for number, result in enumerate(results):
         colour = OVER_RED if result.chosen_on_test else PALETTE[number % len(PALETTE)]
         name = html.escape(result.preset) + (" (chosen on the test set)" if result.chosen_on_test else "")
         figure.add_scatter(x=[result.params] * len(result.test), y=list(result.test.values()), mode="markers",
-                           marker={"color": colour, "size": 7, "opacity": 0.55}, legendgroup=result.preset,
+                           marker={"color": colour, "size": 8, "opacity": 0.6}, legendgroup=result.preset,
                            showlegend=False, customdata=[result.preset] * len(result.test),
                            hovertemplate=f"{name}<br>seed %{{text}}: %{{y:.2%}}<extra></extra>",
                            text=[str(seed) for seed in result.test])
+        # The mean as a wide bar, not a big marker: the seeds' dots stay visible through it.
         figure.add_scatter(x=[result.params], y=[result.mean], mode="markers+text", name=name,
                            legendgroup=result.preset, customdata=[result.preset],
-                           marker={"color": colour, "size": 15, "symbol": "diamond", "line": {"width": 1}},
+                           marker={"color": colour, "size": 26, "symbol": "line-ew", "line": {"width": 3,
+                                                                                              "color": colour}},
                            error_y={"type": "data", "array": [result.spread], "color": colour, "thickness": 2},
                            text=[f"{result.preset}<br>{result.mean:.2%}"], textposition="middle left",
-                           textfont={"size": 13},
+                           textfont={"size": 13, "color": colour},
                            hovertemplate=(f"{name}: {result.params:,} params<br>mean of {len(result.test)} seeds "
                                           f"%{{y:.2%}} ± {result.spread:.2%}<extra></extra>"))
     if published:
+        # Numbers, not names, beside the circles: close results' names ran into each other on a projector.
         figure.add_scatter(x=[p.params for p in published], y=[p.accuracy for p in published],
-                           mode="markers+text", name="published (most: single run, best epoch)",
+                           mode="markers+text", name="published (numbered as in the notes; most: one run's best epoch)",
                            marker={"symbol": "circle-open", "size": 12, "color": "#555555", "line": {"width": 2}},
-                           text=[html.escape(p.label) for p in published],
-                           # Neighbours' labels alternate above and below, so that close results stay readable.
-                           textposition=["top center" if rank % 2 else "bottom center"
-                                         for rank in _ranks([p.params for p in published])],
-                           textfont={"size": 11, "color": "#555555"},
-                           customdata=[[html.escape(p.how), html.escape(p.source)] for p in published],
-                           hovertemplate="%{text}: %{x:,} params, %{y:.2%}<br>%{customdata[0]}<br>"
-                                         "%{customdata[1]}<extra></extra>")
+                           text=[str(number) for number in range(1, len(published) + 1)],
+                           textposition="top center", textfont={"size": 13, "color": "#555555"},
+                           customdata=[[html.escape(p.label), html.escape(p.how), html.escape(p.source)]
+                                       for p in published],
+                           hovertemplate="%{text}. %{customdata[0]}: %{x:,} params, %{y:.2%}<br>%{customdata[1]}"
+                                         "<br>%{customdata[2]}<extra></extra>")
     if runs:
         figure.add_scatter(x=[params for _, params, _ in runs], y=[accuracy for _, _, accuracy in runs],
                            mode="markers", name="your runs", marker={"symbol": "x", "size": 11, "color": PALETTE[1]},
@@ -300,13 +303,9 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
     return figure
 
 
-def frontier_floor(results: Sequence, published: Sequence) -> float:
-    """The foot of the frontier's accuracy axis: half a point under its lowest seed or published result."""
-    lowest = min([0.99, *(min(r.test.values()) for r in results), *(p.accuracy for p in published)])
+def frontier_floor(results: Sequence, published: Sequence, runs: Sequence[tuple[str, int, float]] = ()) -> float:
+    """The foot of the frontier's accuracy axis: half a point under its lowest seed, published result or run,
+    runs under FRONTIER_RUNS_FROM left out (a run that barely learned would squash the presets together)."""
+    lowest = min([0.99, *(min(r.test.values()) for r in results), *(p.accuracy for p in published),
+                  *(accuracy for _, _, accuracy in runs if accuracy >= FRONTIER_RUNS_FROM)])
     return math.floor((lowest - 0.005) * 200) / 200
-
-
-def _ranks(values: Sequence[float]) -> list[int]:
-    """Each value's position in sorted order."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    return [order.index(i) for i in range(len(values))]

@@ -84,7 +84,7 @@ def _number(value: float) -> str:
 FIELDS = (
     Field("epochs", "Epochs", 1, 200, 1),
     Field("train_subset", "Training images", 100, 60_000, 1_000,
-          help="Drawn by the seed from the 60,000, less any validation split",
+          help="Drawn by the seed from the 60,000 less any validation split; 60,000: all of those",
           noun="training subset", short="images", unit=" images", flag="--subset", optional=True),
     Field("validation", "Validation images", 0, MAX_VALIDATION, 1_000,
           help="Held out from the end of the 60,000 training images and never trained on. Each epoch is scored on "

@@ -119,26 +119,25 @@ with st.container(key="budget_header"):
         st.caption(f"Last change: {change}")
 
 # Fits a 1024 px projector with the sidebar open: each header on one line, each value whole.
-WIDTHS = [1.75, 1.1, 0.75, 1.05, 1.1, 1.3, 0.6, 1.05]
+WIDTHS = [1.75, 0.55, 1.05, 0.7, 1.05, 1.05, 1.25, 0.55, 1.0]
 with st.container(key="layer_table"):
     header = st.columns(WIDTHS, gap="xsmall")
-    for column, title in zip(header, ("Layer", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params")):
+    for column, title in zip(header, ("Layer", "Sep", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params")):
         column.markdown(f"**{title}**")
     head_conv = arch.convs[-1]
     for index, (layer, stats) in enumerate(zip(arch.layers, summary.layers)):
         row = st.columns(WIDTHS, gap="xsmall")
         if isinstance(layer, Conv):
             conv = f"conv {arch.conv_number(index)}"
-            if layer.kernel == 1:  # a separable 1x1 conv would only add a per-channel scale
-                row[0].write(f"{conv} · {layer.kernel_text}")
-            else:
-                row[0].toggle(f"{conv} · {layer.kernel}x{layer.kernel} sep", isinstance(layer, SeparableConv),
-                              key=f"separable_{index}_{generation}", on_change=edit_layer,
-                              args=(index, "separable", f"separable_{index}_{generation}"),
+            row[0].write(f"{conv} · {layer.kernel}x{layer.kernel}")
+            if layer.kernel > 1:  # a separable 1x1 conv would only add a per-channel scale
+                key = f"separable_{index}_{generation}"
+                row[1].toggle(f"separable of {conv}", isinstance(layer, SeparableConv), key=key,
+                              on_change=edit_layer, args=(index, "separable", key), label_visibility="collapsed",
                               help="Depthwise-separable: one filter per input channel, then a 1x1 conv mixing them: "
                                    "k x k + filters weights per input channel instead of k x k x filters")
-            for column, field, widget in ((row[1], "filters", "number"), (row[2], "batchnorm", "toggle"),
-                                          (row[3], "dropout", "toggle"), (row[4], "dropout_rate", "rate")):
+            for column, field, widget in ((row[2], "filters", "number"), (row[3], "batchnorm", "toggle"),
+                                          (row[4], "dropout", "toggle"), (row[5], "dropout_rate", "rate")):
                 key = f"{field}_{index}_{generation}"
                 common_args = dict(key=key, on_change=edit_layer, args=(index, field, key),
                                    label_visibility="collapsed")
@@ -153,11 +152,11 @@ with st.container(key="layer_table"):
                                         step=0.05, format="%.2f", disabled=not layer.dropout, **common_args)
         else:
             row[0].write(layer.label)
-        row[5].write(stats.shape_text)
-        row[6].write(str(stats.receptive_field))
-        row[7].write(f"{stats.total:,}")
+        row[6].write(stats.shape_text)
+        row[7].write(str(stats.receptive_field))
+        row[8].write(f"{stats.total:,}")
         if stats.non_trainable:
-            row[7].caption(f"{stats.non_trainable} fixed")
+            row[8].caption(f"{stats.non_trainable} fixed")
 
 advice.advisor(arch, budget, verdict, advice.measured_effects(common.get_lab(), arch))
 st.page_link("pages/studies.py", label="Measure what each BatchNorm and Dropout buys: study this architecture →",

@@ -12,9 +12,9 @@ from ui import common
 
 notices = common.begin_page()
 st.title("Budget frontier")
-st.caption("How small can it go? Each preset's seeds (dots) and their mean ± standard deviation (diamond), "
-           "published results (open circles) and your completed runs (crosses). Click a preset, or its button "
-           "below, to open it on the Architecture page.")
+st.caption("How small can it go? Each preset's seeds (dots) and their mean ± standard deviation (bar), "
+           "published results (numbered circles: see the notes below) and your completed runs (crosses). Click "
+           "a preset, or its button below, to open it on the Architecture page.")
 
 lab = common.get_lab()
 runs = []
@@ -33,8 +33,8 @@ def open_preset(name: str) -> None:
 
 
 results = sorted(MEASURED.values(), key=lambda result: result.params)
-floor = frontier_floor(results, PUBLISHED)
 points = [(f"run {run.id}: {run.name}", run.total_params, run.test_accuracy) for run in runs]
+floor = frontier_floor(results, PUBLISHED, points)
 event = st.plotly_chart(frontier_figure(results, PUBLISHED, points), width="stretch", key="frontier_chart",
                         on_select="rerun", selection_mode="points", config={"displayModeBar": False})
 chosen = [point.get("customdata") for point in (event.selection.points if event else [])]
@@ -67,8 +67,9 @@ with st.expander("Notes: the published results and how the presets were measured
         "Most published results are one run's **best** epoch read on the test set: a mean of final epochs that "
         "matches one is the stronger result. Bench: `python -m bench.frontier`; every seed is in "
         "`bench/results/frontier.json`.")
-    st.dataframe([{"result": published.label, "params": f"{published.params:,}",
+    st.dataframe([{"#": number, "result": published.label, "params": f"{published.params:,}",
                    "test accuracy": accuracy_text(published.accuracy), "how": published.how,
-                   "source": published.source} for published in PUBLISHED], hide_index=True, width="stretch")
+                   "source": published.source} for number, published in enumerate(PUBLISHED, 1)],
+                 hide_index=True, width="stretch")
 
 common.end_page(notices)

@@ -79,12 +79,14 @@ st.dataframe(rows, hide_index=True, width="stretch",
 by_id = {run.id: run for run in runs}
 label = {run.id: f"Run {run.id}: {run.name} ({run.status})" for run in runs}
 trained = [run.id for run in runs if epochs_done[run.id]]
-compare = st.multiselect("Overlay test accuracy and learning rate of", trained, format_func=label.get,
+compare = st.multiselect("Overlay each epoch's accuracy and learning rate of", trained, format_func=label.get,
                          default=[run.id for run in runs if run.status == "completed" and run.id in trained
                                   and run.study_id is None][:3])
 if compare:
     try:
-        curves = [(label[run_id], lab.store.events(run_id)) for run_id in compare]  # only the runs shown
+        # A run that held a validation split out scored its epochs on it, not on the test digits.
+        curves = [(label[run_id] + (" · validation" if by_id[run_id].recipe.get("validation") else ""),
+                   lab.store.events(run_id)) for run_id in compare]  # only the runs shown
     except StoreError as err:
         st.error(str(err))
     else:

@@ -285,17 +285,6 @@ def _run_view(run, events, active, times, names) -> None:
                         width="stretch", key=f"chart_{run.id}", config={"displayModeBar": False})
 
 
-def test_accuracy_help(run, events, recipe: Recipe) -> str | None:
-    """What the test accuracy is after: the last full epoch, and with a validation split, read only once."""
-    after = None if run.status == "completed" else "After the last full epoch; none if no epoch ended."
-    if not recipe.validation:
-        return after
-    ends = [event for event in events if event.kind == "epoch"]
-    validation = f" (last epoch: {accuracy_text(ends[-1].val_accuracy)})" if ends else ""
-    return " ".join(filter(None, [after, f"The test digits were read once, after training; each epoch was scored "
-                                         f"on the {recipe.validation:,} validation images{validation}."]))
-
-
 def _final(run, events, recipe: Recipe) -> None:
     if run.status == "failed":
         st.error(f"Run {run.id} failed: {common.plain(run.error)}")
@@ -312,10 +301,15 @@ def _final(run, events, recipe: Recipe) -> None:
         st.warning(did_not_learn_sentence(run.test_accuracy))
     cols = st.columns(4)
     cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy",
-                   accuracy_text(run.test_accuracy), help=test_accuracy_help(run, events, recipe))
+                   accuracy_text(run.test_accuracy),
+                   help=None if run.status == "completed" else "After the last full epoch; none if no epoch ended")
     cols[1].metric("Epochs", epochs_text(run, events))
     cols[2].metric("Duration", f"{run.duration or 0:.0f} s")
     cols[3].metric("Params", f"{run.total_params:,}")
+    ends = [event for event in events if event.kind == "epoch"]
+    if recipe.validation and ends:
+        st.caption(f"The test digits were read once, after training; each epoch was scored on the "
+                   f"{recipe.validation:,} validation images (last epoch: {accuracy_text(ends[-1].val_accuracy)}).")
     if usable(lab.store, run):
         st.page_link("pages/predict.py", label=f"Try run {run.id}'s model on the Predict page",
                      icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})

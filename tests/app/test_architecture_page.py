@@ -40,13 +40,13 @@ def test_dropout_and_filters_edits(app):
 def test_a_conv_made_separable_costs_its_depthwise_and_pointwise_weights_and_travels_in_the_link(app):
     """Conv 2 of seed-final (3x3, 16 -> 32): 4,608 weights full, 9 x 16 + 16 x 32 = 656 separable."""
     at = app("architecture")
-    assert not any(t.label.startswith("conv 3 ·") for t in at.toggle)  # a 1x1 conv has no separable form
-    toggle(at, "conv 2 · 3x3 sep").set_value(True).run()
+    assert not any(t.label == "separable of conv 3" for t in at.toggle)  # a 1x1 conv has no separable form
+    toggle(at, "separable of conv 2").set_value(True).run()
     assert not at.exception
     assert metrics(at)["Total params"] == f"{14_960 - 4_608 + 656:,}"
     assert "Last change: Conv 2: Conv 3x3 → SepConv 3x3: -3,952 total / -3,952 trainable" in texts(at.caption)
     assert "_s3x32bd0.1_" in at.query_params["arch"]
-    toggle(at, "conv 2 · 3x3 sep").set_value(False).run()
+    toggle(at, "separable of conv 2").set_value(False).run()
     assert metrics(at)["Total params"] == "14,960"
 
 

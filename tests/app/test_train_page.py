@@ -356,9 +356,9 @@ def test_a_validation_split_trains_scores_epochs_on_it_and_tests_once(app, lab_h
     run = Lab(lab_home).wait(run_id, timeout=240)
     assert run.status == "completed"
     at.run()
-    final = next(metric for metric in at.metric if metric.label == "Final test accuracy")
-    assert final.value.startswith(f"{run.test_accuracy:.2%}")
-    assert "read once, after training; each epoch was scored on the 5,000 validation images" in final.help
+    assert metrics(at)["Final test accuracy"].startswith(f"{run.test_accuracy:.2%}")
+    assert any(text.startswith("The test digits were read once, after training; each epoch was scored on the "
+                               "5,000 validation images (last epoch: ") for text in texts(at.caption))
     chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
     names = [trace.get("name") for trace in chart["data"]]
     assert "validation accuracy" in names and "validation loss" in names and "test accuracy" not in names

@@ -63,12 +63,12 @@ def test_layer_table_headers_and_names_read_on_one_line(server, watched_context)
     page = watched_context(*PROJECTOR).new_page()
     open_architecture(page, server)
     cells = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stColumn] [data-testid=stMarkdown] p')]
-        .filter((p) => /^(Layer|Filters|BN|Dropout|Rate|Output|RF|Params|conv \\d|MaxPool|GlobalAvgPool|Softmax)/
+        .filter((p) => /^(Layer|Sep|Filters|BN|Dropout|Rate|Output|RF|Params|conv \\d|MaxPool|GlobalAvgPool|Softmax)/
                        .test(p.innerText))
         .map((p) => ({text: p.innerText, overflow: p.scrollWidth - p.clientWidth,
                       lines: p.getBoundingClientRect().height / parseFloat(getComputedStyle(p).lineHeight)}))""")
-    headers = [cell["text"] for cell in cells[:8]]
-    assert headers == ["Layer", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params"]
+    headers = [cell["text"] for cell in cells[:9]]
+    assert headers == ["Layer", "Sep", "Filters", "BN", "Dropout", "Rate", "Output", "RF", "Params"]
     assert "GlobalAvgPool" in [cell["text"] for cell in cells]
     broken = [cell for cell in cells if round(cell["lines"]) != 1 or cell["overflow"] > 0]
     assert not broken, f"text wraps or overflows its column: {broken}"
