@@ -14,7 +14,7 @@ from .db import StoreError
 from .evidence import accuracy_text
 from .export import FORMATS, ExportError
 from .history import Run
-from .recipe import ABOUT, FIELDS, RECIPES, Recipe
+from .recipe import ABOUT, FIELDS, RECIPES, Recipe, subset_field
 from .spec import PRESETS, Architecture, SpecError
 from .study import BASELINE, StudySummary, VariantRow, check_seeds, summarize_study
 from .words import plural
@@ -32,6 +32,8 @@ def _recipe(args: argparse.Namespace) -> Recipe:
     """The named recipe with every field given on the command line replaced."""
     overrides = {field.name: getattr(args, field.name) for field in FIELDS
                  if getattr(args, field.name, None) is not None}
+    if "train_subset" in overrides:
+        overrides["train_subset"] = subset_field(overrides["train_subset"])
     return replace(RECIPES[args.recipe], **overrides)
 
 

@@ -86,7 +86,8 @@ def overlay_figure(curves: Sequence[tuple[str, Sequence[Event]]]) -> go.Figure:
         line = {"color": colour, "dash": dash, "width": max(1.5, 4.5 - number)}
         epochs = [e for e in events if e.kind == "epoch"]
         lowest = min([lowest, *(e.val_accuracy for e in epochs if e.val_accuracy is not None)])
-        legend = html.escape(label)  # a run's name is a user's text: Plotly would render its <a href> as a link
+        # A run's name is a user's text: Plotly would render its <a href> as a link (a quote cannot open a tag).
+        legend = html.escape(label, quote=False)
         figure.add_scatter(x=[e.epoch for e in epochs], y=[e.val_accuracy for e in epochs], name=legend,
                            legendgroup=legend, mode="lines+markers", line=line, cliponaxis=False,
                            marker={"symbol": SYMBOLS[number % len(SYMBOLS)], "size": 12, "line": {"width": 2}},
@@ -261,9 +262,10 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
         figure.add_vline(x=budget, line={"color": NEUTRAL, "dash": "dot", "width": 1})
     floor = frontier_floor(results, published, runs)
     runs = [run for run in runs if run[2] >= floor]
+    honest_colours = [colour for colour in PALETTE if colour != OVER_RED]  # red marks "chosen on the test set"
     for number, result in enumerate(results):
-        colour = OVER_RED if result.chosen_on_test else PALETTE[number % len(PALETTE)]
-        name = html.escape(result.preset) + (" (chosen on the test set)" if result.chosen_on_test else "")
+        colour = OVER_RED if result.chosen_on_test else honest_colours[number % len(honest_colours)]
+        name = result.preset + (" (chosen on the test set)" if result.chosen_on_test else "")  # the app's own names
         figure.add_scatter(x=[result.params] * len(result.test), y=list(result.test.values()), mode="markers",
                            marker={"color": colour, "size": 8, "opacity": 0.6}, legendgroup=result.preset,
                            showlegend=False, customdata=[result.preset] * len(result.test),
@@ -275,7 +277,9 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
                            marker={"color": colour, "size": 26, "symbol": "line-ew", "line": {"width": 3,
                                                                                               "color": colour}},
                            error_y={"type": "data", "array": [result.spread], "color": colour, "thickness": 2},
-                           text=[f"{result.preset}<br>{result.mean:.2%}"], textposition="middle left",
+                           # Only the mean under the bar (the legend names the colour): names ran into the
+                           # published circles and each other on a projector.
+                           text=[f"{result.mean:.2%}"], textposition="bottom center",
                            textfont={"size": 13, "color": colour},
                            hovertemplate=(f"{name}: {result.params:,} params<br>mean of {len(result.test)} seeds "
                                           f"%{{y:.2%}} ± {result.spread:.2%}<extra></extra>"))
@@ -286,17 +290,20 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
                            marker={"symbol": "circle-open", "size": 12, "color": "#555555", "line": {"width": 2}},
                            text=[str(number) for number in range(1, len(published) + 1)],
                            textposition="top center", textfont={"size": 13, "color": "#555555"},
-                           customdata=[[html.escape(p.label), html.escape(p.how), html.escape(p.source)]
+                           customdata=[[html.escape(text, quote=False) for text in (p.label, p.how, p.source)]
                                        for p in published],
                            hovertemplate="%{text}. %{customdata[0]}: %{x:,} params, %{y:.2%}<br>%{customdata[1]}"
                                          "<br>%{customdata[2]}<extra></extra>")
     if runs:
         figure.add_scatter(x=[params for _, params, _ in runs], y=[accuracy for _, _, accuracy in runs],
-                           mode="markers", name="your runs", marker={"symbol": "x", "size": 11, "color": PALETTE[1]},
-                           text=[html.escape(label) for label, _, _ in runs],
+                           mode="markers", name="your runs", marker={"symbol": "x", "size": 11, "color": "#222222"},
+                           text=[html.escape(label, quote=False) for label, _, _ in runs],
                            hovertemplate="%{text}: %{x:,} params, %{y:.2%}<extra></extra>")
+    # From 400 to 22K params, wider where a run lies outside: no run is off the chart's sides.
+    sizes = [400, 22_000, *(params for _, params, _ in runs)]
     figure.update_xaxes(type="log", title_text="total params (log scale)", tickvals=list(budgets),
-                        ticktext=[f"{budget // 1000}K" for budget in budgets], range=[2.6, 4.35])
+                        ticktext=[f"{budget // 1000}K" for budget in budgets],
+                        range=[math.log10(min(sizes) / 1.2), math.log10(max(sizes) * 1.2)])
     figure.update_yaxes(title_text="test accuracy", tickformat=".1%", range=[floor, 1.0])
     figure.update_layout(height=height, margin={"t": TOOLBAR_CLEARANCE, "b": 10, "l": 10, "r": 10},
                          legend={"orientation": "h", "y": -0.18}, font={"size": 14}, clickmode="event+select")

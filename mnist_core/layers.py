@@ -294,9 +294,11 @@ class SeparableConv(Conv):
         return f"separable {self.kernel}x{self.kernel}"
 
     def check(self, where: str, after: int) -> None:
-        super().check(where, after)
-        if self.kernel == 1:
-            raise SpecError(f"{where}: a separable conv needs a 3x3 or 5x5 kernel; for 1x1 use a conv.")
+        if self.kernel in KERNEL_SIZES and self.kernel != 1:
+            super().check(where, after)
+            return
+        Layer.check(self, where, after)  # the field types first: a kernel of "3" is named as a type error
+        raise SpecError(f"{where}: a separable conv's kernel must be 3 or 5, got {self.kernel}; for 1x1 use a conv.")
 
     def cost(self, x: Signal) -> Cost:
         weights = self.kernel * self.kernel * x.channels + x.channels * self.filters

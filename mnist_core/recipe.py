@@ -15,6 +15,7 @@ OPTIMIZERS = ("adam", "adamw")
 MAX_SEED = 2**31 - 1  # Keras' set_random_seed takes a 32-bit seed
 TRAIN_IMAGES = 60_000  # MNIST's training set
 MAX_VALIDATION = 10_000  # as many as the test set: more only takes images from training
+MIN_VALIDATION = 100  # fewer would score an epoch in steps of 1% or more
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,12 @@ class Field:
         if not number or (self.kind is int and value != int(value)) or not self.low <= value <= self.high:
             return f"{self.words} must be {self.allowed}"
         return None
+
+
+def subset_field(images: int | None) -> int | None:
+    """A recipe's `train_subset` for a number of training images as a user gives it (the Train page's field, the
+    CLI's --subset): all 60,000 means no subset, so all but the validation split train."""
+    return None if images == TRAIN_IMAGES else images
 
 
 def _number(value: float) -> str:
@@ -154,6 +161,8 @@ class Recipe:
                 raise ValueError(f"Invalid recipe: {problem}.")
         checks = [(self.val_batch_size >= 1 and self.progress_every >= 1, "batch counts must be positive"),
                   (self.weight_decay == 0 or self.optimizer == "adamw", "weight decay needs the adamw optimizer"),
+                  (self.validation == 0 or self.validation >= MIN_VALIDATION,
+                   f"a validation split must be 0 (none) or at least {MIN_VALIDATION} images"),
                   ((self.train_subset or 0) + self.validation <= TRAIN_IMAGES,
                    f"the training subset and the validation split take more than the {TRAIN_IMAGES:,} images")]
         for ok, message in checks:

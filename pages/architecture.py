@@ -62,7 +62,7 @@ def json_error(key: str) -> None:
     """Show, once, why the spec from this widget was refused."""
     where, message = st.session_state.get(JSON_ERROR, (None, None))
     if where == key:
-        st.error(message)
+        st.error(common.plain(message))  # it quotes the user's JSON
         del st.session_state[JSON_ERROR]
 
 

@@ -9,7 +9,7 @@ from mnist_core.cost import check_cost, estimate_words
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.links import parse_run_id
-from mnist_core.recipe import ABOUT, BEST_MEASURED, FIELD, RECIPES, Recipe, unused_fields
+from mnist_core.recipe import ABOUT, BEST_MEASURED, FIELD, RECIPES, Recipe, subset_field, unused_fields
 from mnist_core.report import epochs_text, progress_text, recipe_text
 from mnist_core.spec import PRESETS
 from mnist_core.words import plural
@@ -42,7 +42,7 @@ def _show_quick_recipe() -> None:
 def recipe_from(values: dict) -> Recipe:
     """The recipe the fields describe; the fields the schedule and optimizer make irrelevant keep their defaults."""
     used = {field: value for field, value in values.items() if field not in unused_fields(values)}
-    return Recipe(**{**used, "train_subset": None if values["train_subset"] == 60_000 else values["train_subset"]})
+    return Recipe(**{**used, "train_subset": subset_field(values["train_subset"])})
 
 
 def length_text(recipe: Recipe) -> str:
@@ -264,8 +264,12 @@ def _stop(run_id: int, front: bool) -> None:
 
 
 def _run_view(run, events, active, times, names) -> None:
-    recipe = Recipe.from_dict(run.recipe)
     st.subheader(f"Run {run.id}: {common.plain(run.name)}{_by(run, names)} · {run.status}")
+    try:
+        recipe = Recipe.from_dict(run.recipe)
+    except (TypeError, ValueError) as err:  # a store edited by hand, or written by another version
+        st.error(f"Run {run.id}'s stored recipe cannot be read ({common.plain(err)}); the Runs page still lists it.")
+        return
     st.caption(f"Recipe: {recipe_text(run.recipe)}; {length_text(recipe)}.")
     last = events[-1] if events else None
     if run.status == "queued":

@@ -7,6 +7,7 @@ import streamlit as st
 from mnist_core import advisor as advice
 from mnist_core import study
 from mnist_core.db import StoreError
+from mnist_core.budget import summarize
 from mnist_core.diagram import network_dot
 from mnist_core.evidence import accuracy_text
 from mnist_core.frontier import best_within
@@ -48,7 +49,9 @@ def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
     nearest = best_within(budget)
     if nearest is not None and nearest.preset != arch.name:
         line = st.columns([5, 2, 1], vertical_alignment="center")
-        line[0].write(f"Best measured preset within this budget: {nearest.preset} ({nearest.params:,} params)")
+        counted = summarize(PRESETS[nearest.preset]).counted(budget.counting)  # the count the budget rule sees
+        line[0].write(f"Best measured preset within this budget: {nearest.preset} ({counted:,} {budget.counting} "
+                      f"params)")
         line[1].write(f"{accuracy_text(nearest.mean)}, mean of {plural(len(nearest.test), 'seed')}")
         line[2].button("Load", key=f"nearest-{nearest.preset}", on_click=common.set_arch,
                        args=(PRESETS[nearest.preset], f"Loaded preset {nearest.preset}"),

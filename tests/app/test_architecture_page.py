@@ -192,7 +192,7 @@ def test_at_any_budget_the_advisor_offers_the_best_measured_preset_that_fits(app
     at = app("architecture")
     at.number_input(key="budget_limit").set_value(5_000).run()
     assert any("No combination of up to three edits" in text for text in texts(at.warning))
-    assert (f"Best measured preset within this budget: {expected.preset} ({expected.params:,} params)"
+    assert (f"Best measured preset within this budget: {expected.preset} ({expected.params:,} total params)"
             in texts(at.markdown))
     next(b for b in at.button if b.key == f"nearest-{expected.preset}").click().run()
     assert metrics(at)["Total params"] == f"{expected.params:,}"

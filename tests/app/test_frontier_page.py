@@ -1,11 +1,12 @@
 """The Frontier page in AppTest: presets' seeds, published results and your runs on one chart; a preset opens."""
 
 import json
+import math
 
 from mnist_core.budget import summarize
 from mnist_core.frontier import MEASURED, PUBLISHED
 from mnist_core.runs import RunStore
-from mnist_core.spec import PRESETS
+from mnist_core.spec import PRESETS, Architecture
 from tests.app.conftest import metrics, texts
 from tests.app.test_other_pages import finished_run
 
@@ -55,4 +56,20 @@ def test_a_user_named_run_is_plain_text_in_the_chart(app, lab_home):
     store.finish(run_id, "completed", test_accuracy=0.991)
     at = app("frontier")
     yours = next(trace for trace in figure(at)["data"] if trace.get("name") == "your runs")
-    assert yours["text"] == [f'run {run_id}: &lt;a href=&quot;http://x&quot;&gt;win&lt;/a&gt;']
+    assert yours["text"] == [f'run {run_id}: &lt;a href="http://x"&gt;win&lt;/a&gt;']  # no tag, quotes as typed
+
+
+def test_a_run_far_larger_or_smaller_than_the_presets_is_still_on_the_chart(app, lab_home):
+    """The params axis widens to a run of 250 or 30,000 params instead of leaving it off the sides."""
+    store = RunStore(lab_home)
+    for code in ("c3x2_c1x10l_gap_sm", "c3x32_c3x96_c1x10l_gap_sm"):
+        arch = Architecture.from_code(code)
+        run_id = store.create_run(code, arch, {"epochs": 1}, summarize(arch).total, summarize(arch).trainable)
+        store.claim_next(worker_pid=0)
+        store.finish(run_id, "completed", test_accuracy=0.99)
+    at = app("frontier")
+    low, high = figure(at)["layout"]["xaxis"]["range"]
+    sizes = [summarize(Architecture.from_code(code)).total
+             for code in ("c3x2_c1x10l_gap_sm", "c3x32_c3x96_c1x10l_gap_sm")]
+    assert sizes[0] < 400 and sizes[1] > 22_000
+    assert low < math.log10(sizes[0]) and math.log10(sizes[1]) < high

@@ -362,3 +362,18 @@ def test_a_validation_split_trains_scores_epochs_on_it_and_tests_once(app, lab_h
     chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
     names = [trace.get("name") for trace in chart["data"]]
     assert "validation accuracy" in names and "validation loss" in names and "test accuracy" not in names
+
+
+def test_a_stored_recipe_that_no_longer_reads_is_named_not_a_traceback(app, lab_home):
+    """A run whose stored recipe breaks a rule (a store edited by hand, or by another version): its view says so,
+    at every redraw, and the page goes on."""
+    store = RunStore(lab_home)
+    arch = PRESETS["seed-final"]
+    run_id = store.create_run("seed-final", arch, {"train_subset": 55_000, "validation": 10_000},
+                              summarize(arch).total, summarize(arch).trainable)
+    store.claim_next(worker_pid=0)
+    store.finish(run_id, "completed", test_accuracy=0.98)
+    at = app("train", query={"run": str(run_id)})
+    assert f"Run {run_id}: seed-final · completed" in headings(at)
+    assert any(text.startswith(f"Run {run_id}'s stored recipe cannot be read (Invalid recipe: the training subset")
+               for text in texts(at.error))

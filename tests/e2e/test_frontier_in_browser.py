@@ -29,8 +29,9 @@ def test_the_frontier_reads_on_a_projector_and_a_click_on_a_preset_opens_it(serv
     expect(chart).to_be_visible()
     box = chart.bounding_box()
     assert box["width"] >= 500 and box["y"] + box["height"] <= 768, box  # whole, beside the sidebar, unscrolled
-    for result in MEASURED.values():
+    for result in MEASURED.values():  # in the legend, and each mean under its bar
         expect(chart.get_by_text(result.preset, exact=False).first).to_be_attached()
+        expect(chart.get_by_text(f"{result.mean:.2%}", exact=True).first).to_be_visible()
     no_exception_box(page)
     screenshot(page, "frontier-1024x768")
     smallest = min(MEASURED.values(), key=lambda result: result.params)

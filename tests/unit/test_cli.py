@@ -92,6 +92,13 @@ def test_train_with_a_named_recipe_and_a_field_overridden(tmp_path):
             recipe["rotate"], recipe["recalibrate_bn"]) == ("one-cycle", 1, 512, 0.05, 8.0, False)
 
 
+def test_a_subset_and_split_over_the_training_images_are_one_clear_message(tmp_path):
+    out = cli("train", "--subset", "58000", "--validation", "5000", home=tmp_path / "lab")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == ("error: Invalid recipe: the training subset and the validation split take more "
+                                  "than the 60,000 images.")
+
+
 def test_a_bad_recipe_field_is_one_clear_message(tmp_path):
     out = cli("train", "--recipe", "fast", "--optimizer", "sgd", home=tmp_path / "lab")
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -253,6 +253,9 @@ def test_malformed_json_is_a_spec_error(text, message):
     ("c3x16dnan_c1x10l_gap_sm", "'c3x16dnan' in the link is not a layer code"),
     ("c3x999999_gap_sm", "is not a layer code"),
     ("c3x16_[x](http://e)\n_gap_sm", "A token in the link is not a layer code (item 2;"),
+    ("c3x8_s1x16_c1x10l_gap_sm", "conv 2 (separable 1x1): a separable conv's kernel must be 3 or 5, got 1"),
+    ("c3x8_s2x16_c1x10l_gap_sm", "a separable conv's kernel must be 3 or 5, got 2"),
+    ("c3x8_s3x0_c1x10l_gap_sm", "conv 2 (separable 3x3): filters must be between 1"),
     ("", "empty or too long"),
     ("_".join(["c3x8"] * 40), "at most 32 layers"),
 ])

@@ -73,6 +73,14 @@ def test_a_validation_split_scores_epochs_on_held_out_training_images_and_the_te
     assert result.test_accuracy != result.validation_accuracy
 
 
+def test_all_60000_images_given_by_a_user_mean_all_but_the_validation_split():
+    """The Train page's field and the CLI's --subset both read 60,000 as 'no subset': with a split, 55,000 train."""
+    from mnist_core.recipe import subset_field
+
+    assert subset_field(60_000) is None and subset_field(20_000) == 20_000
+    assert Recipe(train_subset=subset_field(60_000), validation=5_000).images == 55_000
+
+
 def test_without_a_validation_split_nothing_changes(mnist):
     """The default holds nothing out: all 60,000 images train and each epoch is scored on the test set."""
     assert Recipe().validation == 0 and Recipe().images == 60_000
@@ -161,6 +169,7 @@ def test_same_seed_same_metrics_other_seed_differs(mnist):
     (dict(lr_decay=float("nan")), "lr decay must be 0-100"),
     (dict(validation=20_000), "validation split must be 0-10,000 images"),
     (dict(validation=-1), "validation split must be 0-10,000 images"),
+    (dict(validation=50), "a validation split must be 0 \\(none\\) or at least 100 images"),
     (dict(validation=5_000, train_subset=56_000), "take more than the 60,000 images"),
 ])
 def test_invalid_recipes_are_refused(changes, message):
