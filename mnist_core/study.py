@@ -91,8 +91,14 @@ class StudySummary:
         return "queued" if self.counts.get("queued", 0) == self.total else "running"
 
 
+# The presets of the notebook's 15K budget: a study sets networks of one size side by side (the smaller
+# budgets' presets are on the Frontier page).
+STUDY_PRESETS = ("seed-first", "seed-final", "best-under-15k")
+
+
 def variants(arch: Architecture, include_presets: bool = False) -> list[Variant]:
-    """The baseline, each BatchNorm and Dropout toggle in layer order, then (optionally) the presets.
+    """The baseline, each BatchNorm and Dropout toggle in layer order, then (optionally) the notebook budget's
+    presets (STUDY_PRESETS).
 
     A preset whose layers equal an earlier variant's is left out: it would train the same network twice.
     """
@@ -100,7 +106,8 @@ def variants(arch: Architecture, include_presets: bool = False) -> list[Variant]
     found += [Variant(edit.key, edit.label, edit.apply(arch)) for edit in single_edits(arch, free=True)
               if edit.key.startswith(TOGGLES)]
     if include_presets:
-        for name, preset in PRESETS.items():
+        for name in STUDY_PRESETS:
+            preset = PRESETS[name]
             if all(preset.layers != variant.arch.layers for variant in found):
                 found.append(Variant(PRESET + name, f"Preset {name}", preset))
     return found

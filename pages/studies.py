@@ -8,7 +8,7 @@ from mnist_core.classroom import NotAllowed
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text
 from mnist_core.recipe import FIRST_LOOK, NOTEBOOK, QUICK_RUN
-from mnist_core.study import MAX_SEEDS, summarize_study, variants
+from mnist_core.study import MAX_SEEDS, STUDY_PRESETS, summarize_study, variants
 from mnist_core.words import points
 from ui import common
 
@@ -42,7 +42,7 @@ with st.form("new_study"):
     recipe_name = options[0].selectbox("Recipe", list(RECIPES))
     seeds = options[1].number_input("Seeds per variant", 1, MAX_SEEDS, 1,
                                     help="More seeds tell a real effect from seed noise; each one adds a run per variant.")
-    presets = options[2].checkbox("Also the other presets")
+    presets = options[2].checkbox("Also the other 15K presets", help=", ".join(STUDY_PRESETS))
     if st.form_submit_button("Study this architecture", type="primary"):
         try:
             st.session_state[CHOSEN] = lab.submit_study(arch, RECIPES[recipe_name],

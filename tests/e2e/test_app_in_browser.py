@@ -224,7 +224,7 @@ def test_a_deep_link_as_the_first_visit_gets_the_app_navigation(page):
             links = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
             # Each link reads its icon's name, then its title. Streamlit's folder-based mode would list
             # the files instead: app, architecture, handwriting, home, ...
-            titles = ["Home", "Architecture", "Train", "Predict", "Runs", "Studies", "My handwriting"]
+            titles = ["Home", "Architecture", "Train", "Predict", "Runs", "Studies", "Frontier", "My handwriting"]
             expect(links).to_have_text([re.compile(f"{title}$") for title in titles])
             screenshot(page, "first-visit-train")
         finally:
