@@ -132,7 +132,9 @@ class Verdict:
         if self.over_by == 0:
             return (f"{self.counted:,} {self.counting} params equals the {self.limit:,} budget; the rule is strictly "
                     f"under, so it is 1 over")
-        return f"{self.counted:,} {self.counting} params: over the {self.limit:,} budget by {self.over_by:,}"
+        # The rule is strictly under: 24 over means 25 to remove, as the Spare counter's -25 says.
+        return (f"{self.counted:,} {self.counting} params: over the {self.limit:,} budget by {self.over_by:,}; "
+                f"remove {-self.spare:,} to be under it")
 
 
 def summarize(arch: Architecture) -> Summary:

@@ -21,7 +21,8 @@ def test_batchnorm_toggle_changes_the_counter_by_the_exact_amount(app):
     toggle(at, "batchnorm of conv 6").set_value(True).run()
     assert metrics(at)["Total params"] == "15,024" and metrics(at)["Trainable"] == "14,832"
     assert "Last change: BatchNorm after conv 6: +64 total / +32 trainable" in texts(at.caption)
-    assert any("over the 15,000 budget by 24" in text for text in texts(at.error))
+    assert "15,024 total params: over the 15,000 budget by 24; remove 25 to be under it" in texts(at.error)
+    assert metrics(at)["Spare"] == "-25"  # the same 25, counted as the params to remove
     toggle(at, "batchnorm of conv 6").set_value(False).run()
     assert metrics(at)["Total params"] == "14,960"
     assert any("39 to spare" in text for text in texts(at.success))
