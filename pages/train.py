@@ -95,7 +95,10 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
                             help=f"For a demo: train this network at once with the Quick run recipe, "
                                  f"{length_text(RECIPES['quick'])}, whichever recipe is chosen beside it")
     recipe_name = st.segmented_control(
-        "Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True, default="notebook",
+        "Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True,
+        # The default only seeds a new session: once the key holds a value (Quick run sets it), a default too
+        # makes Streamlit log a warning with a stack trace.
+        default=None if "recipe" in st.session_state else "notebook",
         key="recipe", persist_state="session", bind="query-params",  # a reload or a shared link keeps the recipe
         help=" ".join(f"{label}: {ABOUT[name]}." for name, label in RECIPE_CHOICES.items()) + f" {BEST_CLAIM}.")
     start = st.button("Start training")

@@ -109,6 +109,17 @@ def on_ray(ray_cluster, monkeypatch) -> dict[str, str]:
     return ray_cluster
 
 
+@pytest.fixture
+def idle_executor(monkeypatch):
+    """This test's Labs start no worker and train nothing (tests/fakes.py): for pages built from store rows,
+    where a warm worker would only cost a TensorFlow import."""
+    from tests.fakes import IdleExecutor
+
+    executor = IdleExecutor()
+    monkeypatch.setattr("mnist_core.jobs.make_executor", lambda *args, **kwargs: executor)
+    return executor
+
+
 # The fixtures a test asks for decide its lane: `-m "not slow and not e2e"` never starts Chromium or Ray.
 BROWSER_FIXTURES = {"browser", "page", "watched_context", "server"}
 RAY_FIXTURES = {"ray_cluster", "on_ray"}

@@ -78,7 +78,7 @@ def test_the_teacher_passcode_unlocks_teacher_mode_and_a_wrong_one_is_refused(ap
     assert not [b for b in at.button if b.label == "Resume the queue"]
 
 
-def test_a_student_may_stop_and_delete_only_their_own_runs(app, lab_home):
+def test_a_student_may_stop_and_delete_only_their_own_runs(app, lab_home, idle_executor):
     ann, ben = app("runs"), app("runs")
     store = RunStore(lab_home)
     theirs = add_run(store, owner(ann), "queued")
@@ -94,7 +94,7 @@ def test_a_student_may_stop_and_delete_only_their_own_runs(app, lab_home):
     assert store.list() == []
 
 
-def test_the_train_page_refuses_a_duplicate_and_a_students_third_run_with_sentences(app, lab_home):
+def test_the_train_page_refuses_a_duplicate_and_a_students_third_run_with_sentences(app, lab_home, idle_executor):
     at = app("train")
     store = RunStore(lab_home)
     lab = Lab(lab_home)
@@ -116,7 +116,7 @@ def test_the_train_page_refuses_a_duplicate_and_a_students_third_run_with_senten
     assert "The teacher paused the queue: runs already training go on, queued runs wait." in texts(at.warning)
 
 
-def test_a_students_study_over_the_cap_is_refused(app, lab_home):
+def test_a_students_study_over_the_cap_is_refused(app, lab_home, idle_executor):
     at = app("studies")
     at.number_input[0].set_value(5)  # a form: its fields count when it is submitted, in the same run
     at.checkbox[0].check()
@@ -127,7 +127,7 @@ def test_a_students_study_over_the_cap_is_refused(app, lab_home):
     assert RunStore(lab_home).list() == []
 
 
-def test_the_board_ranks_each_students_best_final_accuracy_under_the_budget(app, lab_home):
+def test_the_board_ranks_each_students_best_final_accuracy_under_the_budget(app, lab_home, idle_executor):
     ann, ben = app(), app()
     store = RunStore(lab_home)
     names = store.roster.names()

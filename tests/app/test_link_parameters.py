@@ -7,7 +7,7 @@ from tests.app.conftest import metrics, texts
 NOT_NUMBERS = ["²", "١٢", "99999999999999999999999"]  # '²'.isdigit() is True; int('١٢') is 12; 23 digits overflow
 
 
-def test_a_run_in_the_link_that_is_no_run_number_shows_the_train_page(app):
+def test_a_run_in_the_link_that_is_no_run_number_shows_the_train_page(app, idle_executor):
     """?run=² once raised ValueError and ?run=99999999999999999999999 OverflowError in the live view."""
     for text in NOT_NUMBERS:
         at = app("train", query={"run": text})
@@ -17,7 +17,7 @@ def test_a_run_in_the_link_that_is_no_run_number_shows_the_train_page(app):
         assert "The link's run is not a run number: this page shows the newest run instead." in texts(at.info)
 
 
-def test_a_run_in_the_link_that_does_not_exist_is_said_not_dropped(app):
+def test_a_run_in_the_link_that_does_not_exist_is_said_not_dropped(app, idle_executor):
     at = app("train", query={"run": "42"})
     assert not at.exception
     assert "There is no run 42 (deleted, or from another server): this page shows the newest run instead." \

@@ -45,7 +45,7 @@ def test_home_shows_the_count_and_the_best_model(app, lab_home):
     assert metrics(at)[f"Best model so far: Run {best}: seed-first, stopped"] == "99.61%"
 
 
-def test_over_budget_needs_an_explicit_confirmation(app, lab_home):
+def test_over_budget_needs_an_explicit_confirmation(app, lab_home, idle_executor):
     """seed-first cannot start until 'Train anyway' (88 over) is ticked; then it is queued."""
     at = app(query={"arch": PRESETS["seed-first"].to_code()})
     at.switch_page("pages/train.py").run()
@@ -63,7 +63,7 @@ def test_over_budget_needs_an_explicit_confirmation(app, lab_home):
     assert len(runs) == 1 and runs[0].total_params == 15_088
 
 
-def test_a_network_exactly_at_the_budget_is_never_called_over_by_zero(app, lab_home):
+def test_a_network_exactly_at_the_budget_is_never_called_over_by_zero(app, lab_home, idle_executor):
     """seed-final has 14,960 params; with a budget of 14,960 the strict rule makes it 1 over, said so."""
     at = app(query={"budget": "14960"})
     assert not at.exception
@@ -113,7 +113,7 @@ def test_predict_hides_models_that_did_not_learn_behind_a_toggle(app, lab_home):
     assert at.selectbox[0].value.run_id == chance and not at.exception
 
 
-def test_a_studys_many_runs_give_way_to_the_classs_own_run(app, lab_home):
+def test_a_studys_many_runs_give_way_to_the_classs_own_run(app, lab_home, idle_executor):
     """A first-look study of 3 variants after one run of one's own: Train, Runs and Predict show the own run;
     the study's models wait behind Predict's toggle, and its recipe is called a first look."""
 

@@ -149,7 +149,7 @@ def test_second_start_queues_both_runs_show_with_their_own_stop(app, lab_home):
     wait_for(lambda: RunStore(lab_home).get(first).finished, timeout=60)
 
 
-def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home):
+def test_each_recipe_fills_the_form_with_the_values_a_run_will_use(app, lab_home, idle_executor):
     """Notebook is the default; Fast shows one-cycle; Best adds augmentation; Quick run locks one pass of 60,000."""
     at = app("train")
     assert at.segmented_control(key="recipe").value == "notebook"
@@ -206,7 +206,7 @@ def test_fields_a_choice_makes_irrelevant_are_disabled_and_left_out(app, lab_hom
     Lab(lab_home).wait(run_id, timeout=240)
 
 
-def test_the_chosen_recipe_survives_a_page_switch(app):
+def test_the_chosen_recipe_survives_a_page_switch(app, idle_executor):
     """Quick run is still chosen after visiting another page (a new user lost it, then started a 20-epoch run)."""
     at = app("train")
     at.segmented_control(key="recipe").set_value("quick").run()
@@ -284,11 +284,18 @@ def test_stop_keeps_the_stopped_run_in_front_while_the_next_one_starts(app, lab_
     wait_for(lambda: store.get(second).finished, timeout=60)
 
 
-def test_quick_run_starts_the_quick_recipe_in_one_click(app, lab_home):
-    """The Notebook recipe chosen: Quick run still trains the quick recipe, and its run is the one shown."""
+def test_quick_run_starts_the_quick_recipe_in_one_click(app, lab_home, monkeypatch, idle_executor):
+    """The Notebook recipe chosen: Quick run still trains the quick recipe, and its run is the one shown; the
+    server's log gets no widget warning (Streamlit logs it once per process, hence the reset)."""
+    from streamlit.elements.lib import policies
+
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    logged = []
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda message, *args, **kwargs: logged.append(message % args))
     at = app("train")
     assert at.segmented_control(key="recipe").value == "notebook"
     button(at, "Quick run").click().run()
+    assert logged == []
     run_id = at.session_state["watch_run"]
     run = RunStore(lab_home).get(run_id)
     assert (run.recipe["epochs"], run.recipe["train_subset"], run.recipe["learning_rate"], run.recipe["schedule"]) \
@@ -300,7 +307,7 @@ def test_quick_run_starts_the_quick_recipe_in_one_click(app, lab_home):
     wait_for(lambda: RunStore(lab_home).get(run_id).finished, timeout=60)
 
 
-def test_the_recipe_caption_follows_the_edited_fields(app, lab_home):
+def test_the_recipe_caption_follows_the_edited_fields(app, lab_home, idle_executor):
     """Edited epochs, images and learning rate are what the caption says Start would train."""
     at = app("train")
     assert any(text.startswith("20 epochs on 60,000 images · inverse-time: 0.003 /") for text in texts(at.caption))
@@ -326,7 +333,7 @@ def test_the_recipe_fields_take_the_ranges_the_core_checks(app):
             assert (box.min, box.max) == (field.low, field.high), field.name
 
 
-def test_the_page_says_what_a_run_costs_here_and_refuses_one_over_the_servers_caps(app, lab_home, monkeypatch):
+def test_the_page_says_what_a_run_costs_here_and_refuses_one_over_the_servers_caps(app, lab_home, monkeypatch, idle_executor):
     """200 notebook epochs take hours on 2 cores: the page says so before Start, and Start queues nothing."""
     monkeypatch.delenv("MNIST_LAB_MAX_RUN_MINUTES", raising=False)
     at = app("train")
@@ -364,7 +371,7 @@ def test_a_validation_split_trains_scores_epochs_on_it_and_tests_once(app, lab_h
     assert "validation accuracy" in names and "validation loss" in names and "test accuracy" not in names
 
 
-def test_a_stored_recipe_that_no_longer_reads_is_named_not_a_traceback(app, lab_home):
+def test_a_stored_recipe_that_no_longer_reads_is_named_not_a_traceback(app, lab_home, idle_executor):
     """A run whose stored recipe breaks a rule (a store edited by hand, or by another version): its view says so,
     at every redraw, and the page goes on."""
     store = RunStore(lab_home)

@@ -130,10 +130,14 @@ def _interruptible() -> None:
 
 
 def _has_events(home):
+    """The study's first run has published an event; False while the CLI is still creating the store."""
     import sqlite3
 
-    with sqlite3.connect(home / "runs.sqlite") as conn:
-        return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] > 0
+    try:
+        with sqlite3.connect(home / "runs.sqlite") as conn:
+            return conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] > 0
+    except sqlite3.OperationalError:  # the file exists a moment before its tables do
+        return False
 
 
 def test_bad_data_folder_is_one_clear_message(tmp_path):
@@ -190,7 +194,7 @@ def test_ctrl_c_stops_every_run_of_the_study(tmp_path):
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=_interruptible)
     deadline = time.monotonic() + 120
-    while not (home / "runs.sqlite").exists() or not _has_events(home):
+    while not ((home / "runs.sqlite").exists() and _has_events(home)):
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
