@@ -307,6 +307,9 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
     figure.update_yaxes(title_text="test accuracy", tickformat=".1%", range=[floor, 1.0])
     figure.update_layout(height=height, margin={"t": TOOLBAR_CLEARANCE, "b": 10, "l": 10, "r": 10},
                          legend={"orientation": "h", "y": -0.18}, font={"size": 14}, clickmode="event+select")
+    # A click selects a point (to open its preset); Plotly would then grey every other point until the next click.
+    for trace in figure.data:
+        trace.unselected = {"marker": {"opacity": trace.marker.opacity or 1.0}}
     return figure
 
 
