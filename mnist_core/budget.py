@@ -120,10 +120,11 @@ class Verdict:
 
     @property
     def short(self) -> str:
-        """A table cell: 'within', 'at the limit: 1 over' (the rule is strict) or 'over by 88'."""
+        """A table cell short enough for the Runs table's budget column: 'within', 'at limit, 1 over' (the rule
+        is strict) or 'over by 88'."""
         if self.within:
             return "within"
-        return "at the limit: 1 over" if self.over_by == 0 else f"over by {self.over_by:,}"
+        return "at limit, 1 over" if self.over_by == 0 else f"over by {self.over_by:,}"
 
     @property
     def text(self) -> str:

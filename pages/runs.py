@@ -65,14 +65,14 @@ st.dataframe(rows, hide_index=True, width="stretch",
                            "budget", "epochs", "duration", "recipe", "architecture", "name", "trainable params",
                            "started", "note"],
              column_config={"run": st.column_config.NumberColumn(width=40),
-                            "by": st.column_config.TextColumn(width=90),
+                            "by": st.column_config.TextColumn(width=85),
                             "status": st.column_config.TextColumn(width=80),
                             "test accuracy": st.column_config.TextColumn("accuracy", width=70),
                             "total params": st.column_config.NumberColumn("params", format="localized", width=60),
-                            "budget": st.column_config.TextColumn(width=60),
+                            "budget": st.column_config.TextColumn(width=100),  # 'at limit, 1 over' whole
                             "epochs": st.column_config.TextColumn(width=55),
                             "duration": st.column_config.TextColumn(width=70),
-                            "recipe": st.column_config.TextColumn(width=120),
+                            "recipe": st.column_config.TextColumn(width=180),
                             "trainable params": st.column_config.NumberColumn(format="localized"),
                             "architecture": st.column_config.TextColumn(width="large")})
 

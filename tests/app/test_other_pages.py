@@ -67,14 +67,14 @@ def test_a_network_exactly_at_the_budget_is_never_called_over_by_zero(app, lab_h
     """seed-final has 14,960 params; with a budget of 14,960 the strict rule makes it 1 over, said so."""
     at = app(query={"budget": "14960"})
     assert not at.exception
-    assert [metric.proto.delta for metric in at.metric][0] == "at the limit: 1 over"
+    assert [metric.proto.delta for metric in at.metric][0] == "at limit, 1 over"
     at.switch_page("pages/train.py").run()
     assert not at.exception
     label = "Train anyway: this network is at the 14,960 budget, which it must stay under: 1 param over"
     assert [box.label for box in at.checkbox if box.label.startswith("Train anyway")] == [label]
     finished_run(lab_home, accuracy=0.98)
     at.switch_page("pages/runs.py").run()
-    assert list(at.dataframe[0].value["budget"]) == ["at the limit: 1 over"]
+    assert list(at.dataframe[0].value["budget"]) == ["at limit, 1 over"]
 
 
 def test_predict_page_hints_on_a_blank_canvas(app):

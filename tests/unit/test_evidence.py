@@ -27,7 +27,7 @@ def test_an_accuracy_is_worded_one_way(accuracy, text):
     assert accuracy_text(accuracy) == text
 
 
-@pytest.mark.parametrize("counted, short", [(14_999, "within"), (15_000, "at the limit: 1 over"),
+@pytest.mark.parametrize("counted, short", [(14_999, "within"), (15_000, "at limit, 1 over"),
                                             (15_088, "over by 88")])
 def test_the_budget_cell_never_says_over_by_zero(counted, short):
     verdict = Verdict(counted, Budget().limit, "total")
