@@ -25,10 +25,11 @@ TINY = Recipe(epochs=1, train_subset=256, batch_size=64)
 
 
 @pytest.fixture
-def lab(lab_home, monkeypatch):
+def lab(lab_home, monkeypatch, idle_executor):
+    """A class's Lab whose runs stay rows: the queue is paused and no worker is started."""
     monkeypatch.setenv("MNIST_LAB_TEACHER_PASSCODE", "owl-42")
     lab = Lab(lab_home)
-    write_settings(lab_home, ClassSettings(paused=True))  # rows only: no worker claims them
+    write_settings(lab_home, ClassSettings(paused=True))
     yield lab
     lab.shutdown()
 
@@ -120,7 +121,10 @@ def test_the_queue_takes_turns_between_students(lab):
     assert lab.store.claim_next(1) is None  # paused: nothing new starts
 
 
-def test_the_timetable_gives_each_queued_run_a_start_and_finish(lab):
+def test_the_timetable_gives_each_queued_run_a_start_and_finish(lab, monkeypatch):
+    from mnist_core import config
+
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
     ids = [queue(lab, owner, 0) for owner in ("a-token", "b-token", "c-token")]
     active = sorted(lab.store.list(("queued", "running")), key=lambda run: run.id)
     times = timetable(active, {ids[0]: 30.0, ids[1]: 60.0, ids[2]: 10.0}, slots=1)
@@ -128,9 +132,31 @@ def test_the_timetable_gives_each_queued_run_a_start_and_finish(lab):
     times = timetable(active, {ids[0]: 30.0, ids[1]: 60.0, ids[2]: 10.0}, slots=2)
     assert times == {ids[0]: (0.0, 30.0), ids[1]: (0.0, 60.0), ids[2]: (30.0, 40.0)}
     write_settings(lab.home, ClassSettings())  # running: the Lab's own estimates lay out the queue
-    estimated = Lab(lab.home).timetable(active)
-    assert estimated[ids[0]][0] == 0 and estimated[ids[2]][1] == pytest.approx(3 * estimated[ids[0]][1])
+    in_class = Lab(lab.home)
+    assert in_class.slots == 2  # a class trains two runs at once on this machine's cores
+    estimated = in_class.timetable(active)
+    assert estimated[ids[0]][0] == estimated[ids[1]][0] == 0
+    assert estimated[ids[2]][1] == pytest.approx(2 * estimated[ids[0]][1])
     write_settings(lab.home, ClassSettings(paused=True))
+
+
+def test_a_class_trains_two_runs_at_once_on_two_cores_and_one_alone_uses_them_all(monkeypatch):
+    """30 Quick runs of a class finished 1.4x sooner on two one-core workers (docs/benchmarks.md); one person's
+    run alone is soonest on every core. MNIST_LAB_MAX_WORKERS decides where it is set."""
+    from mnist_core import config
+
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("MNIST_LAB_TEACHER_PASSCODE", raising=False)
+    monkeypatch.delenv("MNIST_LAB_MAX_WORKERS", raising=False)
+    assert config.max_workers() == 1
+    monkeypatch.setenv("MNIST_LAB_TEACHER_PASSCODE", "owl-42")
+    assert config.max_workers() == 2
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 1)
+    assert config.max_workers() == 1
+    monkeypatch.setenv("MNIST_LAB_MAX_WORKERS", "3")
+    assert config.max_workers() == 3
+    monkeypatch.setenv("MNIST_LAB_MAX_WORKERS", "many")
+    assert config.max_workers() == 1
 
 
 def test_a_queued_run_starts_without_a_page_and_a_run_over_the_time_limit_is_stopped(lab_home, monkeypatch):
