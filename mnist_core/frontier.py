@@ -48,6 +48,7 @@ class Published:
     accuracy: float
     how: str  # how the number was got, e.g. 'single run, best epoch'
     source: str
+    url: str | None = None  # where the source can be read, where one was found
 
 
 # Seeds 0-4: final test accuracy, then final validation accuracy (bench/results/frontier.json, 15 epochs on 55,000
@@ -73,14 +74,16 @@ MEASURED: dict[str, PresetResult] = {result.preset: result for result in (
 PUBLISHED = (
     Published("notebook", 14_960, 0.9951, "single run, final epoch (20)", "the Keras notebook this app grew from"),
     Published("1x1+GAP 8.9K", 8_900, 0.995, "single run, epoch 15; 1x1 convs, global average pooling, rotation",
-              "a public course write-up (<= 10K parameters)"),
-    Published("course 7.1K", 7_070, 0.994, "single run, over 99.4% in 11 epochs", "a course repository (<= 8K)"),
+              "a public course write-up (<= 10K parameters)", "https://github.com/The-School-of-AI/era-s7-ram"),
+    Published("course 7.1K", 7_070, 0.994, "single run, over 99.4% in 11 epochs", "a course repository (<= 8K)",
+              "https://github.com/nitin-vig/ERAv4S6"),
     Published("course 5.8K", 5_760, 0.9945, "single run, best epoch", "a course repository (<= 8K)"),
     Published("course 4.8K", 4_838, 0.9942, "single run, epoch 8 of 12", "the same course family (<= 5K)"),
     Published("course 3.8K", 3_762, 0.9952, "single run, best epoch", "the same course family (<= 5K)"),
     Published("golf 697", 697, 0.99, "best of many runs, test set used for early stopping",
               "a parameter-golf project (<= 1K)"),
-    Published("golf 575", 575, 0.98, "single run", "a parameter-golf project (<= 1K)"),
+    Published("golf 575", 575, 0.98, "single run", "a parameter-golf project (<= 1K)",
+              "https://hexhowells.com/posts/neural-golfing.html"),
 )
 
 

@@ -69,7 +69,8 @@ with st.expander("Notes: the published results and how the presets were measured
         "`bench/results/frontier.json`.")
     st.dataframe([{"#": number, "result": published.label, "params": f"{published.params:,}",
                    "test accuracy": accuracy_text(published.accuracy), "how": published.how,
-                   "source": published.source} for number, published in enumerate(PUBLISHED, 1)],
-                 hide_index=True, width="stretch")
+                   "source": published.source, "link": published.url}
+                  for number, published in enumerate(PUBLISHED, 1)],
+                 hide_index=True, width="stretch", column_config={"link": st.column_config.LinkColumn()})
 
 common.end_page(notices)

@@ -35,6 +35,9 @@ def test_the_chart_holds_every_presets_seeds_the_published_results_and_your_runs
     assert any("1 run of yours under" in text and "is below the chart" in text for text in texts(at.caption))
     table = at.dataframe[0].value
     assert list(table["preset"]) == [result.preset for result in sorted(MEASURED.values(), key=lambda r: r.params)]
+    notes = at.dataframe[1].value
+    links = [p.url for p in PUBLISHED if p.url]
+    assert list(notes["link"].dropna()) == links and len(links) == 3
     # A click selects one point; no other point may fade (Plotly greys unselected points unless told otherwise).
     assert all(trace["unselected"]["marker"]["opacity"] == trace["marker"].get("opacity", 1) for trace in traces)
 
