@@ -43,6 +43,9 @@ class Submitted:
 
 
 KEEPER_SECONDS = 5.0  # how often a server's keeper looks for queued runs without a trainer, and overdue runs
+LIVE_SECONDS = 1.0  # a page watching a run in training (or about to start) looks again this often
+WAITING_SECONDS = 3.0  # ... a run waiting behind others, a finished run or none: 30 students each looking every
+# second kept a core of this 2-core server busy and took it from the trainings (bench.classroom)
 
 
 def ahead_of(run: Run, active: list[Run]) -> list[Run]:
@@ -52,6 +55,16 @@ def ahead_of(run: Run, active: list[Run]) -> list[Run]:
     order = queue_order(active)
     place = next((index for index, other in enumerate(order) if other.id == run.id), 0)
     return running + order[:place]
+
+
+def watch_seconds(run: Run | None, active: list[Run], slots: int) -> float:
+    """How often a page showing `run` should look at the store again: LIVE_SECONDS while it trains or a slot is
+    free for it (its first chart point is seconds away), WAITING_SECONDS while it waits behind others, has ended,
+    or there is none."""
+    if run is not None and (run.status == "running"
+                            or (run.status == "queued" and len(ahead_of(run, active)) < slots)):
+        return LIVE_SECONDS
+    return WAITING_SECONDS
 
 
 def timetable(active: list[Run], seconds: dict[int, float], slots: int) -> dict[int, tuple[float, float]]:

@@ -8,6 +8,7 @@ from mnist_core.classroom import Duplicate, NotAllowed
 from mnist_core.cost import check_cost, estimate_words
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
+from mnist_core.jobs import LIVE_SECONDS, watch_seconds
 from mnist_core.links import parse_run_id
 from mnist_core.recipe import ABOUT, BEST_MEASURED, FIELD, RECIPES, Recipe, subset_field, unused_fields
 from mnist_core.report import epochs_text, progress_text, recipe_text
@@ -32,6 +33,7 @@ FIELD_ROWS = [("epochs", "train_subset", "validation"), ("batch_size", "seed", "
 LIVE_HEIGHT = 440  # px: the live chart's first points show on a 1024x768 projector right after a click
 STARTED = "started_runs"  # the runs this tab started: one of them in training stays in front
 STOPPED_HERE = "stopped_in_front"  # the run this tab stopped from the front: it stays there, saying so
+PACE = "live_pace"  # seconds between the live view's redraws, as `watch_seconds` last said
 
 
 def _show_quick_recipe() -> None:
@@ -95,10 +97,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
                             help=f"For a demo: train this network at once with the Quick run recipe, "
                                  f"{length_text(RECIPES['quick'])}, whichever recipe is chosen beside it")
     recipe_name = st.segmented_control(
-        "Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True,
-        # The default only seeds a new session: once the key holds a value (Quick run sets it), a default too
-        # makes Streamlit log a warning with a stack trace.
-        default=None if "recipe" in st.session_state else "notebook",
+        "Recipe", list(RECIPE_CHOICES), format_func=RECIPE_CHOICES.get, required=True, default="notebook",
         key="recipe", persist_state="session", bind="query-params",  # a reload or a shared link keeps the recipe
         help=" ".join(f"{label}: {ABOUT[name]}." for name, label in RECIPE_CHOICES.items()) + f" {BEST_CLAIM}.")
     start = st.button("Start training")
@@ -167,23 +166,22 @@ with feedback:
         submit(edited)
 
 
-@st.fragment(run_every=1.0)
 def live_runs() -> None:
-    """Re-drawn every second from the store, so it survives reruns, page switches and refreshes."""
+    """Re-drawn from the store every second or few (`watch_seconds`), so it survives reruns, page switches and
+    refreshes."""
     try:
         active = lab.active()  # a worker that died while runs wait is replaced here, not only on a full rerun
-        watched_id = st.session_state.get(WATCH) or _run_in_link()
-        watched = lab.store.get(watched_id) if watched_id else None
-        runs = lab.store.list()  # newest first; a study's many runs give way to the newest run of one's own
-        mine = [run for run in runs if run.owner == me.owner] if lab.in_class else runs  # a class: your own
-        focus = _front_run(watched, active) or next((run for run in mine if run.study_id is None), None) \
-            or next(iter(mine), None)
+        focus = _focus(active)
         events = lab.store.events(focus.id) if focus else []
         times = lab.timetable(active)
         names = common.owner_names(lab)
     except StoreError as err:
         st.error(str(err))
         return
+    pace = watch_seconds(focus, active, lab.slots)
+    if pace != st.session_state.get(PACE, LIVE_SECONDS):  # it changed between two full runs of the page
+        st.session_state[PACE] = pace
+        st.rerun()  # the whole page: the live view is set up again at its new pace
     status = lab.status()
     if status.problem:
         st.error(status.problem)
@@ -198,6 +196,16 @@ def live_runs() -> None:
     if others:
         _active_runs(others, active, times, names)
     st.caption(f"Runs train {status.where}.")
+
+
+def _focus(active):
+    """The run the live view shows whole; raises StoreError."""
+    watched_id = st.session_state.get(WATCH) or _run_in_link()
+    watched = lab.store.get(watched_id) if watched_id else None
+    runs = lab.store.list()  # newest first; a study's many runs give way to the newest run of one's own
+    mine = [run for run in runs if run.owner == me.owner] if lab.in_class else runs  # a class: your own
+    return _front_run(watched, active) or next((run for run in mine if run.study_id is None), None) \
+        or next(iter(mine), None)
 
 
 def _front_run(watched, active):
@@ -322,6 +330,11 @@ def _final(run, events, recipe: Recipe) -> None:
                      icon=":material/draw:", query_params={**st.query_params.to_dict(), "model": str(run.id)})
 
 
+try:  # the pace for this run of the page, so a click's message is not lost to a rerun for a new pace
+    shown_active = lab.active()
+    st.session_state[PACE] = watch_seconds(_focus(shown_active), shown_active, lab.slots)
+except StoreError:
+    pass  # the live view says what is wrong with the store
 with live:
-    live_runs()
+    st.fragment(run_every=st.session_state.get(PACE, LIVE_SECONDS))(live_runs)()
 common.end_page(notices)

@@ -383,3 +383,33 @@ def test_a_stored_recipe_that_no_longer_reads_is_named_not_a_traceback(app, lab_
     assert f"Run {run_id}: seed-final · completed" in headings(at)
     assert any(text.startswith(f"Run {run_id}'s stored recipe cannot be read (Invalid recipe: the training subset")
                for text in texts(at.error))
+
+
+def test_the_live_view_redraws_every_second_while_a_run_trains_and_every_few_seconds_after(app, lab_home,
+                                                                                          idle_executor, monkeypatch):
+    """A finished run alone: the page looks again every 3 s. A run starts training (a worker of this Lab, from
+    store rows): the page sets the live view up again at 1 s, and the run is shown live."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+    paces = []
+    enqueue = ForwardMsgQueue.enqueue
+
+    def watch(queue, msg):
+        if msg.HasField("auto_rerun"):
+            paces.append(msg.auto_rerun.interval)
+        return enqueue(queue, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", watch)
+    store, arch = RunStore(lab_home), PRESETS["seed-final"]
+    counts = summarize(arch)
+    done = store.create_run(arch.name, arch, {"epochs": 1, "seed": 0}, counts.total, counts.trainable)
+    store.claim_next(worker_pid=0)
+    store.finish(done, "completed", test_accuracy=0.98)
+    at = app("train")
+    assert f"Run {done}: seed-final · completed" in headings(at) and paces[-1] == 3.0
+    training = store.create_run(arch.name, arch, {"epochs": 5, "seed": 1}, counts.total, counts.trainable)
+    idle_executor.workers[0] = os.getpid()
+    store.claim_next(worker_pid=os.getpid())
+    store.add_event(training, 0, Event("batch", 0.1, 10, 10, 0.003, 0.5, 0.8, None, None, 2.0, 40.0))
+    at.run()
+    assert f"Run {training}: seed-final · running" in headings(at) and paces[-1] == 1.0

@@ -260,6 +260,26 @@ def test_studies_started_at_once_by_one_student_stay_within_their_share(lab):
     assert len(lab.store.owner_active("ann-token")) == 34
 
 
+def test_a_page_looks_every_second_at_a_run_that_trains_or_is_next_and_every_few_at_one_that_waits(lab):
+    """30 students each redrawing every second took a core from the trainings: only a run in training, or one
+    a slot is free for, is watched every second."""
+    from mnist_core.jobs import LIVE_SECONDS, WAITING_SECONDS, watch_seconds
+
+    first, second, third = (queue(lab, owner, 0) for owner in ("a-token", "b-token", "c-token"))
+    write_settings(lab.home, ClassSettings())
+    lab.store.claim_next(1)  # the first trains
+    active = lab.store.list(("queued", "running"))
+    runs = {run.id: run for run in active}
+    assert watch_seconds(runs[first], active, slots=1) == LIVE_SECONDS
+    assert watch_seconds(runs[second], active, slots=1) == WAITING_SECONDS  # one run ahead, one slot
+    assert watch_seconds(runs[second], active, slots=2) == LIVE_SECONDS  # a slot is free for it
+    assert watch_seconds(runs[third], active, slots=2) == WAITING_SECONDS
+    lab.store.finish(first, "completed", test_accuracy=0.98)
+    assert watch_seconds(lab.store.get(first), lab.store.list(("queued", "running")), slots=1) == WAITING_SECONDS
+    assert watch_seconds(None, [], slots=1) == WAITING_SECONDS
+    write_settings(lab.home, ClassSettings(paused=True))
+
+
 def test_a_paused_queue_gives_no_start_times(lab):
     queue(lab, "ann-token", 0)
     assert lab.timetable(lab.active()) == {}
