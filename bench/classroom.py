@@ -7,8 +7,9 @@ The server is started here in a class (a teacher passcode set), with its own run
 student is a real Streamlit session, speaking the protocol the browser speaks (BackMsg / ForwardMsg): it joins
 on Home (gets a name), opens Architecture and flips a BatchNorm toggle three times (each rerun's latency
 counted), opens Train and presses Quick run (if a trainer), then watches the live chart by sending the
-fragment's reruns every second, as a browser does, until its run ends. Each Chromium student joins, draws
-digits on Predict while the others train (time from the stroke to the answer), and presses Quick run too.
+fragment's reruns at the interval the page asks for, as a browser does, until its run ends. Each Chromium
+student joins, draws digits on Predict while the others train (time from the stroke to the answer), and
+presses Quick run too.
 Reported: seconds from the first Start to the last run completed, toggle and predict latency p50/p95 under
 that load, server memory per session, exception boxes seen (target 0), runs lost or duplicated (target 0).
 """
@@ -38,7 +39,6 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from mnist_core.runs import RunStore
 
 PASSCODE = "bench-class"
-WATCH_SECONDS = 1.0  # the Train page's fragment reruns this often in a browser
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -55,6 +55,7 @@ class Student:
         self.query = ""
         self.widgets: dict[str, tuple[str, object]] = {}  # label -> (id, value) of the last run's widgets
         self.fragment: str | None = None
+        self.rerun_every = 1.0  # seconds between the fragment's reruns, as the page last asked
         self.exceptions: list[str] = []
 
     async def __aenter__(self) -> Student:
@@ -91,6 +92,7 @@ class Student:
                 self.query = reply.page_info_changed.query_string
             elif kind == "auto_rerun":
                 self.fragment = reply.auto_rerun.fragment_id
+                self.rerun_every = reply.auto_rerun.interval or self.rerun_every
             elif kind == "delta" and reply.delta.WhichOneof("type") == "new_element":
                 self._note(reply.delta.new_element)
             elif kind == "script_finished" and reply.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
@@ -117,7 +119,7 @@ class Student:
 async def websocket_student(url: str, trains: bool, store: RunStore, results: dict, start_gate: asyncio.Event) -> None:
     """Join and open Train; when the class starts, press Quick run (a trainer), then until every run has ended:
     flip a BatchNorm toggle on Architecture (its latency counted, under the trainings' load) and watch Train's
-    live chart for 10 s (the fragment's reruns, every second)."""
+    live chart for 10 of the fragment's reruns, at the interval the page asks for."""
     async with Student(url) as student:
         await student.rerun("")
         await student.rerun("train")
@@ -130,7 +132,7 @@ async def websocket_student(url: str, trains: bool, store: RunStore, results: di
             results["toggle_s"].append(await student.toggle(toggle))
             await student.rerun("train")
             for _ in range(10):
-                await asyncio.sleep(WATCH_SECONDS)
+                await asyncio.sleep(student.rerun_every)
                 await student.rerun(fragment=True)
         results["exceptions"] += student.exceptions
 

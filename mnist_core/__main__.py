@@ -142,22 +142,29 @@ def _study(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .catalogue import bundled_model, model_problem
     from .export import NAMES, export_model
+    from .links import parse_run_id
     from .runs import RunStore
 
     if args.run == "bundled":
         model_path, stem = bundled_model().path, "mnist-budget-lab-bundled"
     else:
-        if not args.run.isdigit():
-            raise ValueError(f"RUN is a run number or 'bundled', not {args.run!r}.")
-        store = RunStore(args.home or config.lab_home())
-        run = store.get(int(args.run))
+        run_id = parse_run_id(args.run)  # the app's own rule for a run number in a link
+        if run_id is None:
+            raise ValueError(f"RUN is a run number (1, 2, ...) or 'bundled', not {args.run!r}.")
+        home = Path(args.home or config.lab_home())
+        if not home.is_dir():  # an export reads a store: it never makes an empty one
+            raise ValueError(f"There is no run store at {home}: name its folder with --home or $MNIST_LAB_HOME.")
+        store = RunStore(home)
+        run = store.get(run_id)
         if run is None:
-            raise ValueError(f"There is no run {args.run} in {store.db_path}.")
+            raise ValueError(f"There is no run {run_id} in {store.db_path}.")
         problem = model_problem(store, run)
         if problem:
             raise ValueError(problem)
         model_path, stem = store.model_path(run.id), f"run-{run.id}"
-    target = Path(args.out or f"{stem}{FORMATS[args.format]}")
+    target = Path(args.out or ".")
+    if target.is_dir():  # a folder to put it in: the file is named for what it holds
+        target = target / f"{stem}{FORMATS[args.format]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     export_model(model_path, args.format, target)
     print(f"{NAMES[args.format]} model: {target} ({target.stat().st_size:,} bytes): float32 images (N, 28, 28, 1) "

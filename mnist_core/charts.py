@@ -21,6 +21,10 @@ SYMBOLS = ("circle-open", "square-open", "diamond-open", "triangle-up-open", "x-
            "triangle-down-open", "hexagon-open")
 TOGGLE_WORDS = {"bn": "BN", "dropout": "Dropout"}
 FRONTIER_RUNS_FROM = 0.95  # the frontier's axis reaches down to a run this accurate, not to every run
+# The frontier's params axis reaches out to runs this small or large, not further: a run of millions of params
+# would squash the presets into a corner.
+FRONTIER_PARAMS = (10, 200_000)
+FRONTIER_LABEL = 40  # characters of a run's name in the frontier's hover; a longer one ran off the chart
 
 
 def training_figure(events: Sequence[Event], epochs: int | None = None, title: str = "",
@@ -261,7 +265,7 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
     for budget in budgets:
         figure.add_vline(x=budget, line={"color": NEUTRAL, "dash": "dot", "width": 1})
     floor = frontier_floor(results, published, runs)
-    runs = [run for run in runs if run[2] >= floor]
+    runs = [run for run in runs if on_frontier(run, floor)]
     honest_colours = [colour for colour in PALETTE if colour != OVER_RED]  # red marks "chosen on the test set"
     for number, result in enumerate(results):
         colour = OVER_RED if result.chosen_on_test else honest_colours[number % len(honest_colours)]
@@ -289,7 +293,8 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
                            mode="markers+text", name="published (numbered as in the notes; most: one run's best epoch)",
                            marker={"symbol": "circle-open", "size": 12, "color": "#555555", "line": {"width": 2}},
                            text=[str(number) for number in range(1, len(published) + 1)],
-                           textposition="top center", textfont={"size": 13, "color": "#555555"},
+                           # Right of the circle: above it, "1" sat under best-under-15k's seeds.
+                           textposition="middle right", textfont={"size": 13, "color": "#555555"},
                            customdata=[[html.escape(text, quote=False) for text in (p.label, p.how, p.source)]
                                        for p in published],
                            hovertemplate="%{text}. %{customdata[0]}: %{x:,} params, %{y:.2%}<br>%{customdata[1]}"
@@ -297,13 +302,16 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
     if runs:
         figure.add_scatter(x=[params for _, params, _ in runs], y=[accuracy for _, _, accuracy in runs],
                            mode="markers", name="your runs", marker={"symbol": "x", "size": 11, "color": "#222222"},
-                           text=[html.escape(label, quote=False) for label, _, _ in runs],
+                           text=[html.escape(_clipped(label), quote=False) for label, _, _ in runs],
                            hovertemplate="%{text}: %{x:,} params, %{y:.2%}<extra></extra>")
-    # From 400 to 22K params, wider where a run lies outside: no run is off the chart's sides.
+    # From 400 to 22K params, wider where a run lies outside (up to FRONTIER_PARAMS), with ticks out there too.
     sizes = [400, 22_000, *(params for _, params, _ in runs)]
-    figure.update_xaxes(type="log", title_text="total params (log scale)", tickvals=list(budgets),
-                        ticktext=[f"{budget // 1000}K" for budget in budgets],
-                        range=[math.log10(min(sizes) / 1.2), math.log10(max(sizes) * 1.2)])
+    low, high = min(sizes) / 1.2, max(sizes) * 1.2
+    ticks = [tick for tick in (10, 20, 50, 100, 200, 500) if tick >= low] + list(budgets) + [
+        tick for tick in (50_000, 100_000, 200_000) if tick <= high]
+    figure.update_xaxes(type="log", title_text="total params (log scale)", tickvals=ticks,
+                        ticktext=[f"{tick // 1000}K" if tick >= 1000 else str(tick) for tick in ticks],
+                        range=[math.log10(low), math.log10(high)])
     figure.update_yaxes(title_text="test accuracy", tickformat=".1%", range=[floor, 1.0])
     figure.update_layout(height=height, margin={"t": TOOLBAR_CLEARANCE, "b": 10, "l": 10, "r": 10},
                          legend={"orientation": "h", "y": -0.18}, font={"size": 14}, clickmode="event+select")
@@ -313,9 +321,21 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
     return figure
 
 
+def on_frontier(run: tuple[str, int, float], floor: float) -> bool:
+    """Whether the frontier chart draws this (label, params, accuracy) run: at or above `floor`, and within
+    FRONTIER_PARAMS."""
+    _, params, accuracy = run
+    return accuracy >= floor and FRONTIER_PARAMS[0] <= params <= FRONTIER_PARAMS[1]
+
+
+def _clipped(label: str) -> str:
+    return label if len(label) <= FRONTIER_LABEL else label[:FRONTIER_LABEL - 1] + "…"
+
+
 def frontier_floor(results: Sequence, published: Sequence, runs: Sequence[tuple[str, int, float]] = ()) -> float:
     """The foot of the frontier's accuracy axis: half a point under its lowest seed, published result or run,
     runs under FRONTIER_RUNS_FROM left out (a run that barely learned would squash the presets together)."""
     lowest = min([0.99, *(min(r.test.values()) for r in results), *(p.accuracy for p in published),
-                  *(accuracy for _, _, accuracy in runs if accuracy >= FRONTIER_RUNS_FROM)])
+                  *(accuracy for _, params, accuracy in runs if accuracy >= FRONTIER_RUNS_FROM
+                    and FRONTIER_PARAMS[0] <= params <= FRONTIER_PARAMS[1])])
     return math.floor((lowest - 0.005) * 200) / 200

@@ -18,7 +18,7 @@ from typing import Any
 from .analysis import Analysis
 from .data import Mnist
 from .runner import Trained, run_versions, train_here
-from .train import limit_threads
+from .train import limit_threads, yield_to_pages
 from .spec import Architecture
 
 STATUS_FILE = "dispatcher.json"
@@ -97,6 +97,7 @@ def train_task(run_id: int, arch: Architecture, recipe: dict[str, Any], data: Mn
     import ray
 
     limit_threads(max(1, int(cpus)))  # the CPUs this task asked for, not every core of a shared node
+    yield_to_pages()  # where the app's server runs on a node of the cluster, its pages come first
 
     def publish(event) -> None:
         relay.publish.remote(run_id, asdict(event))

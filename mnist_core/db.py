@@ -35,7 +35,7 @@ def store_problem(message: str, where: Path) -> StoreError:
     """A StoreError saying `message`, which names no server path (students read it); the folder `where` goes
     to the server's log instead, for whoever runs the server."""
     print(f"{message} The folder: {where}", file=sys.stderr, flush=True)
-    return StoreError(f"{message} The server's log names the folder.")
+    return StoreError(f"{message} The folder is named in the app's log (the terminal that started it).")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ class ExportError(RuntimeError):
     """A model that cannot be exported, with why in one sentence."""
 
 
+class _Unreadable(Exception):
+    """In the child: Keras could not load the model file."""
+
+
 def check_format(name: str) -> str:
     """`name` if it is an export format (`FORMATS`), else ExportError naming the ones there are."""
     if name not in FORMATS:
@@ -118,7 +122,9 @@ def _export_in_child(model_path: Path, fmt: str, target: Path) -> Path:
         said = [line[len(FAILED):] for line in done.stdout.splitlines() if line.startswith(FAILED)]
         reason = said[-1] if said else f"exit status {done.returncode}"
         print(f"export of {model_path} to {fmt} failed: {reason}", file=sys.stderr)  # the server log: details
-        raise ExportError(f"The {NAMES[fmt]} export of {model_path.name} failed ({reason.split(':')[0]}).")
+        # The line's first part only: what failed, and how; Keras' own words may name folders.
+        what, _, how = reason.partition(": ")
+        raise ExportError(f"The {NAMES[fmt]} export failed: {what}" + (f" ({how.split(':')[0]})." if how else "."))
     return target
 
 
@@ -127,7 +133,10 @@ def _export(model_path: Path, fmt: str, target: Path) -> None:
     import keras
     import numpy as np
 
-    model = keras.saving.load_model(model_path, compile=False)
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as err:
+        raise _Unreadable(f"{type(err).__name__}: {err}") from None
     model(np.zeros((1, *model.input_shape[1:]), np.float32))  # export needs a model that has been called
     with replaced_at_once(target, suffix=FORMATS[fmt]) as temp:
         model.export(str(temp), format=KERAS_FORMAT[fmt], verbose=False)
@@ -138,6 +147,8 @@ if __name__ == "__main__":  # the child process of `export_model`: python -m mni
     os.nice(CHILD_NICENESS)
     try:
         _export(Path(sys.argv[1]), check_format(sys.argv[2]), Path(sys.argv[3]))
-    except Exception as err:  # any failure becomes one line for the page, never a traceback
-        print(FAILED + f"{type(err).__name__}: {err}".replace("\n", " ")[:300])
+    except Exception as err:  # each failure becomes one line for the page, never a traceback
+        said = (f"Keras cannot read the model file, which is damaged: {err}" if isinstance(err, _Unreadable)
+                else f"the conversion failed: {type(err).__name__}: {err}")
+        print(FAILED + said.replace("\n", " ")[:300])
         sys.exit(1)

@@ -87,6 +87,11 @@ PUBLISHED = (
 )
 
 
+def smallest_measured() -> PresetResult:
+    """The measured preset with the fewest total params."""
+    return min(MEASURED.values(), key=lambda result: result.params)
+
+
 def best_within(budget: Budget) -> PresetResult | None:
     """The measured preset with the highest mean test accuracy that fits `budget`; None if none fits."""
     fitting = [result for result in MEASURED.values() if budget.verdict(summarize(PRESETS[result.preset])).within]

@@ -34,6 +34,7 @@ class Field:
     unit: str = ""  # after a range in messages: ' images', ' degrees'
     flag: str = ""  # the CLI's flag; default: '--' and the name with dashes
     optional: bool = False  # None is allowed (train_subset: all the images)
+    off: str = ""  # what 0 means where 0 is allowed below the range ('none': a validation split of 0-or-100+)
 
     @property
     def words(self) -> str:
@@ -54,7 +55,13 @@ class Field:
             return "on or off"
         if self.kind is str:
             return f"one of {', '.join(self.low)}"
-        return f"{_number(self.low)}-{_number(self.high)}{self.unit}"
+        span = f"{_number(self.low)}-{_number(self.high)}{self.unit}"
+        return f"0 ({self.off}) or {span}" if self.off else span
+
+    @property
+    def smallest(self) -> float:
+        """The smallest value a number field takes: 0 where 0 is allowed below its range."""
+        return 0 if self.off else self.low
 
     @property
     def kind(self) -> type:
@@ -72,7 +79,8 @@ class Field:
         if self.kind is str:
             return None if value in self.low else f"{self.words} must be {self.allowed}"
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not number or (self.kind is int and value != int(value)) or not self.low <= value <= self.high:
+        in_range = self.low <= value <= self.high or (bool(self.off) and value == 0) if number else False
+        if not number or (self.kind is int and value != int(value)) or not in_range:
             return f"{self.words} must be {self.allowed}"
         return None
 
@@ -93,10 +101,11 @@ FIELDS = (
     Field("train_subset", "Training images", 100, 60_000, 1_000,
           help="Drawn by the seed from the 60,000 less any validation split; 60,000: all of those",
           noun="training subset", short="images", unit=" images", flag="--subset", optional=True),
-    Field("validation", "Validation images", 0, MAX_VALIDATION, 1_000,
+    Field("validation", "Validation images", MIN_VALIDATION, MAX_VALIDATION, 1_000,
           help="Held out from the end of the 60,000 training images and never trained on. Each epoch is scored on "
                "them; the 10,000 test digits are read once, after the last epoch. 0: each epoch is scored on the "
-               "test digits, as in the notebook", noun="validation split", short="validation", unit=" images"),
+               "test digits, as in the notebook", noun="validation split", short="validation", unit=" images",
+          off="none"),
     Field("batch_size", "Batch size", 8, 4096, 1, noun="batch size", short="batch"),
     Field("seed", "Seed", 0, MAX_SEED, 1),
     Field("optimizer", "Optimizer", OPTIMIZERS, help="AdamW: Adam with decoupled weight decay"),
@@ -161,8 +170,6 @@ class Recipe:
                 raise ValueError(f"Invalid recipe: {problem}.")
         checks = [(self.val_batch_size >= 1 and self.progress_every >= 1, "batch counts must be positive"),
                   (self.weight_decay == 0 or self.optimizer == "adamw", "weight decay needs the adamw optimizer"),
-                  (self.validation == 0 or self.validation >= MIN_VALIDATION,
-                   f"a validation split must be 0 (none) or at least {MIN_VALIDATION} images"),
                   ((self.train_subset or 0) + self.validation <= TRAIN_IMAGES,
                    f"the training subset and the validation split take more than the {TRAIN_IMAGES:,} images")]
         for ok, message in checks:

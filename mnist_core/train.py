@@ -6,6 +6,7 @@ This module trains in whatever process calls it; `mnist_core.jobs` runs it in a 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -17,6 +18,9 @@ from .events import Event
 from .kernels import speed_up_training
 from .recipe import Recipe
 from .spec import Architecture
+
+# A training's niceness: below the app's server (0), above a model export (export.CHILD_NICENESS).
+TRAINING_NICENESS = 5
 
 
 @functools.cache  # once per process: TensorFlow's thread pools are set before its first use
@@ -30,6 +34,15 @@ def limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # TensorFlow already ran in this process; it keeps its threads
+
+
+def yield_to_pages(niceness: int = TRAINING_NICENESS) -> None:
+    """Run this process at `niceness` or lower priority: where the app's server shares the cores with
+    trainings, a page's rerun is served first and a training takes the rest. Idempotent, unlike `os.nice`,
+    so a worker that re-executes itself keeps the same priority."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if current < niceness:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from .db import StoreError
 from .runner import RUNS_BEFORE_RECYCLE, Runner
 from .runs import RunStore
 from .slots import mark_ready, open_slot, slot_arguments
-from .train import limit_threads
+from .train import limit_threads, yield_to_pages
 
 IDLE_POLL_SECONDS = 0.2  # how quickly a queued run is picked up
 
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, runner.on_sigterm)
     if args.threads:
         limit_threads(args.threads)
+    yield_to_pages()
     import keras  # warm up: a later run starts without paying the import
 
     mark_ready(lock)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_core.charts import frontier_figure, frontier_floor
+from mnist_core.charts import FRONTIER_PARAMS, frontier_figure, frontier_floor, on_frontier
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text
 from mnist_core.frontier import MEASURED, PUBLISHED
@@ -41,10 +41,15 @@ chosen = [point.get("customdata") for point in (event.selection.points if event 
 for name in chosen:
     if isinstance(name, str) and name in PRESETS:
         open_preset(name)
-below = sum(run.test_accuracy < floor for run in runs)
+below = sum(accuracy < floor for _, _, accuracy in points)
+aside = sum(not on_frontier(point, floor) for point in points) - below
 if below:
     st.caption(f"{plural(below, 'run')} of yours under {accuracy_text(floor)} {'is' if below == 1 else 'are'} "
                f"below the chart.")
+if aside:
+    low, high = FRONTIER_PARAMS
+    st.caption(f"{plural(aside, 'run')} of yours under {low:,} or over {high:,} params "
+               f"{'is' if aside == 1 else 'are'} beside the chart.")
 
 with st.container(horizontal=True):
     for result in results:
@@ -52,11 +57,13 @@ with st.container(horizontal=True):
             open_preset(result.preset)
 
 st.subheader("Measured here")
+# The long columns last: at 1024x768 the table scrolls sideways, and what a class reads first stays in view.
 st.dataframe([{"preset": result.preset, "params": f"{result.params:,}",
                "mean test": accuracy_text(result.mean), "sd": f"{result.spread:.2%}",
-               "seeds (final epoch)": ", ".join(f"{value:.2%}" for value in result.test.values()),
-               "how it was chosen": "on the test set" if result.chosen_on_test else "on 5,000 validation images",
-               "recipe": result.recipe} for result in results], hide_index=True, width="stretch")
+               "chosen on": "test set" if result.chosen_on_test else "validation",
+               "recipe": result.recipe,
+               "seeds (final epoch)": ", ".join(f"{value:.2%}" for value in result.test.values())}
+              for result in results], hide_index=True, width="stretch")
 
 with st.expander("Notes: the published results and how the presets were measured"):
     st.markdown(
@@ -68,8 +75,8 @@ with st.expander("Notes: the published results and how the presets were measured
         "matches one is the stronger result. Bench: `python -m bench.frontier`; every seed is in "
         "`bench/results/frontier.json`.")
     st.dataframe([{"#": number, "result": published.label, "params": f"{published.params:,}",
-                   "test accuracy": accuracy_text(published.accuracy), "how": published.how,
-                   "source": published.source, "link": published.url}
+                   "test accuracy": accuracy_text(published.accuracy), "link": published.url,
+                   "how": published.how, "source": published.source}
                   for number, published in enumerate(PUBLISHED, 1)],
                  hide_index=True, width="stretch", column_config={"link": st.column_config.LinkColumn()})
 

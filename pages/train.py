@@ -136,8 +136,8 @@ with st.expander("Recipe fields: epochs, images, learning rate, augmentation", k
                 # Quick-run epochs and images are locked: they are what makes it quick.
                 locked = quick and field.name in ("epochs", "train_subset")
                 values[field.name] = column.number_input(
-                    field.label, field.low, field.high, field.kind(shown_value), step=field.step, format=field.format,
-                    disabled=locked or field.name in unused_fields(values), **options)
+                    field.label, field.smallest, field.high, field.kind(shown_value), step=field.step,
+                    format=field.format, disabled=locked or field.name in unused_fields(values), **options)
     switch = FIELD["recalibrate_bn"]
     values[switch.name] = st.checkbox(switch.label, shown.recalibrate_bn, key=f"{switch.name}_{recipe_name}",
                                       persist_state="session", help=switch.help)

@@ -10,7 +10,7 @@ from mnist_core.db import StoreError
 from mnist_core.budget import summarize
 from mnist_core.diagram import network_dot
 from mnist_core.evidence import accuracy_text
-from mnist_core.frontier import best_within
+from mnist_core.frontier import best_within, smallest_measured
 from mnist_core.spec import PRESETS
 from mnist_core.words import plural
 from ui import common
@@ -47,7 +47,12 @@ def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
     """What to drop to fit the budget (or what the spare parameters buy), each applied with one click."""
     st.subheader("Budget advisor")
     nearest = best_within(budget)
-    if nearest is not None and nearest.preset != arch.name:
+    if nearest is None:
+        smallest = smallest_measured()
+        counted = summarize(PRESETS[smallest.preset]).counted(budget.counting)
+        st.caption(f"No measured preset is under {budget.limit:,} {budget.counting} params: the smallest, "
+                   f"{smallest.preset}, has {counted:,}.")
+    elif PRESETS[nearest.preset] != arch:  # the same layers under another name are the same network
         line = st.columns([5, 2, 1], vertical_alignment="center")
         counted = summarize(PRESETS[nearest.preset]).counted(budget.counting)  # the count the budget rule sees
         line[0].write(f"Best measured preset within this budget: {nearest.preset} ({counted:,} {budget.counting} "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mnist_core.spec import PRESETS
+from mnist_core.spec import PRESETS, Architecture
 from tests.app.conftest import metrics, texts
 
 
@@ -199,3 +199,19 @@ def test_at_any_budget_the_advisor_offers_the_best_measured_preset_that_fits(app
     assert metrics(at)["Total params"] == f"{expected.params:,}"
     assert any("within" in text or "spare" in text for text in texts(at.success))
     assert not any(b.key == f"nearest-{expected.preset}" for b in at.button)  # it is the current network now
+
+
+def test_under_the_smallest_preset_the_advisor_says_none_fits_and_the_same_layers_renamed_are_no_news(app):
+    """At a budget no measured preset fits, the advisor says so and names the smallest; a preset's layers
+    loaded under another name are that preset, so it is not offered again."""
+    from mnist_core.frontier import smallest_measured
+
+    smallest = smallest_measured()
+    at = app("architecture")
+    at.number_input(key="budget_limit").set_value(smallest.params).run()  # strictly under: it does not fit
+    assert (f"No measured preset is under {smallest.params:,} total params: the smallest, {smallest.preset}, has "
+            f"{smallest.params:,}." in texts(at.caption))
+    assert not any((b.key or "").startswith("nearest-") for b in at.button)
+    at.session_state["arch"] = Architecture(PRESETS["best-under-5k"].layers, name="my net")
+    at.number_input(key="budget_limit").set_value(5_000).run()
+    assert not any(b.key == "nearest-best-under-5k" for b in at.button)

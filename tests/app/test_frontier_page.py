@@ -78,3 +78,22 @@ def test_a_run_far_larger_or_smaller_than_the_presets_is_still_on_the_chart(app,
              for code in ("c3x2_c1x10l_gap_sm", "c3x32_c3x96_c1x10l_gap_sm")]
     assert sizes[0] < 400 and sizes[1] > 22_000
     assert low < math.log10(sizes[0]) and math.log10(sizes[1]) < high
+
+
+def test_a_run_of_millions_of_params_is_counted_beside_the_chart_not_drawn(app, lab_home):
+    """A 1.9M-param run would squash the presets into a corner: it is named in a caption instead, and a long
+    name is cut in the hover so that its numbers stay on screen."""
+    store = RunStore(lab_home)
+    for code, name in (("c3x64_c3x256_c3x256_c3x256_c3x256_c1x10l_gap_sm", "huge"), ("c3x32_c3x96_c1x10l_gap_sm", "x" * 60)):
+        arch = Architecture.from_code(code)
+        run_id = store.create_run(name, arch, {"epochs": 1}, summarize(arch).total, summarize(arch).trainable)
+        store.claim_next(worker_pid=0)
+        store.finish(run_id, "completed", test_accuracy=0.99)
+    assert summarize(Architecture.from_code("c3x64_c3x256_c3x256_c3x256_c3x256_c1x10l_gap_sm")).total > 1_000_000
+    at = app("frontier")
+    chart = figure(at)
+    yours = next(trace for trace in chart["data"] if trace.get("name") == "your runs")
+    label = f"run {run_id}: " + "x" * 60
+    assert yours["text"] == [label[:39] + "…"]  # the 30,000-param run only, its label cut to 40 characters
+    assert chart["layout"]["xaxis"]["range"][1] < math.log10(300_000)
+    assert "1 run of yours under 10 or over 200,000 params is beside the chart." in texts(at.caption)

@@ -17,6 +17,7 @@ from mnist_core.jobs import INTERRUPTED, Lab
 from mnist_core.predict import Predictor
 from mnist_core.recipe import Recipe
 from mnist_core.spec import PRESETS, Architecture
+from mnist_core.train import TRAINING_NICENESS
 from mnist_core.weights import weights_path
 from tests.browser import free_port
 from tests.conftest import wait_for
@@ -116,6 +117,7 @@ def test_a_killed_ray_worker_marks_its_run_interrupted_and_the_next_run_trains(o
         wait_for(lambda: len(lab.store.events(doomed)) >= 3, timeout=300)
         # An earlier test's cancelled task may take a moment to leave on a busy machine: wait until ours is alone.
         [task] = wait_for(lambda: tasks if len(tasks := ray_tasks()) == 1 else None, timeout=60)
+        assert task.nice() >= TRAINING_NICENESS  # a Ray task trains below the app's server, as a local worker does
         task.kill()
         run = wait_for(lambda: (run := lab.store.get(doomed)).finished and run, timeout=60)
         assert run.status == "interrupted" and run.error == RAY_INTERRUPTED

@@ -92,7 +92,7 @@ def test_what_cannot_be_exported_says_why_in_a_sentence_that_names_no_folder(tmp
         archive.writestr("config.json", b"{}")
     with pytest.raises(ExportError) as caught:
         export_model(damaged, "onnx", tmp_path / "out.onnx")
-    assert str(caught.value).startswith("The ONNX export of model.keras failed (")
+    assert str(caught.value).startswith("The ONNX export failed: Keras cannot read the model file, which is damaged (")
     assert str(tmp_path) not in str(caught.value) and not (tmp_path / "out.onnx").exists()
     with pytest.raises(ExportError, match="missing"):
         export_model(tmp_path / "gone.keras", "tflite", tmp_path / "out.tflite")
@@ -121,8 +121,16 @@ def test_the_cli_exports_a_run_or_the_bundled_model_and_refuses_the_rest(lab_hom
     monkeypatch.chdir(tmp_path)  # the default file lands in the current folder, named for what it holds
     assert main(["export", "bundled", "--format", "onnx"]) == 0
     assert (tmp_path / "mnist-budget-lab-bundled.onnx").stat().st_size > 10_000
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert main(["export", str(trained), "--format", "onnx", "--out", str(folder)]) == 0  # a folder: a file in it
+    assert (folder / f"run-{trained}.onnx").stat().st_size > 10_000
+    missing = tmp_path / "no-store-here"
+    assert main(["export", "1", "--format", "onnx", "--home", str(missing)]) == 2
+    assert "There is no run store at" in capsys.readouterr().err and not missing.exists()
 
     for run, says in ((str(untrained), f"Run {untrained} has no model: it was stopped before its first epoch"),
-                      ("99", "There is no run 99"), ("latest", "RUN is a run number or 'bundled'")):
+                      ("99", "There is no run 99"), ("latest", "RUN is a run number"),
+                      ("9" * 23, "RUN is a run number"), ("\u0661", "RUN is a run number")):
         assert main(["export", run, "--format", "onnx"]) == 2
         assert says in capsys.readouterr().err

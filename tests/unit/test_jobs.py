@@ -14,6 +14,7 @@ from mnist_core.analysis import analysis_path
 from mnist_core.jobs import Lab
 from mnist_core.recipe import Recipe
 from mnist_core.spec import PRESETS
+from mnist_core.train import TRAINING_NICENESS
 from tests.conftest import ROOT, wait_for
 
 QUICK = Recipe(epochs=1, train_subset=512, progress_every=1)
@@ -126,6 +127,8 @@ def test_warm_worker_trains_the_next_run_without_a_new_process(lab, lab_home):
     assert run.status == "completed" and run.worker_pid == pid
     assert [process.pid for process in worker_processes(lab_home)] == [pid]
     assert (lab_home / "worker.log").read_text().count("ready on slot") == 1
+    # Niced below the app's server, so that a page's rerun is served before its training.
+    assert psutil.Process(pid).nice() == max(TRAINING_NICENESS, psutil.Process().nice())
 
 
 def test_two_labs_on_one_home_share_one_worker(lab, lab_home, mnist_dir):

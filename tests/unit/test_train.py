@@ -167,9 +167,9 @@ def test_same_seed_same_metrics_other_seed_differs(mnist):
     (dict(learning_rate=2.0), "learning rate must be 0.0001-1"),
     (dict(epochs=2.5), "epochs must be 1-200"),
     (dict(lr_decay=float("nan")), "lr decay must be 0-100"),
-    (dict(validation=20_000), "validation split must be 0-10,000 images"),
-    (dict(validation=-1), "validation split must be 0-10,000 images"),
-    (dict(validation=50), "a validation split must be 0 \\(none\\) or at least 100 images"),
+    (dict(validation=20_000), "validation split must be 0 \\(none\\) or 100-10,000 images"),
+    (dict(validation=-1), "validation split must be 0 \\(none\\) or 100-10,000 images"),
+    (dict(validation=50), "validation split must be 0 \\(none\\) or 100-10,000 images"),
     (dict(validation=5_000, train_subset=56_000), "take more than the 60,000 images"),
 ])
 def test_invalid_recipes_are_refused(changes, message):
@@ -187,6 +187,16 @@ def test_every_recipe_field_a_user_sets_is_declared_once_with_its_range():
     assert sorted(field.name for field in FIELDS) == sorted(f.name for f in fields(Recipe) if f.name not in internal)
     for named in RECIPES.values():  # the named recipes sit inside the declared ranges
         assert all(field.problem(getattr(named, field.name)) is None for field in FIELDS)
+
+
+def test_the_validation_field_says_the_range_it_checks():
+    """0 (no split) or 100-10,000: the CLI's help, the page's smallest value and the refusal say the same."""
+    from mnist_core.recipe import FIELDS
+
+    (field,) = [field for field in FIELDS if field.name == "validation"]
+    assert field.allowed == "0 (none) or 100-10,000 images" and field.smallest == 0
+    assert [field.problem(value) for value in (0, 100, 10_000)] == [None, None, None]
+    assert {field.problem(value) for value in (1, 99, 10_001)} == {"validation split must be 0 (none) or 100-10,000 images"}
 
 
 def test_recipe_defaults_are_the_notebooks():
