@@ -254,7 +254,8 @@ def import_lazy_parts() -> None:
 
 
 def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple[str, int, float]],
-                    budgets: Sequence[int] = (1_000, 2_000, 5_000, 8_000, 15_000), height: int = 500) -> go.Figure:
+                    runs_name: str = "your runs", budgets: Sequence[int] = (1_000, 2_000, 5_000, 8_000, 15_000),
+                    height: int = 500) -> go.Figure:
     """Test accuracy against total params (log scale): each measured preset's seeds as dots with their mean (a
     bar) and spread, published results as open circles numbered in their order, and `runs` ((label, params,
     accuracy)) as crosses, those under `frontier_floor` left out.
@@ -290,7 +291,9 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
     if published:
         # Numbers, not names, beside the circles: close results' names ran into each other on a projector.
         figure.add_scatter(x=[p.params for p in published], y=[p.accuracy for p in published],
-                           mode="markers+text", name="published (numbered as in the notes; most: one run's best epoch)",
+                           mode="markers+text",
+                           name="the notebook and published results (numbered as in the notes; most: one run's "
+                                "best epoch)",
                            marker={"symbol": "circle-open", "size": 12, "color": "#555555", "line": {"width": 2}},
                            text=[str(number) for number in range(1, len(published) + 1)],
                            # Right of the circle: above it, "1" sat under best-under-15k's seeds.
@@ -301,7 +304,7 @@ def frontier_figure(results: Sequence, published: Sequence, runs: Sequence[tuple
                                          "<br>%{customdata[2]}<extra></extra>")
     if runs:
         figure.add_scatter(x=[params for _, params, _ in runs], y=[accuracy for _, _, accuracy in runs],
-                           mode="markers", name="your runs", marker={"symbol": "x", "size": 11, "color": "#222222"},
+                           mode="markers", name=runs_name, marker={"symbol": "x", "size": 11, "color": "#222222"},
                            text=[html.escape(_clipped(label), quote=False) for label, _, _ in runs],
                            hovertemplate="%{text}: %{x:,} params, %{y:.2%}<extra></extra>")
     # From 400 to 22K params, wider where a run lies outside (up to FRONTIER_PARAMS), with ticks out there too.

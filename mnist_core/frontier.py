@@ -8,6 +8,7 @@ last epoch. `best-under-15k` was chosen earlier, on the test set, and is marked 
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass
 
@@ -28,6 +29,11 @@ class PresetResult:
     @property
     def params(self) -> int:
         return summarize(PRESETS[self.preset]).total
+
+    @property
+    def budget(self) -> int:
+        """The total-params budget its name says it is under: best-under-5k is under 5,000."""
+        return int(re.fullmatch(r"best-under-(\d+)k", self.preset)[1]) * 1000
 
     @property
     def mean(self) -> float:

@@ -12,6 +12,8 @@ from .history import Run
 from .recipe import FIELD, Recipe, closest_recipe
 from .spec import Architecture, SpecError
 
+UNSETTLED_GAP = 0.3  # training this far above the test: not overfitting on MNIST, but unsettled BatchNorm
+
 
 def architecture_text(arch: Architecture) -> str:
     """A one-line summary: '3x3:16 bn do0.1 · 3x3:32 bn do0.1 · 1x1:16 · pool · ... · 1x1:10'."""
@@ -82,6 +84,21 @@ def run_rows(runs: list[Run], budget: Budget, epochs_done: dict[int, int]) -> li
             "note": run.error or "",
         })
     return rows
+
+
+def unsettled_batchnorm(run: Run, events: Sequence[Event]) -> str | None:
+    """Why a run's test accuracy is far under its training accuracy, where the cause is BatchNorm's moving
+    averages that too few batches left unsettled (a short run without the re-estimate); None otherwise."""
+    trained = [event.accuracy for event in events if event.kind == "epoch"]
+    if run.test_accuracy is None or not trained or trained[-1] - run.test_accuracy < UNSETTLED_GAP:
+        return None
+    arch, _ = spec_or_error(run)
+    if arch is None or not any(getattr(layer, "batchnorm", False) for layer in arch.layers) \
+            or run.recipe.get("recalibrate_bn"):
+        return None
+    return (f"Training reached {trained[-1]:.0%} accuracy but the test only {run.test_accuracy:.2%}: in so few "
+            f"batches BatchNorm's moving averages had not settled, and the test reads them. Tick "
+            f"\"{FIELD['recalibrate_bn'].label}\", or train on more images or for more epochs.")
 
 
 def recipe_text(recipe: dict) -> str:

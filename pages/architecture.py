@@ -32,10 +32,7 @@ def load_preset(name: str) -> None:
 
 def reset() -> None:
     load_preset(DEFAULT_PRESET)
-    default = Budget()
-    st.session_state[common.BUDGET] = default
-    # Set, not removed: a removed value leaves the browser showing the old budget, and its next message restores it.
-    st.session_state["budget_limit"], st.session_state["budget_counting"] = default.limit, default.counting
+    common.set_budget(Budget())
 
 
 def set_budget() -> None:

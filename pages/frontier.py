@@ -1,65 +1,75 @@
 """Frontier: test accuracy against total params, for the measured presets, published results and your runs."""
 
+import statistics
+
 import streamlit as st
 
 from mnist_core.charts import FRONTIER_PARAMS, frontier_figure, frontier_floor, on_frontier
 from mnist_core.db import StoreError
-from mnist_core.evidence import accuracy_text
-from mnist_core.frontier import MEASURED, PUBLISHED
+from mnist_core.evidence import NO_ACCURACY, accuracy_text
+from mnist_core.budget import Budget
+from mnist_core.frontier import MEASURED, PUBLISHED, PresetResult
 from mnist_core.spec import PRESETS
 from mnist_core.words import plural
 from ui import common
 
 notices = common.begin_page()
 st.title("Budget frontier")
-st.caption("How small can it go? Each preset's seeds (dots) and their mean ± standard deviation (bar), "
-           "published results (numbered circles: see the notes below) and your completed runs (crosses). Click "
-           "a preset, or its button below, to open it on the Architecture page.")
-
 lab = common.get_lab()
+me = common.visitor(lab) if lab is not None else None
+# In a class a student sees their own runs, the teacher everyone's: where the class lands.
+everyone = lab is not None and lab.in_class and me.teacher
+whose, of_whom = ("the class's", "of the class") if everyone else ("your", "of yours")
+st.caption(f"How small can it go? Each preset's seeds (dots) and their mean ± standard deviation (bar), "
+           f"published results (numbered circles: see the notes below) and {whose} completed runs (crosses). "
+           f"Click a preset, or its button below, to open it on the Architecture page.")
+
 runs = []
 if lab is not None:
-    me = common.visitor(lab)
     try:
         runs = [run for run in lab.runs() if run.status == "completed" and run.test_accuracy is not None
-                and (not lab.in_class or run.owner == me.owner)]  # in a class, your own runs
+                and (not lab.in_class or everyone or run.owner == me.owner)]
     except StoreError as err:
-        st.warning(f"Your runs are not shown: {err}")
+        st.warning(f"The runs are not shown: {err}")
 
 
-def open_preset(name: str) -> None:
-    common.set_arch(PRESETS[name], f"Loaded preset {name} from the frontier")
+def open_preset(result: PresetResult) -> None:
+    common.set_arch(PRESETS[result.preset], f"Loaded preset {result.preset} from the frontier")
+    common.set_budget(Budget(result.budget))  # best-under-2k opens under a budget of 2,000
     st.switch_page("pages/architecture.py")
 
 
 results = sorted(MEASURED.values(), key=lambda result: result.params)
 points = [(f"run {run.id}: {run.name}", run.total_params, run.test_accuracy) for run in runs]
 floor = frontier_floor(results, PUBLISHED, points)
-event = st.plotly_chart(frontier_figure(results, PUBLISHED, points), width="stretch", key="frontier_chart",
-                        on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+event = st.plotly_chart(frontier_figure(results, PUBLISHED, points, f"{whose} runs"), width="stretch",
+                        key="frontier_chart", on_select="rerun", selection_mode="points",
+                        config={"displayModeBar": False})
 chosen = [point.get("customdata") for point in (event.selection.points if event else [])]
 for name in chosen:
-    if isinstance(name, str) and name in PRESETS:
-        open_preset(name)
+    if isinstance(name, str) and name in MEASURED:
+        open_preset(MEASURED[name])
 below = sum(accuracy < floor for _, _, accuracy in points)
 aside = sum(not on_frontier(point, floor) for point in points) - below
 if below:
-    st.caption(f"{plural(below, 'run')} of yours under {accuracy_text(floor)} {'is' if below == 1 else 'are'} "
+    st.caption(f"{plural(below, 'run')} {of_whom} under {accuracy_text(floor)} {'is' if below == 1 else 'are'} "
                f"below the chart.")
 if aside:
     low, high = FRONTIER_PARAMS
-    st.caption(f"{plural(aside, 'run')} of yours under {low:,} or over {high:,} params "
+    st.caption(f"{plural(aside, 'run')} {of_whom} under {low:,} or over {high:,} params "
                f"{'is' if aside == 1 else 'are'} beside the chart.")
 
 with st.container(horizontal=True):
     for result in results:
         if st.button(f"Open {result.preset} ({result.params:,})", key=f"open_{result.preset}"):
-            open_preset(result.preset)
+            open_preset(result)
 
 st.subheader("Measured here")
 # The long columns last: at 1024x768 the table scrolls sideways, and what a class reads first stays in view.
 st.dataframe([{"preset": result.preset, "params": f"{result.params:,}",
                "mean test": accuracy_text(result.mean), "sd": f"{result.spread:.2%}",
+               "mean validation": accuracy_text(statistics.mean(result.validation.values()))
+               if result.validation else NO_ACCURACY,
                "chosen on": "test set" if result.chosen_on_test else "validation",
                "recipe": result.recipe,
                "seeds (final epoch)": ", ".join(f"{value:.2%}" for value in result.test.values())}
@@ -75,9 +85,11 @@ with st.expander("Notes: the published results and how the presets were measured
         "matches one is the stronger result. Bench: `python -m bench.frontier`; every seed is in "
         "`bench/results/frontier.json`.")
     st.dataframe([{"#": number, "result": published.label, "params": f"{published.params:,}",
-                   "test accuracy": accuracy_text(published.accuracy), "link": published.url,
+                   "test accuracy": accuracy_text(published.accuracy), "link": published.url or "",
                    "how": published.how, "source": published.source}
                   for number, published in enumerate(PUBLISHED, 1)],
-                 hide_index=True, width="stretch", column_config={"link": st.column_config.LinkColumn()})
+                 hide_index=True, width="stretch",
+                 # The site's name, not "https://" cut short: readable from the back of a room.
+                 column_config={"link": st.column_config.LinkColumn(display_text=r"https?://(?:www\.)?([^/]+)")})
 
 common.end_page(notices)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from mnist_core import config
 from mnist_core.budget import summarize
 from mnist_core.evidence import accuracy_text
 from mnist_core.catalogue import available_models, best_model, bundled_model
@@ -36,4 +37,7 @@ st.page_link("pages/predict.py", label="Predict: draw or photograph a digit and 
 st.page_link("pages/runs.py", label="Runs: compare, download, reload or delete past runs")
 st.page_link("pages/studies.py", label="Studies: measure what each BatchNorm and Dropout buys")
 st.page_link("pages/handwriting.py", label="My handwriting: your own digits, to judge every model on")
+st.page_link("pages/frontier.py", label="Frontier: how small can it go? The best networks under 15K to 1K params")
+if config.teacher_passcode():  # a board needs a class
+    st.page_link("pages/board.py", label="Class board: each student's best run, who trains now, and the queue")
 common.end_page(notices)

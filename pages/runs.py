@@ -9,7 +9,7 @@ from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.catalogue import bundled_model, model_problem
 from mnist_core.report import run_rows
-from mnist_core.report import spec_or_error
+from mnist_core.report import spec_or_error, unsettled_batchnorm
 from mnist_core.words import plural
 from ui import analysis, common
 from ui.export import export_buttons
@@ -103,6 +103,13 @@ st.caption(f"{run.status} · test accuracy {accuracy_text(run.test_accuracy)} ·
            f"{plural(run.recipe.get('epochs', 0), 'epoch')}" + (f" · {run.error}" if run.error else ""))
 if did_not_learn(run.test_accuracy):
     st.warning(did_not_learn_sentence(run.test_accuracy))
+if run.test_accuracy is not None:
+    try:
+        why = unsettled_batchnorm(run, lab.store.events(run.id))
+    except StoreError:
+        why = None  # the explanation is extra; the page stands without it
+    if why:
+        st.warning(why)
 actions = st.container(horizontal=True)  # each button as wide as its label
 if spec_error:
     st.error(spec_error)

@@ -11,7 +11,7 @@ from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sent
 from mnist_core.jobs import LIVE_SECONDS, watch_seconds
 from mnist_core.links import parse_run_id
 from mnist_core.recipe import ABOUT, BEST_MEASURED, FIELD, RECIPES, Recipe, subset_field, unused_fields
-from mnist_core.report import epochs_text, progress_text, recipe_text
+from mnist_core.report import epochs_text, progress_text, recipe_text, unsettled_batchnorm
 from mnist_core.spec import PRESETS
 from mnist_core.words import plural
 from ui import common
@@ -314,6 +314,9 @@ def _final(run, events, recipe: Recipe) -> None:
                                                      "accuracy and no model to draw for: train at least one epoch."))
     if did_not_learn(run.test_accuracy):
         st.warning(did_not_learn_sentence(run.test_accuracy))
+    why = unsettled_batchnorm(run, events)
+    if why:
+        st.warning(why)
     cols = st.columns(4)
     cols[0].metric("Final test accuracy" if run.status == "completed" else "Test accuracy",
                    accuracy_text(run.test_accuracy),

@@ -57,7 +57,8 @@ def advisor(arch, budget, verdict, measured: dict[str, str]) -> None:
         counted = summarize(PRESETS[nearest.preset]).counted(budget.counting)  # the count the budget rule sees
         line[0].write(f"Best measured preset within this budget: {nearest.preset} ({counted:,} {budget.counting} "
                       f"params)")
-        line[1].write(f"{accuracy_text(nearest.mean)}, mean of {plural(len(nearest.test), 'seed')}")
+        line[1].write(f"{accuracy_text(nearest.mean)}, mean of {plural(len(nearest.test), 'seed')}"
+                      + (" (chosen on the test set)" if nearest.chosen_on_test else ""))
         line[2].button("Load", key=f"nearest-{nearest.preset}", on_click=common.set_arch,
                        args=(PRESETS[nearest.preset], f"Loaded preset {nearest.preset}"),
                        help=f"Load {nearest.preset}: the edits below then start from it")

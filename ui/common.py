@@ -119,6 +119,13 @@ def set_arch(arch: Architecture, change: str | None = None) -> None:
     st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1  # fresh widgets show `arch`
 
 
+def set_budget(budget: Budget) -> None:
+    """Make `budget` the session's, and the Architecture page's budget fields show it."""
+    st.session_state[BUDGET] = budget
+    # Set, not removed: a removed value leaves the browser showing the old budget, and its next message restores it.
+    st.session_state["budget_limit"], st.session_state["budget_counting"] = budget.limit, budget.counting
+
+
 def plain(text: str) -> str:
     """A user's string (a spec, run or study name) made safe for Streamlit's markdown: shown literally on one
     line, never as a link, an image, emphasis, a colour or an icon."""

@@ -169,3 +169,24 @@ def test_a_students_own_run_stays_in_front_of_a_classmates_live_chart(app, lab_h
         assert "No training yet. Press Quick run or Start training to train the current architecture." in texts(cat.info)
     finally:
         lock.close()
+
+
+def test_on_the_frontier_a_student_sees_their_own_runs_and_the_teacher_the_whole_class(app, lab_home,
+                                                                                       idle_executor):
+    import json
+
+    ann, ben = app("frontier"), app("frontier")
+    store = RunStore(lab_home)
+    mine, theirs = add_run(store, owner(ann), accuracy=0.985), add_run(store, owner(ben), accuracy=0.975)
+
+    def crosses(at) -> tuple[str, list[str]]:
+        chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+        [runs] = [trace for trace in chart["data"] if trace.get("marker", {}).get("symbol") == "x"]
+        return runs["name"], runs["text"]
+
+    ann.run()
+    assert crosses(ann) == ("your runs", [f"run {mine}: seed-final"])
+    ben.sidebar.text_input(key="passcode").set_value(PASSCODE)  # a form: sent with its button
+    button(ben, "Unlock").click().run()
+    assert crosses(ben) == ("the class's runs", [f"run {theirs}: seed-final", f"run {mine}: seed-final"])
+    assert any("the class's completed runs (crosses)" in text for text in texts(ben.caption))

@@ -2,8 +2,10 @@
 
 import json
 import math
+import statistics
 
 from mnist_core.budget import summarize
+from mnist_core.evidence import NO_ACCURACY, accuracy_text
 from mnist_core.frontier import MEASURED, PUBLISHED
 from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS, Architecture
@@ -27,7 +29,7 @@ def test_the_chart_holds_every_presets_seeds_the_published_results_and_your_runs
         mean = next(trace for trace in traces if trace.get("customdata") == [result.preset]
                     and trace["mode"] == "markers+text")
         assert abs(mean["y"][0] - result.mean) < 1e-12 and abs(mean["error_y"]["array"][0] - result.spread) < 1e-12
-    published = next(trace for trace in traces if trace.get("name", "").startswith("published"))
+    published = next(trace for trace in traces if trace.get("name", "").startswith("the notebook and published"))
     assert published["x"] == [p.params for p in PUBLISHED] and published["y"] == [p.accuracy for p in PUBLISHED]
     yours = next(trace for trace in traces if trace.get("name") == "your runs")
     assert yours["x"] == [summarize(PRESETS["seed-final"]).total]
@@ -35,9 +37,13 @@ def test_the_chart_holds_every_presets_seeds_the_published_results_and_your_runs
     assert any("1 run of yours under" in text and "is below the chart" in text for text in texts(at.caption))
     table = at.dataframe[0].value
     assert list(table["preset"]) == [result.preset for result in sorted(MEASURED.values(), key=lambda r: r.params)]
+    assert list(table["mean validation"]) == [
+        accuracy_text(statistics.mean(result.validation.values())) if result.validation else NO_ACCURACY
+        for result in sorted(MEASURED.values(), key=lambda r: r.params)]
     notes = at.dataframe[1].value
     links = [p.url for p in PUBLISHED if p.url]
-    assert list(notes["link"].dropna()) == links and len(links) == 3
+    assert [link for link in notes["link"] if link] == links and len(links) == 3  # none shows "None"
+    assert None not in list(notes["link"])
     # A click selects one point; no other point may fade (Plotly greys unselected points unless told otherwise).
     assert all(trace["unselected"]["marker"]["opacity"] == trace["marker"].get("opacity", 1) for trace in traces)
 
@@ -49,6 +55,9 @@ def test_a_presets_button_opens_it_on_the_architecture_page(app):
     assert metrics(at)["Total params"] == f"{smallest.params:,}"
     assert any(f"Current: **{smallest.preset}**" in text for text in texts(at.caption))
     assert f"Last change: Loaded preset {smallest.preset} from the frontier" in texts(at.caption)
+    # Under the budget in its name, not the 15,000 the page had: the advisor and the spare count are about 1K.
+    assert at.number_input(key="budget_limit").value == smallest.budget == 1_000
+    assert metrics(at)["Spare"] == f"+{1_000 - 1 - smallest.params:,}"
 
 
 def test_a_user_named_run_is_plain_text_in_the_chart(app, lab_home):
@@ -84,7 +93,8 @@ def test_a_run_of_millions_of_params_is_counted_beside_the_chart_not_drawn(app, 
     """A 1.9M-param run would squash the presets into a corner: it is named in a caption instead, and a long
     name is cut in the hover so that its numbers stay on screen."""
     store = RunStore(lab_home)
-    for code, name in (("c3x64_c3x256_c3x256_c3x256_c3x256_c1x10l_gap_sm", "huge"), ("c3x32_c3x96_c1x10l_gap_sm", "x" * 60)):
+    for code, name in (("c3x64_c3x256_c3x256_c3x256_c3x256_c1x10l_gap_sm", "huge"),
+                       ("c3x32_c3x96_c1x10l_gap_sm", "x" * 60)):
         arch = Architecture.from_code(code)
         run_id = store.create_run(name, arch, {"epochs": 1}, summarize(arch).total, summarize(arch).trainable)
         store.claim_next(worker_pid=0)

@@ -178,6 +178,14 @@ def test_runs_table_lists_runs_with_their_numbers(app, lab_home):
     assert list(table.columns[:6]) == ["run", "status", "test accuracy", "total params", "budget", "architecture"]
 
 
+def test_a_run_whose_test_is_far_under_its_training_is_explained_on_runs_and_train(app, lab_home, idle_executor):
+    """Training at 97%, the test at 40%, BatchNorm and no re-estimate: both pages say why and what to tick."""
+    run_id = finished_run(lab_home, accuracy=0.40)
+    for page in (app("runs"), app("train", query={"run": str(run_id)})):
+        assert any(text.startswith("Training reached 97% accuracy but the test only 40.00%") for text in
+                   texts(page.warning)), texts(page.warning)
+
+
 def test_runs_page_does_not_call_a_never_trained_run_broken(app, lab_home):
     """A run stopped while queued has no model, which is not an error; a trained run is preselected."""
     trained = finished_run(lab_home, name=BUNDLED, model_from=bundled_model().path)

@@ -320,7 +320,7 @@ def test_the_recipe_caption_follows_the_edited_fields(app, lab_home, idle_execut
     assert not any(text.startswith("20 epochs") for text in texts(at.caption))
 
 
-def test_the_recipe_fields_take_the_ranges_the_core_checks(app):
+def test_the_recipe_fields_take_the_ranges_the_core_checks(app, idle_executor):
     """The page's inputs once allowed batch 8-4,096 while the core took 1-8,192; both read FIELDS now."""
     from mnist_core.recipe import FIELDS
 
@@ -329,7 +329,7 @@ def test_the_recipe_fields_take_the_ranges_the_core_checks(app):
     for field in FIELDS:
         if field.kind in (int, float):
             box = at.number_input(key=f"{field.name}_notebook")
-            assert (box.min, box.max) == (field.low, field.high), field.name
+            assert (box.min, box.max) == (field.smallest, field.high), field.name
 
 
 def test_the_page_says_what_a_run_costs_here_and_refuses_one_over_the_servers_caps(app, lab_home, monkeypatch, idle_executor):
