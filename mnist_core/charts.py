@@ -328,7 +328,11 @@ def on_frontier(run: tuple[str, int, float], floor: float) -> bool:
     """Whether the frontier chart draws this (label, params, accuracy) run: at or above `floor`, and within
     FRONTIER_PARAMS."""
     _, params, accuracy = run
-    return accuracy >= floor and FRONTIER_PARAMS[0] <= params <= FRONTIER_PARAMS[1]
+    return accuracy >= floor and _within_params(params)
+
+
+def _within_params(params: int) -> bool:
+    return FRONTIER_PARAMS[0] <= params <= FRONTIER_PARAMS[1]
 
 
 def _clipped(label: str) -> str:
@@ -339,6 +343,6 @@ def frontier_floor(results: Sequence, published: Sequence, runs: Sequence[tuple[
     """The foot of the frontier's accuracy axis: half a point under its lowest seed, published result or run,
     runs under FRONTIER_RUNS_FROM left out (a run that barely learned would squash the presets together)."""
     lowest = min([0.99, *(min(r.test.values()) for r in results), *(p.accuracy for p in published),
-                  *(accuracy for _, params, accuracy in runs if accuracy >= FRONTIER_RUNS_FROM
-                    and FRONTIER_PARAMS[0] <= params <= FRONTIER_PARAMS[1])])
+                  *(accuracy for _, params, accuracy in runs
+                    if accuracy >= FRONTIER_RUNS_FROM and _within_params(params))])
     return math.floor((lowest - 0.005) * 200) / 200
