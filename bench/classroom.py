@@ -2,6 +2,7 @@
 
     python -m bench.classroom --students 30 --browsers 3 --out bench/results/classroom.json
     python -m bench.classroom --students 30 --trainers 6      # only 6 of them press Quick run (a shorter run)
+    python -m bench.classroom --executor ray                  # the runs train on a Ray instance on this machine
 
 The server is started here in a class (a teacher passcode set), with its own run store. Each websocket
 student is a real Streamlit session, speaking the protocol the browser speaks (BackMsg / ForwardMsg): it joins
@@ -36,6 +37,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+from mnist_core import config
 from mnist_core.runs import RunStore
 
 PASSCODE = "bench-class"
@@ -170,9 +172,11 @@ def browser_students(url: str, count: int, trains: bool, results: dict, started:
         browser.close()
 
 
-def start_server(home: Path, port: int) -> psutil.Popen:
-    """`streamlit run app.py` in a class, on `port`, with its run store in `home`; its log in home/server.log."""
-    env = dict(os.environ, MNIST_LAB_HOME=str(home), MNIST_LAB_TEACHER_PASSCODE=PASSCODE, PYTHONUNBUFFERED="1")
+def start_server(home: Path, port: int, executor: str) -> psutil.Popen:
+    """`streamlit run app.py` in a class, on `port`, training on `executor`, with its run store in `home`;
+    its log in home/server.log."""
+    env = dict(os.environ, MNIST_LAB_HOME=str(home), MNIST_LAB_TEACHER_PASSCODE=PASSCODE, PYTHONUNBUFFERED="1",
+               **{config.EXECUTOR_ENV: executor})
     with open(home / "server.log", "ab") as log:
         server = psutil.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                "--server.headless", "true"], cwd=Path(__file__).resolve().parent.parent, env=env,
@@ -210,6 +214,8 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=30, help="all students, Chromium ones included")
     parser.add_argument("--browsers", type=int, default=3, help="of them, real Chromium sessions")
     parser.add_argument("--trainers", type=int, default=None, help="how many press Quick run (default: all)")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="ray: the server's dispatcher starts a Ray instance of its own on this machine")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     from tests.browser import free_port
@@ -218,7 +224,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-classroom-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(home, port)
+    server = start_server(home, port, args.executor)
     store = RunStore(home)
     results = {"toggle_s": [], "predict_s": [], "exceptions": []}
     try:
@@ -245,7 +251,7 @@ def main() -> None:
         server.wait(30)
     owners = [run.owner for run in runs]
     report = {
-        "students": args.students, "browsers": args.browsers, "trainers": trainers, "cpus": os.cpu_count(),
+        "executor": args.executor, "students": args.students, "browsers": args.browsers, "trainers": trainers, "cpus": os.cpu_count(),
         "runs": len(runs), "completed": sum(run.status == "completed" for run in runs),
         "duplicated": len(owners) - len(set(owners)),
         "lost": max(0, trainers - len(set(owners))),

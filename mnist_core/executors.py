@@ -59,19 +59,20 @@ class LocalExecutor:
         # Side by side, each worker trains on its share of the cores rather than all of them fighting for each.
         threads = max(1, (os.cpu_count() or 1) // max_workers) if max_workers > 1 else 0
         self.supervisor = Supervisor(store, "mnist_core.worker", max_workers, data_dir, idle_timeout, threads)
+        self.slots = max_workers
         self.ensure_running, self.live_workers = self.supervisor.ensure, self.supervisor.live
         self.shutdown = self.supervisor.shutdown
 
     def status(self) -> ExecutorStatus:
-        slots = self.supervisor.slots
-        return ExecutorStatus("on this machine, " + ("one at a time" if slots == 1 else f"up to {slots} at once"),
+        return ExecutorStatus("on this machine, " + ("one at a time" if self.slots == 1 else
+                                                     f"up to {self.slots} at once"),
                               start_problem(self.supervisor))
 
     def waiting_text(self, run: Run, ahead: list[Run], status: ExecutorStatus) -> str:
         if ahead:
+            at_once = "one training at a time keeps" if self.slots == 1 else f"{self.slots} trainings at a time keep"
             return (f"Run {run.id} is queued: {plural(len(ahead), 'run')} ahead of it "
-                    f"{'trains' if len(ahead) == 1 else 'train'} first "
-                    f"(one training at a time keeps this machine responsive).")
+                    f"{'trains' if len(ahead) == 1 else 'train'} first ({at_once} this machine responsive).")
         return "Waiting for the training worker (it loads TensorFlow once, then stays warm)..."
 
 

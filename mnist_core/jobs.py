@@ -42,6 +42,9 @@ class Submitted:
     ahead: int
 
 
+# Every student's live view asks for the queue's times each redraw; the rate behind them changes only as runs
+# complete, so it is read from every completed run at most this often.
+RATE_SECONDS = 30.0
 KEEPER_SECONDS = 5.0  # how often a server's keeper looks for queued runs without a trainer, and overdue runs
 LIVE_SECONDS = 1.0  # a page watching a run in training (or about to start) looks again this often
 WAITING_SECONDS = 3.0  # ... a run waiting behind others, a finished run or none: 30 students each looking every
@@ -95,6 +98,7 @@ class Lab:
         self.passcode = config.teacher_passcode()
         self._keeper_stop = threading.Event()
         self._studies_lock = threading.Lock()  # a study's share check and its runs, one study at a time
+        self._rate = (-RATE_SECONDS, DEFAULT_FLOPS_PER_SECOND)  # (when learnt, FLOP/s): see training_rate
         self.reap()
 
     @property
@@ -240,12 +244,18 @@ class Lab:
         return study_id
 
     def training_rate(self) -> float:
-        """FLOP/s this server trains at, learnt from its newest completed runs (`cost.server_rate`); the
-        measured default while the store cannot be read (an estimate is no reason to fail a page)."""
+        """FLOP/s this server trains at, learnt from its newest completed runs (`cost.server_rate`) and kept for
+        RATE_SECONDS; the measured default while the store cannot be read (an estimate is no reason to fail a
+        page)."""
+        learnt_at, rate = self._rate
+        if time.monotonic() - learnt_at < RATE_SECONDS:
+            return rate
         try:
-            return server_rate(self.store.list(("completed",)))
+            rate = server_rate(self.store.list(("completed",)))
         except StoreError:
             return DEFAULT_FLOPS_PER_SECOND
+        self._rate = (time.monotonic(), rate)
+        return rate
 
     def estimate(self, arch: Architecture, recipe: Recipe) -> RunCost:
         """What a run of `arch` with `recipe` would cost here: time, work and training memory."""

@@ -80,7 +80,7 @@ def train(arch: Architecture, recipe: Recipe, data: Mnist, on_event: Callable[[E
         speed_up_training(model)
     rate = learning_rate_schedule(keras, recipe)
     model.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-                  optimizer=_optimizer(keras, recipe, rate), metrics=["accuracy"])
+                  optimizer=make_optimizer(keras, recipe, rate), metrics=["accuracy"])
     progress = _Progress(recipe, recipe.steps_per_epoch, on_event, should_stop, rate)
     scoring = EpochScoring(keras, recipe, data, x_train if recipe.recalibrate_bn else None, should_stop,
                            progress.poll_stop)
@@ -184,7 +184,8 @@ def recalibrate_batchnorm(model, images: np.ndarray, batch_size: int = 2000,
     return True
 
 
-def _optimizer(keras, recipe: Recipe, rate):
+def make_optimizer(keras, recipe: Recipe, rate):
+    """The recipe's optimizer (Adam or AdamW) following the learning rate schedule `rate`."""
     if recipe.optimizer == "adamw":
         return keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay)
     return keras.optimizers.Adam(rate)

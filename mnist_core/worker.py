@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 
+from .data import MnistDataError, load_mnist
 from .db import StoreError
 from .runner import RUNS_BEFORE_RECYCLE, Runner
 from .runs import RunStore
@@ -43,6 +44,16 @@ def serve(runner: Runner, data_dir: str | None, idle_timeout: float) -> bool:
     return False
 
 
+def read_mnist_ahead(data_dir: str | None) -> None:
+    """Read MNIST into this process's cache while no run waits for it: the first run's chart starts a quarter
+    of a second sooner (`bench.first_point`). A folder that cannot be read fails the run that needs it, with
+    its own message, as before."""
+    try:
+        load_mnist(data_dir)
+    except MnistDataError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = slot_arguments(argv, __doc__)
     lock = open_slot(args)
@@ -62,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     mark_ready(lock)
     print(f"worker {os.getpid()} ready on slot {args.slot} (keras {keras.__version__})", flush=True)
+    read_mnist_ahead(args.data_dir)
     if serve(runner, args.data_dir, args.idle_timeout):
         lock.close()  # the re-executed worker takes the slot again
         os.execv(sys.executable, [sys.executable, "-m", "mnist_core.worker", *(argv or sys.argv[1:])])

@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnist_core.budget import summarize
 from mnist_core.catalogue import usable
-from mnist_core.classroom import Duplicate, NotAllowed
+from mnist_core.classroom import Duplicate, NotAllowed, queue_order
 from mnist_core.cost import check_cost, estimate_words
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
@@ -33,6 +33,7 @@ FIELD_ROWS = [("epochs", "train_subset", "validation"), ("batch_size", "seed", "
 LIVE_HEIGHT = 440  # px: the live chart's first points show on a 1024x768 projector right after a click
 STARTED = "started_runs"  # the runs this tab started: one of them in training stays in front
 STOPPED_HERE = "stopped_in_front"  # the run this tab stopped from the front: it stays there, saying so
+CLASSMATES_LISTED = 5  # a student's Train page names the next few classmates' runs; the Class board lists all
 PACE = "live_pace"  # seconds between the live view's redraws, as `watch_seconds` last said
 
 
@@ -191,7 +192,8 @@ def live_runs() -> None:
         st.info("No training yet. Press Quick run or Start training to train the current architecture.")
     else:
         _run_view(focus, events, active, times, names)
-    others = [run for run in active if focus is None or run.id != focus.id]
+    in_turn = [run for run in active if run.status == "running"] + queue_order(active)  # as workers take them
+    others = [run for run in in_turn if focus is None or run.id != focus.id]
     others.sort(key=lambda run: run.owner != me.owner)  # your own first, then the class's in queue order
     if others:
         _active_runs(others, active, times, names)
@@ -228,15 +230,33 @@ def _run_in_link() -> int | None:
 
 
 def _active_runs(others, active, times, names) -> None:
-    """One line per other running or queued run, each with its own Stop (for its owner and the teacher), so
-    none trains out of reach."""
+    """One line per other running or queued run this visitor may stop, each with its own Stop, so none trains
+    out of reach; a student's classmates' runs in one short list under them, the next few by name."""
     st.subheader("Also training or queued")
-    for run in others:
+    mine = [run for run in others if me.may_manage(run.owner)]
+    theirs = [run for run in others if not me.may_manage(run.owner)]
+    for run in mine:
         line = st.columns([5, 1], vertical_alignment="center")
         line[0].write(f"Run {run.id}: {common.plain(run.name)}{_by(run, names)} · {run.status}")
         if run.status == "queued":
             line[0].caption(_waiting(run, active, times))
         _stop_button(line[1], run)
+    if theirs:
+        _classmates_runs(theirs, times, names)
+
+
+def _classmates_runs(theirs, times, names) -> None:
+    """Classmates' runs as one list (a class of 30 redraws this every second or few: one element, not a row
+    of widgets a run); the rest counted, with the Class board for the whole queue."""
+    lines = []
+    for run in theirs[:CLASSMATES_LISTED]:
+        start, _ = times.get(run.id, (None, None))
+        when = f", should start {_in(start)}" if run.status == "queued" and start is not None else ""
+        lines.append(f"- Run {run.id}: {common.plain(run.name)}{_by(run, names)} · {run.status}{when}")
+    if len(theirs) > CLASSMATES_LISTED:
+        lines.append(f"- and {plural(len(theirs) - CLASSMATES_LISTED, 'more run')} of the class: the Class board "
+                     f"lists the whole queue")
+    st.markdown("\n".join(lines))
 
 
 def _by(run, names) -> str:

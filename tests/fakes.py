@@ -12,6 +12,7 @@ class IdleExecutor:
 
     def __init__(self) -> None:
         self.workers: dict[int, int] = {}
+        self.slots = 1
 
     def ensure_running(self, retry: bool = False) -> None:
         pass

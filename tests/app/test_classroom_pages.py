@@ -16,6 +16,7 @@ from mnist_core.runs import RunStore
 from mnist_core.slots import open_slot
 from mnist_core.spec import PRESETS
 from tests.app.conftest import texts
+from ui.common import plain
 
 PASSCODE = "owl-42"
 FINAL = PRESETS["seed-final"]
@@ -169,6 +170,34 @@ def test_a_students_own_run_stays_in_front_of_a_classmates_live_chart(app, lab_h
         assert "No training yet. Press Quick run or Start training to train the current architecture." in texts(cat.info)
     finally:
         lock.close()
+
+
+def test_a_student_sees_their_own_runs_with_stop_and_the_next_classmates_runs_as_one_short_list(app, lab_home,
+                                                                                                 idle_executor):
+    """A class of 30 redraws the live view every second or few: a student's classmates' runs are one list of
+    the next five to start, in the queue's turns (names shown literally), the rest counted; only the student's
+    own run has a Stop. The teacher gets a Stop on every run."""
+    ann, ben, cat = app("train"), app("train"), app("train")
+    store = RunStore(lab_home)
+    ben.sidebar.text_input(key="new_name").set_value("**Ben** [x](http://evil)")
+    button(ben, "Use this name").click().run()
+    bens = [add_run(store, owner(ben), "queued", seed=seed) for seed in range(6)]
+    cats = add_run(store, owner(cat), "queued", seed=7)  # queued last, yet second in turn: Ben's first went before
+    mine = add_run(store, owner(ann), "queued", seed=9)
+    ann.run()
+    assert ann.subheader[0].value == f"Run {mine}: seed-final · yours · queued"
+    assert {b.help for b in ann.button if b.label == "Stop"} == {f"Stop run {mine}"}
+    [listed] = [text for text in texts(ann.markdown) if text.startswith("- Run ")]
+    lines = listed.splitlines()
+    assert [line.split(":")[0] for line in lines[:5]] == [f"- Run {run_id}" for run_id in
+                                                          (bens[0], cats, *bens[1:4])]
+    assert lines[0] == f"- Run {bens[0]}: seed-final by {plain('**Ben** [x](http://evil)')} · queued, should start now"
+    assert lines[5] == "- and 2 more runs of the class: the Class board lists the whole queue"
+    teacher = app("train")
+    teacher.sidebar.text_input(key="passcode").set_value(PASSCODE)
+    button(teacher, "Unlock").click().run()
+    teacher.run()
+    assert {b.help for b in teacher.button if b.label == "Stop"} == {f"Stop run {run_id}" for run_id in (*bens, cats, mine)}
 
 
 def test_on_the_frontier_a_student_sees_their_own_runs_and_the_teacher_the_whole_class(app, lab_home,

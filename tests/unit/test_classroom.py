@@ -159,6 +159,22 @@ def test_a_class_trains_two_runs_at_once_on_two_cores_and_one_alone_uses_them_al
     assert config.max_workers() == 1
 
 
+def test_a_queued_runs_words_say_how_many_runs_train_at_once(lab):
+    """A class trains two at once: its queued runs once said 'one training at a time' under a footer saying
+    'up to 2 at once'."""
+    from mnist_core.executors import LocalExecutor
+
+    first, second = queue(lab, "ann-token", 0), queue(lab, "ben-token", 0)
+    run, ahead = lab.store.get(second), [lab.store.get(first)]
+    for slots, words in ((1, "(one training at a time keeps this machine responsive)"),
+                         (2, "(2 trainings at a time keep this machine responsive)")):
+        executor = LocalExecutor(lab.store, None, 60.0, slots)
+        assert executor.waiting_text(run, ahead, executor.status()) == \
+            f"Run {second} is queued: 1 run ahead of it trains first {words}."
+        assert executor.status().where == ("on this machine, one at a time" if slots == 1 else
+                                           "on this machine, up to 2 at once")
+
+
 def test_a_queued_run_starts_without_a_page_and_a_run_over_the_time_limit_is_stopped(lab_home, monkeypatch):
     """As after a restart: a run waits queued in the store and nobody opens the Train page. The server's keeper
     starts it; it then trains past the limit (0.15 min here) and is stopped with the reason 'time limit'."""
