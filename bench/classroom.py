@@ -251,7 +251,8 @@ def main() -> None:
         server.wait(30)
     owners = [run.owner for run in runs]
     report = {
-        "executor": args.executor, "students": args.students, "browsers": args.browsers, "trainers": trainers, "cpus": os.cpu_count(),
+        "executor": args.executor, "students": args.students, "browsers": args.browsers, "trainers": trainers,
+        "cpus": os.cpu_count(),
         "runs": len(runs), "completed": sum(run.status == "completed" for run in runs),
         "duplicated": len(owners) - len(set(owners)),
         "lost": max(0, trainers - len(set(owners))),

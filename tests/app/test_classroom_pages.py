@@ -197,7 +197,8 @@ def test_a_student_sees_their_own_runs_with_stop_and_the_next_classmates_runs_as
     teacher.sidebar.text_input(key="passcode").set_value(PASSCODE)
     button(teacher, "Unlock").click().run()
     teacher.run()
-    assert {b.help for b in teacher.button if b.label == "Stop"} == {f"Stop run {run_id}" for run_id in (*bens, cats, mine)}
+    every_run = {f"Stop run {run_id}" for run_id in (*bens, cats, mine)}
+    assert {b.help for b in teacher.button if b.label == "Stop"} == every_run
 
 
 def test_on_the_frontier_a_student_sees_their_own_runs_and_the_teacher_the_whole_class(app, lab_home,
