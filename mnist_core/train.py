@@ -239,7 +239,11 @@ def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe):
     transform = _augmentation(keras, recipe)
     dataset = dataset.map(lambda x, y: (transform(tf.cast(x, tf.float32) / 255.0), y),
                           num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # Without tf.data's autotuning: with it, one full-MNIST run in two waited 15-17 s, idle, for a tuning thread
+    # as `fit` ended (docs/benchmarks.md); the pipeline is not where a step's time goes either way.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _augmentation(keras, recipe: Recipe) -> Callable:
