@@ -59,13 +59,9 @@ class LocalExecutor:
         # Side by side, each worker trains on its share of the cores rather than all of them fighting for each.
         threads = max(1, (os.cpu_count() or 1) // max_workers) if max_workers > 1 else 0
         self.supervisor = Supervisor(store, "mnist_core.worker", max_workers, data_dir, idle_timeout, threads)
+        self.slots = max_workers
         self.ensure_running, self.live_workers = self.supervisor.ensure, self.supervisor.live
         self.shutdown = self.supervisor.shutdown
-
-    @property
-    def slots(self) -> int:
-        """How many runs train at once here."""
-        return self.supervisor.slots
 
     def status(self) -> ExecutorStatus:
         return ExecutorStatus("on this machine, " + ("one at a time" if self.slots == 1 else
