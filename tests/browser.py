@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import psutil
@@ -20,6 +21,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "test-artifacts" / "screenshots"))
+EXIT_GRACE = 60  # seconds; loaded by a parallel test process, one exit took over 30 (CI)
 LOAD_TIMEOUT_MS = 60_000  # the first Predict page load imports TensorFlow in the server
 
 
@@ -64,9 +66,20 @@ class Server:
             return []
 
     def stop(self) -> None:
+        """SIGTERM, as a terminal's Ctrl-C or a service manager stops it. A server still alive after
+        EXIT_GRACE seconds is killed after a warning that holds its Python stacks (py-spy), so the test's own
+        checks still run and a slow exit is seen, not hidden."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(30)
+            try:
+                self.process.wait(EXIT_GRACE)
+            except subprocess.TimeoutExpired:
+                stacks = subprocess.run([str(Path(sys.executable).with_name("py-spy")), "dump", "--pid",
+                                         str(self.process.pid)], capture_output=True, text=True)
+                warnings.warn(f"streamlit took over {EXIT_GRACE} s to exit on SIGTERM; its stacks:\n"
+                              f"{stacks.stdout}{stacks.stderr}")
+                self.process.kill()
+                self.process.wait()
         self.log.close()
 
 
@@ -108,6 +121,16 @@ class ExceptionWatch:
         for page in self.context.pages:
             self.seen += [f"{page.url}: {text}" for text in page.locator(EXCEPTION_BOX).all_inner_texts()]
         assert not self.seen, f"the app showed an exception: {self.seen}"
+
+
+def settled_box(locator, timeout: float = 10.0) -> dict:
+    """The element's bounding box once it has one: a rerun that redraws the page detaches the element for a
+    moment, and Playwright then gives None rather than waiting."""
+    deadline = time.monotonic() + timeout
+    while (box := locator.bounding_box(timeout=timeout * 1000)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert box is not None, f"{locator} has no box on the page"
+    return box
 
 
 def no_exception_box(page) -> None:

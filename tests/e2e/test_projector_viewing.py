@@ -15,7 +15,7 @@ from mnist_core.budget import summarize
 from mnist_core.runs import RunStore
 from mnist_core.spec import PRESETS
 from mnist_core.study import variants
-from tests.browser import SCREENSHOTS, Server, draw
+from tests.browser import SCREENSHOTS, Server, draw, settled_box
 
 pytestmark = pytest.mark.e2e
 
@@ -176,7 +176,7 @@ def test_runs_buttons_are_whole_and_the_main_columns_show(server, watched_contex
     assert {"Download spec JSON", "Load architecture", "Download model (.keras)"} <= set(labels), labels
     assert not cut, f"labels cut short: {cut}"
     for name in ("Download spec JSON", "Load architecture", "Download model (.keras)", "Delete run"):
-        box = page.get_by_role("button", name=name).bounding_box()
+        box = settled_box(page.get_by_role("button", name=name))
         assert box["x"] + box["width"] <= WIDTH - SCROLLBAR, f"{name} runs off the side: {box}"
     page.screenshot(path=str(screenshot_path("runs-1024x768-buttons")))
     scroll_to_top(page)

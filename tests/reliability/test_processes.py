@@ -114,9 +114,10 @@ def test_server_killed_mid_training_leaves_no_running_run_and_no_orphan(lab_home
     try:
         page.goto(f"{restarted.url}/runs")
         expect(page.locator('[data-testid="stDataFrame"]')).to_contain_text("interrupted")
+        workers = restarted.workers()
     finally:
         restarted.stop()
-    assert not restarted.workers()
+    assert not psutil.wait_procs(workers, timeout=30)[1], "a worker outlived its server"
 
 
 def draw_one_and_wait(page) -> float:
@@ -163,6 +164,7 @@ def test_two_tabs_press_start_at_once(lab_home, watched_context):
         assert store.get(store.list()[-1].id).status == "running"
         for run in store.list():
             store.request_stop(run.id)
+        workers = server.workers()
     finally:
         server.stop()
-    assert not server.workers()
+    assert not psutil.wait_procs(workers, timeout=30)[1], "a worker outlived its server"
