@@ -23,7 +23,7 @@ from . import config
 from .budget import summarize
 from .classroom import (LAB_USER, STUDY_RUNS_CAP, ClassSettings, NotAllowed, Visitor, check_not_duplicate,
                         check_share, queue_order, read_settings, write_settings)
-from .cost import DEFAULT_FLOPS_PER_SECOND, LimitError, RunCost, check_cost, estimate, server_rate
+from .cost import DEFAULT_FLOPS_PER_SECOND, LimitError, RunCost, check_cost, estimate, estimate_words, server_rate
 from .db import StoreError
 from .executors import ExecutorStatus, make_executor
 from .history import Run
@@ -45,6 +45,7 @@ class Submitted:
 # Every student's live view asks for the queue's times each redraw; the rate behind them changes only as runs
 # complete, so it is read from every completed run at most this often.
 RATE_SECONDS = 30.0
+SOON_SECONDS = 5.0  # a running run past its estimate is counted as this close to its end: its true end is unknown
 KEEPER_SECONDS = 5.0  # how often a server's keeper looks for queued runs without a trainer, and overdue runs
 LIVE_SECONDS = 1.0  # a page watching a run in training (or about to start) looks again this often
 WAITING_SECONDS = 3.0  # ... a run waiting behind others, a finished run or none: 30 students each looking every
@@ -82,6 +83,14 @@ def timetable(active: list[Run], seconds: dict[int, float], slots: int) -> dict[
         free[0] = start + seconds.get(run.id, 0.0)
         times[run.id] = (start, free[0])
     return times
+
+
+def from_now(seconds: float) -> str:
+    """A time in `timetable` as words: 'now' for a free slot, 'soon' when it waits on a run that is due or past
+    its estimate (never a made-up 'about 5 s'), else 'in about ...'."""
+    if seconds < 1:
+        return "now"
+    return "soon" if seconds <= SOON_SECONDS else f"in {estimate_words(seconds)}"
 
 
 class Lab:
@@ -312,7 +321,7 @@ class Lab:
             except (ValueError, TypeError, KeyError):
                 continue  # a stored spec this version cannot read: it counts as no time
             elapsed = time.time() - run.started_at if run.status == "running" and run.started_at else 0.0
-            seconds[run.id] = max(cost - elapsed, 5.0) if run.status == "running" else cost
+            seconds[run.id] = max(cost - elapsed, SOON_SECONDS) if run.status == "running" else cost
         return timetable(active, seconds, self.slots)
 
     def active(self) -> list[Run]:

@@ -4,8 +4,8 @@ switches (pause the queue, runs per student, stop a run, clear a student's runs)
 import streamlit as st
 
 from mnist_core.classroom import MAX_RUNS_PER_STUDENT, ClassSettings, NotAllowed, by_study, queue_order
-from mnist_core.cost import estimate_words
 from mnist_core.db import StoreError
+from mnist_core.jobs import from_now
 from mnist_core.report import leaderboard
 from mnist_core.words import plural
 from ui import common
@@ -82,7 +82,7 @@ def board() -> None:
         start = times.get(run.id, (None, None))[0]  # none while the queue is paused
         line(run, names, f"{place}. ", (f" and {plural(count - 1, 'more run')} of its study" if count > 1 else "")
              + (" · waits for the teacher" if start is None else
-                f" · starts {'now' if start < 5 else 'in ' + estimate_words(start)}"))
+                f" · starts {from_now(start)}"))
 
 
 def line(run, names, before: str, after: str = "") -> None:

@@ -5,10 +5,10 @@ import streamlit as st
 from mnist_core.budget import summarize
 from mnist_core.catalogue import usable
 from mnist_core.classroom import Duplicate, NotAllowed, queue_order
-from mnist_core.cost import check_cost, estimate_words
+from mnist_core.cost import check_cost
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
-from mnist_core.jobs import LIVE_SECONDS, watch_seconds
+from mnist_core.jobs import LIVE_SECONDS, from_now, watch_seconds
 from mnist_core.links import parse_run_id
 from mnist_core.recipe import ABOUT, BEST_MEASURED, FIELD, RECIPES, Recipe, subset_field, unused_fields
 from mnist_core.report import epochs_text, progress_text, recipe_text, unsettled_batchnorm
@@ -251,12 +251,14 @@ def _classmates_runs(theirs, times, names) -> None:
     lines = []
     for run in theirs[:CLASSMATES_LISTED]:
         start, _ = times.get(run.id, (None, None))
-        when = f", should start {_in(start)}" if run.status == "queued" and start is not None else ""
+        when = f", should start {from_now(start)}" if run.status == "queued" and start is not None else ""
         lines.append(f"- Run {run.id}: {common.plain(run.name)}{_by(run, names)} · {run.status}{when}")
-    if len(theirs) > CLASSMATES_LISTED:
-        lines.append(f"- and {plural(len(theirs) - CLASSMATES_LISTED, 'more run')} of the class: the Class board "
-                     f"lists the whole queue")
+    more = len(theirs) - CLASSMATES_LISTED
+    if more > 0:
+        lines.append(f"- and {plural(more, 'more run')} of the class: the Class board lists the whole queue")
     st.markdown("\n".join(lines))
+    if more > 0:
+        st.page_link("pages/board.py", label="Class board: the whole queue →", icon=":material/leaderboard:")
 
 
 def _by(run, names) -> str:
@@ -269,12 +271,8 @@ def _by(run, names) -> str:
 def _waiting(run, active, times) -> str:
     """What a queued run waits for, and when it should start and finish."""
     start, finish = times.get(run.id, (None, None))
-    when = "" if start is None else f" It should start {_in(start)} and be done {_in(finish)}."
+    when = "" if start is None else f" It should start {from_now(start)} and be done {from_now(finish)}."
     return lab.waiting_text(run, active) + when
-
-
-def _in(seconds: float) -> str:
-    return "now" if seconds < 5 else f"in {estimate_words(seconds)}"
 
 
 def _stop_button(where, run, front: bool = False) -> None:

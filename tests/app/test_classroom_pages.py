@@ -5,6 +5,7 @@ browser test tests/e2e/test_classroom.py."""
 
 import argparse
 import os
+import re
 
 import pytest
 
@@ -149,6 +150,12 @@ def test_the_board_ranks_each_students_best_final_accuracy_under_the_budget(app,
         f"1. {names[owner(ann)]}: run {queued} · waits for the teacher",
         f"2. {names[owner(ben)]}: study {study}: run {first_of_study} and 16 more runs of its study · waits for the "
         f"teacher"]
+    write_settings(lab_home, ClassSettings())  # going on: each line says when it starts
+    board.run()
+    first, second = [text for text in texts(board.text) if text[:3] in ("1. ", "2. ", "3. ")]
+    assert first == f"1. {names[owner(ann)]}: run {queued} · starts now"
+    assert re.fullmatch(rf"2\. .+: study {study}: run {first_of_study} and 16 more runs of its study · starts "
+                        r"(now|in about \d+ (s|min))", second), second
 
 
 def test_a_students_own_run_stays_in_front_of_a_classmates_live_chart(app, lab_home):
@@ -193,6 +200,7 @@ def test_a_student_sees_their_own_runs_with_stop_and_the_next_classmates_runs_as
                                                           (bens[0], cats, *bens[1:4])]
     assert lines[0] == f"- Run {bens[0]}: seed-final by {plain('**Ben** [x](http://evil)')} · queued, should start now"
     assert lines[5] == "- and 2 more runs of the class: the Class board lists the whole queue"
+    assert [link.proto.label for link in ann.get("page_link")] == ["Class board: the whole queue →"]
     teacher = app("train")
     teacher.sidebar.text_input(key="passcode").set_value(PASSCODE)
     button(teacher, "Unlock").click().run()

@@ -11,7 +11,7 @@ from mnist_core.budget import Budget, summarize
 from mnist_core.classroom import (LAB_USER, ClassSettings, Duplicate, NotAllowed, ShareExceeded, read_settings,
                                   teacher_mark, is_passcode, write_settings)
 from mnist_core.cost import LimitError
-from mnist_core.jobs import Lab, timetable
+from mnist_core.jobs import SOON_SECONDS, Lab, from_now, timetable
 from mnist_core.recipe import QUICK_RUN, RECIPES, Recipe
 from mnist_core.report import leaderboard
 from mnist_core.runs import RunStore
@@ -138,6 +138,22 @@ def test_the_timetable_gives_each_queued_run_a_start_and_finish(lab, monkeypatch
     assert estimated[ids[0]][0] == estimated[ids[1]][0] == 0
     assert estimated[ids[2]][1] == pytest.approx(2 * estimated[ids[0]][1])
     write_settings(lab.home, ClassSettings(paused=True))
+
+
+def test_a_run_behind_one_past_its_estimate_should_start_soon_not_in_a_made_up_5_s(lab, monkeypatch):
+    """A running run that takes longer than estimated has no known end: the run behind it 'should start
+    soon', and it finishes its own estimate after that."""
+    from mnist_core import jobs
+
+    first, second = queue(lab, "a-token", 0), queue(lab, "b-token", 0)
+    write_settings(lab.home, ClassSettings())  # running: nobody can say when a paused queue goes on
+    assert lab.store.claim_next(1).id == first
+    monkeypatch.setattr(jobs.time, "time", lambda: lab.store.get(first).started_at + 3600)  # an hour over
+    active = sorted(lab.store.list(("queued", "running")), key=lambda run: run.id)
+    start, finish = Lab(lab.home, max_workers=1).timetable(active)[second]
+    assert start == SOON_SECONDS and from_now(start) == "soon"
+    assert from_now(finish).startswith("in about") and finish > start
+    assert [from_now(seconds) for seconds in (0.0, 40.0)] == ["now", "in about 40 s"]
 
 
 def test_a_class_trains_two_runs_at_once_on_two_cores_and_one_alone_uses_them_all(monkeypatch):
