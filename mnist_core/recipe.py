@@ -276,6 +276,7 @@ def unused_fields(choices: dict[str, Any]) -> set[str]:
 
 # Every recipe the app offers by name, for saying which one a run used (the Studies page offers the first look).
 NAMED = {**RECIPES, "first look": FIRST_LOOK}
+_NAMED_FIELDS = {name: named.to_dict() for name, named in NAMED.items()}  # read on every redraw of a run list
 
 
 def recipe_name(recipe: Recipe) -> str:
@@ -288,7 +289,7 @@ def recipe_name(recipe: Recipe) -> str:
 def closest_recipe(recipe: Recipe) -> tuple[str, dict[str, Any]]:
     """The named recipe `recipe` differs least from, and the fields it changes (the seed not counted)."""
     mine = recipe.to_dict()
-    changes = {name: {key: value for key, value in mine.items() if key != "seed" and named.to_dict()[key] != value}
-               for name, named in NAMED.items()}
+    changes = {name: {key: value for key, value in mine.items() if key != "seed" and named[key] != value}
+               for name, named in _NAMED_FIELDS.items()}
     name = min(changes, key=lambda name: len(changes[name]))
     return name, changes[name]

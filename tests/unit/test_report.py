@@ -3,8 +3,8 @@
 from dataclasses import replace
 
 from mnist_core.events import Event
-from mnist_core.recipe import BEST, FAST
-from mnist_core.report import progress_text, unsettled_batchnorm
+from mnist_core.recipe import BEST, FAST, FIRST_LOOK, NOTEBOOK, QUICK_RUN
+from mnist_core.report import progress_text, recipe_text, unsettled_batchnorm
 
 
 def batch_event(epoch: float, batch: int) -> Event:
@@ -55,3 +55,10 @@ def test_a_test_score_far_under_training_is_put_down_to_unsettled_batchnorm_wher
     assert unsettled_batchnorm(*run("c3x8b_c1x10l_gap_sm", {"epochs": 2, "recalibrate_bn": True}, 0.1332)) is None
     assert unsettled_batchnorm(*run("c3x8_c1x10l_gap_sm", {"epochs": 2}, 0.1332)) is None  # no BatchNorm
     assert unsettled_batchnorm(*run("c3x8b_c1x10l_gap_sm", {"epochs": 2}, 0.70)) is None  # close to training
+
+
+def test_a_stored_recipe_is_named_by_the_closest_named_recipe_and_what_it_changed():
+    assert recipe_text(replace(QUICK_RUN, epochs=2, seed=3).to_dict()) == "quick with epochs 2 · seed 3"
+    assert recipe_text(replace(NOTEBOOK, seed=1).to_dict()) == "notebook · seed 1"
+    assert recipe_text(FIRST_LOOK.to_dict()) == "first look · seed 0"
+    assert recipe_text({"epochs": "many"}) == "unreadable recipe"
