@@ -5,7 +5,7 @@ import streamlit as st
 from mnist_core.budget import summarize
 from mnist_core.catalogue import usable
 from mnist_core.classroom import Duplicate, NotAllowed, queue_order
-from mnist_core.cost import check_cost
+from mnist_core.cost import check_cost, estimate_words
 from mnist_core.db import StoreError
 from mnist_core.evidence import accuracy_text, did_not_learn, did_not_learn_sentence
 from mnist_core.jobs import LIVE_SECONDS, from_now, watch_seconds
@@ -271,7 +271,8 @@ def _by(run, names) -> str:
 def _waiting(run, active, times) -> str:
     """What a queued run waits for, and when it should start and finish."""
     start, finish = times.get(run.id, (None, None))
-    when = "" if start is None else f" It should start {from_now(start)} and be done {from_now(finish)}."
+    # Its length, not its end: rounded to minutes, "start in about 3 min and be done in about 3 min" read as nonsense.
+    when = "" if start is None else f" It should start {from_now(start)} and take {estimate_words(finish - start)}."
     return lab.waiting_text(run, active) + when
 
 

@@ -194,6 +194,9 @@ def test_a_student_sees_their_own_runs_with_stop_and_the_next_classmates_runs_as
     ann.run()
     assert ann.subheader[0].value == f"Run {mine}: seed-final · yours · queued"
     assert {b.help for b in ann.button if b.label == "Stop"} == {f"Stop run {mine}"}
+    # Its start and its length: a rounded "done in about 3 min" beside "start in about 3 min" read as nonsense.
+    assert any(re.search(r"It should start in about \d+ (s|min) and take about \d+ s\.$", text)
+               for text in texts(ann.info)), texts(ann.info)
     [listed] = [text for text in texts(ann.markdown) if text.startswith("- Run ")]
     lines = listed.splitlines()
     assert [line.split(":")[0] for line in lines[:5]] == [f"- Run {run_id}" for run_id in

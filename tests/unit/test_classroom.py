@@ -148,7 +148,8 @@ def test_a_run_behind_one_past_its_estimate_should_start_soon_not_in_a_made_up_5
     first, second = queue(lab, "a-token", 0), queue(lab, "b-token", 0)
     write_settings(lab.home, ClassSettings())  # running: nobody can say when a paused queue goes on
     assert lab.store.claim_next(1).id == first
-    monkeypatch.setattr(jobs.time, "time", lambda: lab.store.get(first).started_at + 3600)  # an hour over
+    started = lab.store.get(first).started_at
+    monkeypatch.setattr(jobs.time, "time", lambda: started + 3600)  # an hour over its estimate
     active = sorted(lab.store.list(("queued", "running")), key=lambda run: run.id)
     start, finish = Lab(lab.home, max_workers=1).timetable(active)[second]
     assert start == SOON_SECONDS and from_now(start) == "soon"
